@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+
+mod env;
+mod error;
+mod provider;
+mod registry;
+mod secret;
+mod types;
+
+pub use env::{EnvSource, LayeredEnv, MapEnv, ProcessEnv, parse_bool, parse_duration};
+pub use error::{Category, Error, ErrorKind};
+pub use provider::{ChatStream, Provider};
+pub use registry::{ProviderRegistration, Registry};
+pub use secret::Secret;
+pub use types::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
+
+/// Re-exports used by [`register_provider!`]; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}

@@ -1,0 +1,60 @@
+//! The object-safe trait every provider implements.
+
+use std::fmt;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_core::Stream;
+
+use crate::{ChatRequest, ChatResponse, Error, StreamEvent};
+
+/// A streamed answer: [`StreamEvent`]s ending in exactly one `Finish`, or an error.
+///
+/// A provider's stream yields an error (never a silent end) when the connection drops, when the bytes
+/// cannot be decoded, or when the provider's terminator never arrives.
+pub type ChatStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, Error>> + Send>>;
+
+/// One LLM provider, as the cascade sees it.
+///
+/// Implementations make exactly one attempt per call: retries, backoff and deadlines belong to the
+/// cascade, which also applies [`Provider::timeout`] around each attempt.
+#[async_trait]
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// The provider's id (`groq`, `openai`, …).
+    fn id(&self) -> &str;
+
+    /// The model used when a request names none.
+    fn model(&self) -> &str;
+
+    /// Where requests go (for display; never contains a key).
+    fn base_url(&self) -> &str;
+
+    /// Whether the provider runs on this machine or network (Ollama, LM Studio): a refused connection
+    /// then means "not running" and costs no retry.
+    fn is_local(&self) -> bool {
+        false
+    }
+
+    /// How long one attempt may take before the cascade gives up on it.
+    fn timeout(&self) -> Duration;
+
+    /// Sends one chat request and waits for the whole answer.
+    ///
+    /// # Errors
+    /// A classified [`Error`] naming this provider.
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, Error>;
+
+    /// Sends one chat request and returns the answer as a stream.
+    ///
+    /// # Errors
+    /// A classified [`Error`] when the request fails before the stream starts; later failures arrive
+    /// inside the stream.
+    async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, Error>;
+
+    /// A cheap check that the provider answers and accepts our credentials (e.g. listing its models).
+    ///
+    /// # Errors
+    /// A classified [`Error`] saying why the provider is not usable.
+    async fn check_available(&self) -> Result<(), Error>;
+}

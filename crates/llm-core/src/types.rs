@@ -1,0 +1,195 @@
+//! The request and response types every provider speaks.
+
+use serde::{Deserialize, Serialize};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions for the model.
+    System,
+    /// The person asking.
+    User,
+    /// The model's earlier answers.
+    Assistant,
+}
+
+impl Role {
+    /// The lowercase name used on the wire by most providers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Who wrote it.
+    pub role: Role,
+    /// Its text.
+    pub content: String,
+}
+
+impl Message {
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::System,
+            content: content.into(),
+        }
+    }
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
+    }
+    /// An assistant message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
+    }
+}
+
+/// A chat request, the same for every provider.
+///
+/// `model: None` means "the provider's configured model". Options left `None` are not sent, so the
+/// provider's own default applies (except where a provider requires a value, which it documents).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The conversation, oldest first.
+    pub messages: Vec<Message>,
+    /// Overrides the provider's configured model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Upper bound on generated tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Sequences that end generation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+}
+
+impl ChatRequest {
+    /// A request with one user message.
+    pub fn from_prompt(prompt: impl Into<String>) -> Self {
+        Self {
+            messages: vec![Message::user(prompt)],
+            ..Self::default()
+        }
+    }
+
+    /// Prepends a system message.
+    #[must_use]
+    pub fn with_system(mut self, system: impl Into<String>) -> Self {
+        self.messages.insert(0, Message::system(system));
+        self
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FinishReason {
+    /// The model finished its answer (or hit a stop sequence).
+    Stop,
+    /// The answer was cut by the token limit: complete as a response, but not as an answer.
+    Length,
+    /// The provider filtered the answer.
+    ContentFilter,
+    /// The model asked to call a tool.
+    ToolCalls,
+    /// A reason this crate does not know, as the provider spelled it.
+    Other(String),
+}
+
+impl FinishReason {
+    /// The snake_case name, as reported in `--json` output.
+    pub fn as_str(&self) -> &str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::Other(other) => other,
+        }
+    }
+}
+
+impl Serialize for FinishReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for FinishReason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Ok(match raw.as_str() {
+            "stop" => FinishReason::Stop,
+            "length" => FinishReason::Length,
+            "content_filter" => FinishReason::ContentFilter,
+            "tool_calls" => FinishReason::ToolCalls,
+            _ => FinishReason::Other(raw),
+        })
+    }
+}
+
+/// Token counts of one exchange.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub input_tokens: u64,
+    /// Tokens generated.
+    pub output_tokens: u64,
+}
+
+/// A complete answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    /// The answer's text.
+    pub content: String,
+    /// The id of the provider that answered.
+    pub provider: String,
+    /// The model that answered, as the provider reported it.
+    pub model: String,
+    /// Why generation ended.
+    pub finish_reason: FinishReason,
+    /// Token counts, when the provider reported them.
+    pub usage: Option<Usage>,
+}
+
+/// One event of a streamed answer.
+///
+/// A well-formed stream is any number of `Delta` and `Usage` events followed by exactly one `Finish`.
+/// A stream that ends without `Finish` was cut short; providers report that as an error instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent {
+    /// More text.
+    Delta {
+        /// The new text.
+        text: String,
+    },
+    /// Token counts (usually near the end).
+    Usage {
+        /// The counts.
+        usage: Usage,
+    },
+    /// The end of the answer.
+    Finish {
+        /// Why generation ended.
+        reason: FinishReason,
+        /// The model that answered, when the stream said.
+        model: Option<String>,
+    },
+}

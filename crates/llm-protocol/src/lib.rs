@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+pub mod error_map;
+pub mod http;
+pub mod lines;
+pub mod settings;
+pub mod sse;
+pub mod stream;
+
+pub use http::{HttpClient, HttpFailure, ParseError};
+pub use settings::{CLOUD_TIMEOUT, ProviderSettings, SettingsSpec};
+pub use stream::{FrameDecoder, decode_stream};
+
+/// Header types, re-exported so provider crates need not depend on `reqwest` or `http` directly.
+pub use reqwest::header;
