@@ -7,7 +7,23 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_core::Stream;
 
-use crate::{ChatRequest, ChatResponse, Error, StreamEvent};
+use crate::{ChatRequest, ChatResponse, Error, ErrorKind, StreamEvent};
+
+/// Progress of a long preparation step (Ollama pulling a model), for callers to show.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Progress {
+    /// The provider preparing.
+    pub provider: String,
+    /// What it is doing, as the provider says it ("pulling manifest", "downloading", "success").
+    pub status: String,
+    /// Bytes done so far, summed over all parts, when known.
+    pub completed: Option<u64>,
+    /// Bytes in all, summed over all parts, when known.
+    pub total: Option<u64>,
+}
+
+/// Receives [`Progress`] events.
+pub type ProgressSink<'a> = &'a (dyn Fn(Progress) + Send + Sync);
 
 /// A streamed answer: [`StreamEvent`]s ending in exactly one `Finish`, or an error.
 ///
@@ -57,4 +73,24 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// # Errors
     /// A classified [`Error`] saying why the provider is not usable.
     async fn check_available(&self) -> Result<(), Error>;
+
+    /// Whether [`Provider::prepare`] would fix `error` (Ollama: the model is not installed yet and may
+    /// be pulled). The cascade decides *when* to prepare (see its local-pull policy); the provider only
+    /// says whether it can.
+    fn can_prepare(&self, error: &Error) -> bool {
+        let _ = error;
+        false
+    }
+
+    /// Makes the provider ready to answer (Ollama: pulls its model), reporting progress. Slow: minutes.
+    ///
+    /// # Errors
+    /// A classified error when preparing failed; the default has nothing to prepare.
+    async fn prepare(&self, progress: ProgressSink<'_>) -> Result<(), Error> {
+        let _ = progress;
+        Err(
+            Error::new(ErrorKind::Config, "this provider has nothing to prepare")
+                .with_provider(self.id()),
+        )
+    }
 }

@@ -1,0 +1,153 @@
+//! A provider that follows a script, for testing the engine's decisions without a network.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream;
+use llm_cascade::{
+    CascadeConfig, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason, Provider,
+    StreamEvent,
+};
+
+/// What one call to the fake does.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Answer with this text.
+    Reply(&'static str),
+    /// Fail with this kind, status and wait hint.
+    Fail(ErrorKind, Option<u16>, Option<Duration>),
+    /// Never answer.
+    Hang,
+    /// Stream these items; `Stall` inside a stream never sends the next item.
+    Stream(Vec<Item>),
+}
+
+/// One item of a scripted stream.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Text(&'static str),
+    Finish,
+    Error(ErrorKind),
+    Stall,
+}
+
+#[derive(Debug)]
+pub struct Fake {
+    id: &'static str,
+    script: Mutex<VecDeque<Step>>,
+    calls: Mutex<u32>,
+    timeout: Duration,
+}
+
+impl Fake {
+    pub fn new(id: &'static str, script: Vec<Step>) -> Self {
+        Self {
+            id,
+            script: Mutex::new(script.into()),
+            calls: Mutex::new(0),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn calls(&self) -> u32 {
+        *self.calls.lock().expect("lock")
+    }
+
+    fn next_step(&self) -> Step {
+        *self.calls.lock().expect("lock") += 1;
+        self.script
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .expect("the script ran out: unexpected extra call")
+    }
+
+    fn error(&self, kind: ErrorKind, status: Option<u16>, wait: Option<Duration>) -> Error {
+        let mut error = Error::new(kind, format!("scripted {kind}"))
+            .with_provider(self.id)
+            .with_retry_after(wait);
+        if let Some(status) = status {
+            error = error.with_status(status);
+        }
+        error
+    }
+}
+
+/// Settings for fast tests: small backoff, no jitter.
+pub fn fast_config() -> CascadeConfig {
+    CascadeConfig {
+        backoff: Duration::from_millis(5),
+        jitter: false,
+        ..CascadeConfig::default()
+    }
+}
+
+#[async_trait]
+impl Provider for Fake {
+    fn id(&self) -> &str {
+        self.id
+    }
+    fn model(&self) -> &str {
+        "fake-model"
+    }
+    fn base_url(&self) -> &str {
+        "http://127.0.0.1:0"
+    }
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn chat(&self, _request: &ChatRequest) -> Result<ChatResponse, Error> {
+        match self.next_step() {
+            Step::Reply(text) => Ok(ChatResponse {
+                content: text.to_owned(),
+                provider: self.id.to_owned(),
+                model: "fake-model".to_owned(),
+                finish_reason: FinishReason::Stop,
+                usage: None,
+            }),
+            Step::Fail(kind, status, wait) => Err(self.error(kind, status, wait)),
+            Step::Hang => std::future::pending().await,
+            Step::Stream(_) => panic!("a stream step in a chat call"),
+        }
+    }
+
+    async fn chat_stream(&self, _request: &ChatRequest) -> Result<ChatStream, Error> {
+        match self.next_step() {
+            Step::Stream(items) => {
+                let id = self.id;
+                let events = stream::unfold(items.into_iter(), move |mut items| async move {
+                    let item = match items.next()? {
+                        Item::Text(text) => Ok(StreamEvent::Delta {
+                            text: text.to_owned(),
+                        }),
+                        Item::Finish => Ok(StreamEvent::Finish {
+                            reason: FinishReason::Stop,
+                            model: None,
+                        }),
+                        Item::Error(kind) => {
+                            Err(Error::new(kind, "scripted stream error").with_provider(id))
+                        }
+                        Item::Stall => std::future::pending().await,
+                    };
+                    Some((item, items))
+                });
+                Ok(Box::pin(events))
+            }
+            Step::Fail(kind, status, wait) => Err(self.error(kind, status, wait)),
+            Step::Hang => std::future::pending().await,
+            Step::Reply(_) => panic!("a reply step in a stream call"),
+        }
+    }
+
+    async fn check_available(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}

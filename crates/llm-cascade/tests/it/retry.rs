@@ -1,0 +1,359 @@
+//! Retry, fallback and deadline decisions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use llm_cascade::{
+    Cascade, CascadeBuilder, CascadeConfig, CascadeEvent, ChatRequest, Decision, ErrorKind,
+    MoveReason, Outcome,
+};
+
+use crate::fake::{Fake, Step, fast_config};
+
+fn cascade(providers: Vec<Arc<Fake>>, config: CascadeConfig) -> Cascade {
+    providers
+        .into_iter()
+        .fold(CascadeBuilder::new().config(config), |b, p| {
+            b.provider_arc(p)
+        })
+        .build()
+}
+
+fn outcomes(attempts: &[llm_cascade::Attempt]) -> Vec<(String, u32, Outcome)> {
+    attempts
+        .iter()
+        .map(|a| (a.provider.clone(), a.attempt, a.outcome))
+        .collect()
+}
+
+#[tokio::test]
+async fn rate_limit_is_retried_with_backoff_then_falls_back() {
+    let groq = Arc::new(Fake::new(
+        "groq",
+        vec![
+            Step::Fail(ErrorKind::RateLimit, Some(429), None),
+            Step::Fail(ErrorKind::RateLimit, Some(429), None),
+        ],
+    ));
+    let openai = Arc::new(Fake::new("openai", vec![Step::Reply("hello")]));
+    let config = CascadeConfig {
+        backoff: Duration::from_millis(20),
+        ..fast_config()
+    };
+    let result = cascade(vec![groq.clone(), openai.clone()], config)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await;
+    let result = result.expect("openai answers");
+    assert_eq!(result.response.content, "hello");
+    assert_eq!(
+        outcomes(&result.attempts),
+        vec![
+            ("groq".into(), 1, Outcome::Failed(ErrorKind::RateLimit)),
+            ("groq".into(), 2, Outcome::Failed(ErrorKind::RateLimit)),
+            ("openai".into(), 1, Outcome::Ok),
+        ]
+    );
+    assert_eq!(
+        result.attempts[0].decision,
+        Some(Decision::Retry { waited_ms: 20 })
+    );
+    assert_eq!(
+        result.attempts[1].decision,
+        Some(Decision::NextProvider {
+            reason: MoveReason::AttemptsExhausted
+        })
+    );
+    assert_eq!(result.attempts[0].status, Some(429));
+    assert_eq!((groq.calls(), openai.calls()), (2, 1));
+}
+
+#[tokio::test]
+async fn backoff_doubles_per_attempt() {
+    let flaky = Arc::new(Fake::new(
+        "groq",
+        vec![
+            Step::Fail(ErrorKind::ServerError, Some(500), None),
+            Step::Fail(ErrorKind::ServerError, Some(502), None),
+            Step::Reply("third time"),
+        ],
+    ));
+    let config = CascadeConfig {
+        max_attempts: 3,
+        backoff: Duration::from_millis(10),
+        ..fast_config()
+    };
+    let result = cascade(vec![flaky], config)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("answers");
+    let waits: Vec<_> = result.attempts.iter().map(|a| a.decision).collect();
+    assert_eq!(
+        waits,
+        vec![
+            Some(Decision::Retry { waited_ms: 10 }),
+            Some(Decision::Retry { waited_ms: 20 }),
+            None
+        ]
+    );
+}
+
+#[tokio::test]
+async fn jitter_adds_at_most_a_quarter() {
+    let flaky = Arc::new(Fake::new(
+        "groq",
+        vec![
+            Step::Fail(ErrorKind::Network, None, None),
+            Step::Reply("ok"),
+        ],
+    ));
+    let config = CascadeConfig {
+        backoff: Duration::from_millis(40),
+        jitter: true,
+        ..fast_config()
+    };
+    let result = cascade(vec![flaky], config)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("answers");
+    let Some(Decision::Retry { waited_ms }) = result.attempts[0].decision else {
+        panic!("expected a retry")
+    };
+    assert!((40..=50).contains(&waited_ms), "{waited_ms}");
+}
+
+#[tokio::test]
+async fn auth_moves_on_at_once() {
+    let groq = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Fail(ErrorKind::Auth, Some(401), None)],
+    ));
+    let openai = Arc::new(Fake::new("openai", vec![Step::Reply("hello")]));
+    let result = cascade(vec![groq.clone(), openai], fast_config())
+        .chat(ChatRequest::from_prompt("hi"))
+        .await;
+    let attempts = result.expect("answers").attempts;
+    assert_eq!(
+        attempts[0].decision,
+        Some(Decision::NextProvider {
+            reason: MoveReason::NotRetryable
+        })
+    );
+    assert_eq!(groq.calls(), 1);
+}
+
+#[tokio::test]
+async fn quota_exhausted_is_not_retried() {
+    let openai = Arc::new(Fake::new(
+        "openai",
+        vec![Step::Fail(ErrorKind::QuotaExhausted, Some(429), None)],
+    ));
+    let deepseek = Arc::new(Fake::new("deepseek", vec![Step::Reply("hi")]));
+    let result = cascade(vec![openai.clone(), deepseek], fast_config())
+        .chat(ChatRequest::from_prompt("hi"))
+        .await;
+    assert_eq!(
+        outcomes(&result.expect("answers").attempts)[0].2,
+        Outcome::Failed(ErrorKind::QuotaExhausted)
+    );
+    assert_eq!(openai.calls(), 1);
+}
+
+#[tokio::test]
+async fn short_wait_hint_is_honoured_long_one_moves_on() {
+    let short = Arc::new(Fake::new(
+        "groq",
+        vec![
+            Step::Fail(
+                ErrorKind::RateLimit,
+                Some(429),
+                Some(Duration::from_millis(30)),
+            ),
+            Step::Reply("after waiting"),
+        ],
+    ));
+    let result = cascade(vec![short], fast_config())
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("answers");
+    assert_eq!(
+        result.attempts[0].decision,
+        Some(Decision::Retry { waited_ms: 30 })
+    );
+
+    let long = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Fail(
+            ErrorKind::RateLimit,
+            Some(429),
+            Some(Duration::from_secs(30)),
+        )],
+    ));
+    let next = Arc::new(Fake::new("gemini", vec![Step::Reply("sooner")]));
+    let result = cascade(vec![long.clone(), next], fast_config())
+        .chat(ChatRequest::from_prompt("hi"))
+        .await;
+    let attempts = result.expect("answers").attempts;
+    assert_eq!(
+        attempts[0].decision,
+        Some(Decision::NextProvider {
+            reason: MoveReason::WaitTooLong
+        })
+    );
+    assert_eq!(attempts[0].retry_after, Some(Duration::from_secs(30)));
+    assert_eq!(long.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_hint_longer_than_the_time_left_moves_on() {
+    let groq = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Fail(
+            ErrorKind::RateLimit,
+            Some(429),
+            Some(Duration::from_millis(1500)),
+        )],
+    ));
+    let next = Arc::new(Fake::new("openai", vec![Step::Reply("ok")]));
+    let config = CascadeConfig {
+        deadline: Duration::from_secs(1),
+        ..fast_config()
+    };
+    let attempts = cascade(vec![groq, next], config)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("ok")
+        .attempts;
+    assert_eq!(
+        attempts[0].decision,
+        Some(Decision::NextProvider {
+            reason: MoveReason::WaitTooLong
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_provider_times_out_and_is_not_retried() {
+    let slow =
+        Arc::new(Fake::new("together", vec![Step::Hang]).with_timeout(Duration::from_millis(50)));
+    let next = Arc::new(Fake::new("mistral", vec![Step::Reply("ok")]));
+    let result = cascade(vec![slow.clone(), next], fast_config())
+        .chat(ChatRequest::from_prompt("hi"))
+        .await;
+    let attempts = result.expect("answers").attempts;
+    assert_eq!(attempts[0].outcome, Outcome::Failed(ErrorKind::Timeout));
+    assert_eq!(slow.calls(), 1);
+}
+
+#[tokio::test]
+async fn the_deadline_bounds_every_attempt() {
+    let hang = || Arc::new(Fake::new("together", vec![Step::Hang]));
+    let config = CascadeConfig {
+        deadline: Duration::from_millis(80),
+        ..fast_config()
+    };
+    let cascade = CascadeBuilder::new()
+        .config(config)
+        .provider_arc(hang())
+        .provider_arc(hang())
+        .build();
+    let report = cascade
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect_err("nothing answers");
+    assert_eq!(report.kind, ErrorKind::Timeout);
+    assert_eq!(report.category.http_status(), 504);
+    let first = &report.attempts[0];
+    assert!(
+        first
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("LLM_DEADLINE")),
+        "{first:?}"
+    );
+    // The deadline had passed when the first attempt ended: the cascade stopped instead of trying more.
+    assert_eq!(report.attempts.len(), 1);
+    assert_eq!(first.decision, Some(Decision::Stop));
+}
+
+#[tokio::test]
+async fn auto_fallback_off_uses_the_first_provider_only() {
+    let first = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Fail(ErrorKind::Auth, Some(401), None)],
+    ));
+    let second = Arc::new(Fake::new("openai", vec![]));
+    let config = CascadeConfig {
+        auto_fallback: false,
+        ..fast_config()
+    };
+    let report = cascade(vec![first, second.clone()], config)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect_err("stops");
+    assert_eq!(report.attempts.len(), 1);
+    assert_eq!(second.calls(), 0);
+}
+
+#[tokio::test]
+async fn exhausted_report_and_events() {
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let groq = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Fail(ErrorKind::Auth, Some(401), None)],
+    ));
+    let openai = Arc::new(Fake::new(
+        "openai",
+        vec![Step::Fail(ErrorKind::ContextLength, Some(400), None)],
+    ));
+    let cascade = cascade(vec![groq, openai], fast_config()).with_observer(Arc::new(
+        move |e: &CascadeEvent| {
+            sink.lock().expect("lock").push(e.clone());
+        },
+    ));
+    let report = cascade
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect_err("all fail");
+    assert_eq!(
+        report.message,
+        "all 2 providers failed (groq, openai); last error: context_length"
+    );
+    assert_eq!(report.details.len(), 2);
+    assert!(
+        report.hint.contains(ErrorKind::Auth.advice())
+            && report.hint.contains(ErrorKind::ContextLength.advice())
+    );
+    let kinds: Vec<&str> = events
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|e| match e {
+            CascadeEvent::AttemptStarted { .. } => "started",
+            CascadeEvent::AttemptFinished { .. } => "finished",
+            CascadeEvent::Fallback { .. } => "fallback",
+            CascadeEvent::Waiting { .. } => "waiting",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["started", "finished", "fallback", "started", "finished"]
+    );
+}
+
+#[tokio::test]
+async fn empty_chain_and_empty_request_fail_before_any_attempt() {
+    let report = CascadeBuilder::new()
+        .build()
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect_err("empty");
+    assert_eq!((report.kind, report.attempts.len()), (ErrorKind::Config, 0));
+    let one = Arc::new(Fake::new("groq", vec![]));
+    let report = cascade(vec![one], fast_config())
+        .chat(ChatRequest::default())
+        .await
+        .expect_err("no messages");
+    assert_eq!(report.kind, ErrorKind::InvalidRequest);
+}

@@ -1,0 +1,185 @@
+//! Stream fallback before the first token, errors after it, and the stream timeouts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use llm_cascade::{CascadeBuilder, CascadeConfig, ChatRequest, ErrorKind, Outcome, StreamEvent};
+
+use crate::fake::{Fake, Item, Step, fast_config};
+
+async fn collect(stream: llm_cascade::CascadeStream) -> (Vec<String>, Option<ErrorKind>) {
+    let items: Vec<_> = stream.collect().await;
+    let texts = items
+        .iter()
+        .filter_map(|i| match i {
+            Ok(StreamEvent::Delta { text }) => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    (
+        texts,
+        items
+            .iter()
+            .find_map(|i| i.as_ref().err().map(|e| e.kind())),
+    )
+}
+
+#[tokio::test]
+async fn failure_before_the_first_token_falls_over_invisibly() {
+    let broken = Arc::new(Fake::new(
+        "groq",
+        vec![
+            Step::Stream(vec![Item::Error(ErrorKind::Overloaded)]),
+            Step::Stream(vec![Item::Error(ErrorKind::Overloaded)]),
+        ],
+    ));
+    let good = Arc::new(Fake::new(
+        "openai",
+        vec![Step::Stream(vec![
+            Item::Text("he"),
+            Item::Text("llo"),
+            Item::Finish,
+        ])],
+    ));
+    let cascade = CascadeBuilder::new()
+        .config(fast_config())
+        .provider_arc(broken)
+        .provider_arc(good)
+        .build();
+    let stream = cascade
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("a provider streams");
+    assert_eq!(stream.provider(), "openai");
+    let attempts = stream.attempts();
+    let (texts, error) = collect(stream).await;
+    assert_eq!(
+        (texts, error),
+        (vec!["he".to_owned(), "llo".to_owned()], None)
+    );
+    assert_eq!(
+        attempts.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+        vec![
+            Outcome::Failed(ErrorKind::Overloaded),
+            Outcome::Failed(ErrorKind::Overloaded),
+            Outcome::Ok
+        ]
+    );
+}
+
+#[tokio::test]
+async fn failure_after_the_first_token_is_an_error_in_the_stream() {
+    let cut = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Stream(vec![
+            Item::Text("partial"),
+            Item::Error(ErrorKind::StreamTruncated),
+        ])],
+    ));
+    let spare = Arc::new(Fake::new("openai", vec![]));
+    let cascade = CascadeBuilder::new()
+        .config(fast_config())
+        .provider_arc(cut)
+        .provider_arc(spare.clone())
+        .build();
+    let stream = cascade
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("starts");
+    assert_eq!(
+        stream.attempts().last().map(|a| a.outcome),
+        Some(Outcome::Ok)
+    );
+    let record = collect(stream).await;
+    assert_eq!(
+        record,
+        (vec!["partial".to_owned()], Some(ErrorKind::StreamTruncated))
+    );
+    assert_eq!(
+        spare.calls(),
+        0,
+        "no silent restart on another provider after text was shown"
+    );
+}
+
+#[tokio::test]
+async fn the_attempt_record_reflects_a_late_failure() {
+    let cut = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Stream(vec![
+            Item::Text("partial"),
+            Item::Error(ErrorKind::StreamTruncated),
+        ])],
+    ));
+    let cascade = CascadeBuilder::new()
+        .config(fast_config())
+        .provider_arc(cut)
+        .build();
+    let mut stream = cascade
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("starts");
+    while stream.next().await.is_some() {}
+    assert_eq!(
+        stream.attempts().last().map(|a| a.outcome),
+        Some(Outcome::Failed(ErrorKind::StreamTruncated))
+    );
+}
+
+#[tokio::test]
+async fn no_first_token_in_time_moves_on() {
+    let silent = Arc::new(Fake::new("gemini", vec![Step::Stream(vec![Item::Stall])]));
+    let good = Arc::new(Fake::new(
+        "mistral",
+        vec![Step::Stream(vec![Item::Text("ok"), Item::Finish])],
+    ));
+    let config = CascadeConfig {
+        first_token_timeout: Duration::from_millis(50),
+        ..fast_config()
+    };
+    let cascade = CascadeBuilder::new()
+        .config(config)
+        .provider_arc(silent)
+        .provider_arc(good)
+        .build();
+    let stream = cascade
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("falls over");
+    assert_eq!(stream.provider(), "mistral");
+    let first = stream.attempts()[0].clone();
+    assert_eq!(first.outcome, Outcome::Failed(ErrorKind::Timeout));
+    assert!(
+        first
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("first token")),
+        "{first:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_stream_after_the_first_token_is_an_error() {
+    let stalls = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Stream(vec![Item::Text("start"), Item::Stall])],
+    ));
+    let config = CascadeConfig {
+        stream_idle_timeout: Duration::from_millis(50),
+        ..fast_config()
+    };
+    let cascade = CascadeBuilder::new()
+        .config(config)
+        .provider_arc(stalls)
+        .build();
+    let stream = cascade
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("starts");
+    let (texts, error) = collect(stream).await;
+    assert_eq!(
+        (texts, error),
+        (vec!["start".to_owned()], Some(ErrorKind::Timeout))
+    );
+}
