@@ -234,6 +234,7 @@ mod tests {
             display_name: id,
             priority: u16::try_from(i).unwrap_or(u16::MAX),
             local: false,
+            env_prefix: "TEST",
             key_env: &[],
             default_model: "m",
             default_base_url: "http://127.0.0.1:1",

@@ -209,6 +209,25 @@ impl CascadeError {
     }
 }
 
+impl CascadeError {
+    /// The account of a stream that failed after its first token (no fallback is possible once text
+    /// was shown): the error's own category and advice, with the attempts so far.
+    pub fn interrupted(attempts: Vec<Attempt>, error: &Error) -> Self {
+        let provider = error.provider().unwrap_or("the provider");
+        Self {
+            category: error.kind().category(),
+            kind: error.kind(),
+            message: format!(
+                "the answer from {provider} failed after it started: {}",
+                error.message()
+            ),
+            details: attempts.iter().map(describe_attempt).collect(),
+            hint: error.kind().advice().to_owned(),
+            attempts,
+        }
+    }
+}
+
 /// One line for an attempt: `groq attempt 1: rate_limit (HTTP 429, asked to wait 30000 ms): message`.
 pub fn describe_attempt(attempt: &Attempt) -> String {
     let mut line = format!(
@@ -236,10 +255,10 @@ pub fn describe_attempt(attempt: &Attempt) -> String {
 fn advice_for(attempts: &[Attempt]) -> String {
     let mut kinds: Vec<ErrorKind> = Vec::new();
     for attempt in attempts {
-        if let Outcome::Failed(kind) = attempt.outcome {
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
+        if let Outcome::Failed(kind) = attempt.outcome
+            && !kinds.contains(&kind)
+        {
+            kinds.push(kind);
         }
     }
     let mut lines: Vec<String> = kinds.iter().map(|k| k.advice().to_owned()).collect();

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `cascade` command.
+
+fn main() -> std::process::ExitCode {
+    llm_cli::main()
+}

@@ -10,7 +10,7 @@ mod types;
 pub use env::{EnvSource, LayeredEnv, MapEnv, ProcessEnv, parse_bool, parse_duration};
 pub use error::{Category, Error, ErrorKind};
 pub use provider::{ChatStream, Progress, ProgressSink, Provider};
-pub use registry::{ProviderRegistration, Registry};
+pub use registry::{BuildProvider, ProviderRegistration, Registry};
 pub use secret::Secret;
 pub use types::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
 

@@ -9,6 +9,9 @@ use std::fmt;
 
 use crate::{EnvSource, Error, Provider};
 
+/// Builds a provider from configuration. Does no network I/O.
+pub type BuildProvider = fn(&dyn EnvSource) -> Result<Box<dyn Provider>, Error>;
+
 /// What a provider crate tells the registry about itself. A `const` value of plain data and `fn` pointers.
 #[derive(Clone, Copy)]
 pub struct ProviderRegistration {
@@ -20,6 +23,9 @@ pub struct ProviderRegistration {
     pub priority: u16,
     /// Whether the provider runs locally and needs no key.
     pub local: bool,
+    /// The prefix of its variables, without the underscore (`GROQ`, `LM_STUDIO`): `<PREFIX>_MODEL`,
+    /// `<PREFIX>_BASE_URL`, `<PREFIX>_TIMEOUT`.
+    pub env_prefix: &'static str,
     /// Environment variables that configure it; the first one set wins. Empty for local providers,
     /// which are always configured.
     pub key_env: &'static [&'static str],
@@ -28,7 +34,7 @@ pub struct ProviderRegistration {
     /// The base URL used when none is configured.
     pub default_base_url: &'static str,
     /// Builds the provider from configuration. Does no network I/O.
-    pub build: fn(&dyn EnvSource) -> Result<Box<dyn Provider>, Error>,
+    pub build: BuildProvider,
 }
 
 impl ProviderRegistration {
@@ -129,6 +135,7 @@ mod tests {
             display_name: id,
             priority,
             local: false,
+            env_prefix: "TEST",
             key_env: &["TEST_API_KEY"],
             default_model: "m",
             default_base_url: "http://127.0.0.1:1",

@@ -36,15 +36,13 @@ pub struct SettingsSpec {
 
 impl SettingsSpec {
     /// The registry entry for this provider, with its builder.
-    pub const fn registration(
-        &self,
-        build: fn(&dyn EnvSource) -> Result<Box<dyn llm_core::Provider>, Error>,
-    ) -> ProviderRegistration {
+    pub const fn registration(&self, build: llm_core::BuildProvider) -> ProviderRegistration {
         ProviderRegistration {
             id: self.id,
             display_name: self.display_name,
             priority: self.priority,
             local: self.local,
+            env_prefix: self.env_prefix,
             key_env: self.key_env,
             default_model: self.default_model,
             default_base_url: self.default_base_url,

@@ -47,10 +47,10 @@ impl SseDecoder {
     /// # Errors
     /// A validation error for a non-UTF-8 tail.
     pub fn finish(&mut self) -> Result<Option<SseEvent>, Error> {
-        if let Some(line) = self.lines.finish()? {
-            if let Some(event) = self.line(&line) {
-                return Ok(Some(event));
-            }
+        if let Some(line) = self.lines.finish()?
+            && let Some(event) = self.line(&line)
+        {
+            return Ok(Some(event));
         }
         Ok(self.dispatch())
     }
