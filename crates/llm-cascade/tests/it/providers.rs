@@ -1,0 +1,407 @@
+//! The cascade over the real provider crates, against local servers replaying real captures.
+
+use std::sync::{Arc, Mutex};
+
+use llm_cascade::{
+    Cascade, CascadeEvent, ChatRequest, Decision, ErrorKind, MapEnv, MoveReason, Outcome,
+};
+use llm_test_support::{CANARY_KEY, Fixture};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer};
+
+const ANTHROPIC_ROUTE: &str = "/v1/messages";
+const GEMINI_ROUTE: &str = "/v1beta/models/gemini-2.5-flash:generateContent";
+
+/// A cascade over `env` with short backoff; keys are the canary.
+fn cascade(env: MapEnv) -> Cascade {
+    let env = env.with("LLM_BACKOFF_MS", "10");
+    Cascade::from_env_source(&env).expect("valid configuration")
+}
+
+fn anthropic(env: MapEnv, server: &MockServer) -> MapEnv {
+    env.with("ANTHROPIC_API_KEY", CANARY_KEY)
+        .with("ANTHROPIC_BASE_URL", format!("{}/v1", server.uri()))
+}
+
+fn gemini(env: MapEnv, server: &MockServer) -> MapEnv {
+    env.with("GEMINI_API_KEY", CANARY_KEY)
+        .with("GEMINI_BASE_URL", format!("{}/v1beta", server.uri()))
+}
+
+fn ollama(env: MapEnv, server: &MockServer, model: &str) -> MapEnv {
+    env.with("OLLAMA_BASE_URL", server.uri())
+        .with("OLLAMA_MODEL", model)
+}
+
+async fn serve(
+    provider: &str,
+    scenario: &str,
+    http_method: &str,
+    route: &str,
+    times: u64,
+) -> MockServer {
+    let server = MockServer::start().await;
+    Fixture::load(provider, scenario)
+        .mount(&server, http_method, route, times)
+        .await;
+    server
+}
+
+/// Mounts a fixture that answers only the first `n` matching requests.
+async fn mount_first(
+    server: &MockServer,
+    provider: &str,
+    scenario: &str,
+    http_method: &str,
+    route: &str,
+    n: u64,
+) {
+    Mock::given(method(http_method))
+        .and(path(route))
+        .respond_with(Fixture::load(provider, scenario).response_template())
+        .up_to_n_times(n)
+        .expect(n)
+        .mount(server)
+        .await;
+}
+
+fn outcomes(attempts: &[llm_cascade::Attempt]) -> Vec<(&str, Outcome)> {
+    attempts
+        .iter()
+        .map(|a| (a.provider.as_str(), a.outcome))
+        .collect()
+}
+
+#[tokio::test]
+async fn anthropic_overloaded_twice_moves_to_the_next_provider() {
+    let claude = serve(
+        "anthropic",
+        "error.529.overloaded",
+        "POST",
+        ANTHROPIC_ROUTE,
+        2,
+    )
+    .await;
+    let google = serve("gemini", "chat.success", "POST", GEMINI_ROUTE, 1).await;
+    let env = gemini(anthropic(MapEnv::new(), &claude), &google)
+        .with("LLM_FALLBACK_ORDER", "anthropic,gemini");
+    let result = cascade(env)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("gemini answers");
+    assert_eq!(
+        outcomes(&result.attempts),
+        vec![
+            ("anthropic", Outcome::Failed(ErrorKind::Overloaded)),
+            ("anthropic", Outcome::Failed(ErrorKind::Overloaded)),
+            ("gemini", Outcome::Ok),
+        ]
+    );
+    assert_eq!(result.attempts[0].status, Some(529));
+    assert_eq!(result.response.provider, "gemini");
+}
+
+#[tokio::test]
+async fn anthropic_401_moves_on_after_one_attempt() {
+    let claude = serve("anthropic", "error.401.auth", "POST", ANTHROPIC_ROUTE, 1).await;
+    let google = serve("gemini", "chat.success", "POST", GEMINI_ROUTE, 1).await;
+    let env = gemini(anthropic(MapEnv::new(), &claude), &google)
+        .with("LLM_FALLBACK_ORDER", "anthropic,gemini");
+    let result = cascade(env)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("gemini answers");
+    assert_eq!(result.attempts[0].outcome, Outcome::Failed(ErrorKind::Auth));
+    assert_eq!(
+        result.attempts[0].decision,
+        Some(Decision::NextProvider {
+            reason: MoveReason::NotRetryable
+        })
+    );
+    let debug = format!("{:?}", result.attempts);
+    assert!(!debug.contains(CANARY_KEY));
+}
+
+#[tokio::test]
+async fn gemini_retry_delay_that_fits_is_honoured() {
+    // The captured RetryInfo asks for 34.4 s; allowing waits that long makes the cascade wait it out.
+    let google = MockServer::start().await;
+    mount_first(
+        &google,
+        "gemini",
+        "error.429.retry_info",
+        "POST",
+        GEMINI_ROUTE,
+        1,
+    )
+    .await;
+    Fixture::load("gemini", "chat.success")
+        .mount(&google, "POST", GEMINI_ROUTE, 1)
+        .await;
+    let env = gemini(MapEnv::new(), &google)
+        .with("LLM_FALLBACK_ORDER", "gemini")
+        .with("LLM_MAX_RETRY_WAIT", "40s");
+    let result = cascade(env)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("answers after waiting");
+    assert_eq!(
+        result.attempts[0].decision,
+        Some(Decision::Retry { waited_ms: 34_400 })
+    );
+    assert_eq!(outcomes(&result.attempts)[1], ("gemini", Outcome::Ok));
+}
+
+#[tokio::test]
+async fn gemini_retry_delay_longer_than_allowed_moves_on_at_once() {
+    let google = serve("gemini", "error.429.retry_info", "POST", GEMINI_ROUTE, 1).await;
+    let claude = serve("anthropic", "chat.success", "POST", ANTHROPIC_ROUTE, 1).await;
+    let env = anthropic(gemini(MapEnv::new(), &google), &claude)
+        .with("LLM_FALLBACK_ORDER", "gemini,anthropic");
+    let result = cascade(env)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("anthropic answers");
+    let first = &result.attempts[0];
+    assert_eq!(
+        first.retry_after,
+        Some(std::time::Duration::from_millis(34_400))
+    );
+    assert_eq!(
+        first.decision,
+        Some(Decision::NextProvider {
+            reason: MoveReason::WaitTooLong
+        })
+    );
+    assert_eq!(result.response.provider, "anthropic");
+}
+
+#[tokio::test]
+async fn gemini_safety_block_moves_to_the_next_provider() {
+    let google = serve("gemini", "chat.safety_block", "POST", GEMINI_ROUTE, 1).await;
+    let claude = serve("anthropic", "chat.success", "POST", ANTHROPIC_ROUTE, 1).await;
+    let env = anthropic(gemini(MapEnv::new(), &google), &claude)
+        .with("LLM_FALLBACK_ORDER", "gemini,anthropic");
+    let result = cascade(env)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("anthropic answers");
+    assert_eq!(
+        outcomes(&result.attempts),
+        vec![
+            ("gemini", Outcome::Failed(ErrorKind::ContentFilter)),
+            ("anthropic", Outcome::Ok),
+        ]
+    );
+    assert!(!result.response.content.is_empty());
+}
+
+#[tokio::test]
+async fn anthropic_error_event_after_text_is_an_error_in_the_stream() {
+    use futures_util::StreamExt;
+    // The captured mid-stream `overloaded_error` arrives after the first text delta: an error in the
+    // stream, with the text before it delivered.
+    let claude = serve(
+        "anthropic",
+        "chat.stream.error_event",
+        "POST",
+        ANTHROPIC_ROUTE,
+        1,
+    )
+    .await;
+    let env = anthropic(MapEnv::new(), &claude).with("LLM_FALLBACK_ORDER", "anthropic");
+    let stream = cascade(env)
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("starts");
+    let items: Vec<_> = stream.collect().await;
+    assert!(
+        items
+            .iter()
+            .any(|i| matches!(i, Ok(llm_cascade::StreamEvent::Delta { .. })))
+    );
+    let error = items
+        .last()
+        .and_then(|i| i.as_ref().err())
+        .expect("ends in an error");
+    assert_eq!(error.kind(), ErrorKind::Overloaded);
+}
+
+mod ollama {
+    use super::*;
+
+    const TAGS: &str = "/api/tags";
+
+    /// Records pull progress events.
+    fn progress_log(cascade: Cascade) -> (Cascade, Arc<Mutex<Vec<llm_cascade::Progress>>>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let cascade = cascade.with_observer(Arc::new(move |event: &CascadeEvent| {
+            if let CascadeEvent::Progress(progress) = event {
+                sink.lock().expect("lock").push(progress.clone());
+            }
+        }));
+        (cascade, log)
+    }
+
+    #[tokio::test]
+    async fn not_running_is_skipped_and_the_next_provider_answers() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let claude = serve("anthropic", "chat.success", "POST", ANTHROPIC_ROUTE, 1).await;
+        let env = anthropic(MapEnv::new(), &claude)
+            .with("OLLAMA_BASE_URL", format!("http://127.0.0.1:{port}"))
+            .with("LLM_FALLBACK_ORDER", "ollama,anthropic");
+        let result = cascade(env)
+            .chat(ChatRequest::from_prompt("hi"))
+            .await
+            .expect("anthropic answers");
+        assert_eq!(
+            result.attempts[0].outcome,
+            Outcome::Failed(ErrorKind::NotRunning)
+        );
+        assert!(
+            result.attempts[0]
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("not running"))
+        );
+        assert_eq!(
+            result.attempts.len(),
+            2,
+            "a server that is not running is not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn running_with_the_model_is_used_first() {
+        let local = serve("ollama", "tags.success", "GET", TAGS, 1).await;
+        Fixture::load("ollama", "chat.success")
+            .mount(&local, "POST", "/api/chat", 1)
+            .await;
+        let claude = MockServer::start().await; // configured, never called
+        let env = anthropic(ollama(MapEnv::new(), &local, "gemma2:27b"), &claude)
+            .with("LLM_FALLBACK_ORDER", "ollama,anthropic");
+        let result = cascade(env)
+            .chat(ChatRequest::from_prompt("hi"))
+            .await
+            .expect("ollama answers");
+        assert_eq!(result.response.provider, "ollama");
+        assert!(
+            claude
+                .received_requests()
+                .await
+                .expect("recording")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn model_missing_and_cloud_failing_pulls_then_answers_locally() {
+        let local = MockServer::start().await;
+        // Before the pull the model is not installed; after it, it is.
+        mount_first(&local, "ollama", "tags.success.doc", "GET", TAGS, 1).await;
+        Fixture::load("ollama", "tags.success")
+            .mount(&local, "GET", TAGS, 1)
+            .await;
+        Fixture::load("ollama", "pull.stream")
+            .mount(&local, "POST", "/api/pull", 1)
+            .await;
+        Fixture::load("ollama", "chat.success")
+            .mount(&local, "POST", "/api/chat", 1)
+            .await;
+        let claude = serve("anthropic", "error.401.auth", "POST", ANTHROPIC_ROUTE, 1).await;
+        let env = anthropic(ollama(MapEnv::new(), &local, "gemma2:27b"), &claude)
+            .with("LLM_FALLBACK_ORDER", "ollama,anthropic");
+        let (cascade, progress) = progress_log(cascade(env));
+        let result = cascade
+            .chat(ChatRequest::from_prompt("hi"))
+            .await
+            .expect("answers locally after the pull");
+        assert_eq!(
+            outcomes(&result.attempts),
+            vec![
+                ("ollama", Outcome::Failed(ErrorKind::ModelNotFound)),
+                ("anthropic", Outcome::Failed(ErrorKind::Auth)),
+                ("ollama", Outcome::Ok),
+            ]
+        );
+        let progress = progress.lock().expect("lock");
+        assert!(!progress.is_empty(), "pull progress reaches observers");
+        assert_eq!(progress.last().map(|p| p.status.as_str()), Some("success"));
+    }
+
+    #[tokio::test]
+    async fn model_missing_and_cloud_succeeding_does_not_pull() {
+        let local = serve("ollama", "tags.success.doc", "GET", TAGS, 1).await;
+        Mock::given(method("POST"))
+            .and(path("/api/pull"))
+            .respond_with(wiremock::ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&local)
+            .await;
+        let claude = serve("anthropic", "chat.success", "POST", ANTHROPIC_ROUTE, 1).await;
+        let env = anthropic(ollama(MapEnv::new(), &local, "gemma2:27b"), &claude)
+            .with("LLM_FALLBACK_ORDER", "ollama,anthropic");
+        let result = cascade(env)
+            .chat(ChatRequest::from_prompt("hi"))
+            .await
+            .expect("anthropic answers");
+        assert_eq!(result.response.provider, "anthropic");
+    }
+
+    #[tokio::test]
+    async fn serverless_never_pulls_and_says_why() {
+        let local = serve("ollama", "tags.success.doc", "GET", TAGS, 1).await;
+        Mock::given(method("POST"))
+            .and(path("/api/pull"))
+            .respond_with(wiremock::ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&local)
+            .await;
+        let env = ollama(MapEnv::new(), &local, "gemma2:27b")
+            .with("LLM_FALLBACK_ORDER", "ollama")
+            .with("VERCEL", "1");
+        let report = cascade(env)
+            .chat(ChatRequest::from_prompt("hi"))
+            .await
+            .expect_err("nothing can answer");
+        assert_eq!(report.kind, ErrorKind::ModelNotFound);
+        let detail = &report.details[0];
+        assert!(detail.contains("ollama pull"), "{detail}");
+    }
+
+    #[tokio::test]
+    async fn eager_policy_pulls_at_once() {
+        let local = MockServer::start().await;
+        mount_first(&local, "ollama", "tags.success.doc", "GET", TAGS, 1).await;
+        Fixture::load("ollama", "tags.success")
+            .mount(&local, "GET", TAGS, 1)
+            .await;
+        Fixture::load("ollama", "pull.stream")
+            .mount(&local, "POST", "/api/pull", 1)
+            .await;
+        Fixture::load("ollama", "chat.success")
+            .mount(&local, "POST", "/api/chat", 1)
+            .await;
+        let claude = MockServer::start().await; // configured, never called
+        let env = anthropic(ollama(MapEnv::new(), &local, "gemma2:27b"), &claude)
+            .with("LLM_FALLBACK_ORDER", "ollama,anthropic")
+            .with("LLM_LOCAL_PULL", "eager");
+        let result = cascade(env)
+            .chat(ChatRequest::from_prompt("hi"))
+            .await
+            .expect("ollama answers");
+        assert_eq!(result.response.provider, "ollama");
+        assert!(
+            claude
+                .received_requests()
+                .await
+                .expect("recording")
+                .is_empty()
+        );
+    }
+}

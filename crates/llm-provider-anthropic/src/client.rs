@@ -1,0 +1,131 @@
+//! The [`Provider`] implementation.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use llm_core::{ChatRequest, ChatResponse, ChatStream, EnvSource, Error, Provider};
+use llm_protocol::header::{ACCEPT, HeaderMap, HeaderValue};
+use llm_protocol::sse::SseDecoder;
+use llm_protocol::{HttpClient, decode_stream};
+
+use crate::config::AnthropicConfig;
+use crate::{ID, wire};
+
+/// The Messages API version we speak.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Anthropic's Messages API as a [`Provider`].
+#[derive(Debug, Clone)]
+pub struct Anthropic {
+    config: AnthropicConfig,
+    http: HttpClient,
+    headers: HeaderMap,
+}
+
+impl Anthropic {
+    /// A provider for `config`. Does no network I/O.
+    ///
+    /// # Errors
+    /// A config error when the key cannot be sent as a header or the HTTP client cannot be built.
+    pub fn new(config: AnthropicConfig) -> Result<Self, Error> {
+        let http = HttpClient::new(ID, false, wire::parse_error)?;
+        let mut key = HeaderValue::from_str(config.api_key.expose()).map_err(|_| {
+            Error::config("ANTHROPIC_API_KEY contains characters not allowed in an HTTP header")
+                .with_provider(ID)
+        })?;
+        key.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", key);
+        headers.insert(
+            "anthropic-version",
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
+        Ok(Self {
+            config,
+            http,
+            headers,
+        })
+    }
+
+    /// A provider configured from `env` (see [`AnthropicConfig::from_env`]).
+    ///
+    /// # Errors
+    /// As [`AnthropicConfig::from_env`] and [`Anthropic::new`].
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, Error> {
+        Self::new(AnthropicConfig::from_env(env)?)
+    }
+
+    fn model_for<'a>(&'a self, request: &'a ChatRequest) -> &'a str {
+        request.model.as_deref().unwrap_or(&self.config.model)
+    }
+
+    fn messages_url(&self) -> String {
+        format!("{}/messages", self.config.base_url)
+    }
+}
+
+#[async_trait]
+impl Provider for Anthropic {
+    fn id(&self) -> &str {
+        ID
+    }
+
+    fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    fn base_url(&self) -> &str {
+        &self.config.base_url
+    }
+
+    fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
+        let model = self.model_for(request);
+        let body = wire::encode_request(request, model, false);
+        tracing::debug!(provider = ID, model, "sending a Messages API request");
+        let builder = self
+            .http
+            .post(&self.messages_url())
+            .headers(self.headers.clone())
+            .json(&body);
+        let response = self.http.send(builder).await?;
+        let body = self.http.read_body(response).await?;
+        let decoded: wire::MessagesResponse = self.http.decode_json(&body)?;
+        wire::decode_response(decoded, model).map_err(|e| e.with_provider(ID))
+    }
+
+    async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, Error> {
+        let model = self.model_for(request);
+        let body = wire::encode_request(request, model, true);
+        tracing::debug!(
+            provider = ID,
+            model,
+            "sending a streamed Messages API request"
+        );
+        let builder = self
+            .http
+            .post(&self.messages_url())
+            .headers(self.headers.clone())
+            .header(ACCEPT, "text/event-stream")
+            .json(&body);
+        let response = self.http.send(builder).await?;
+        Ok(decode_stream(
+            ID,
+            self.http.body_stream(response),
+            SseDecoder::new(),
+            wire::StreamDecoder::default(),
+        ))
+    }
+
+    async fn check_available(&self) -> Result<(), Error> {
+        let request = self
+            .http
+            .get(&format!("{}/models?limit=1", self.config.base_url))
+            .headers(self.headers.clone());
+        let response = self.http.send(request).await?;
+        self.http.read_body(response).await.map(|_| ())
+    }
+}

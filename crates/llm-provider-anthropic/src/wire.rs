@@ -1,0 +1,791 @@
+//! The Messages API on the wire: private serde types and pure encode/decode functions.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use llm_core::{
+    ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, Role, StreamEvent, Usage,
+};
+use llm_protocol::error_map::{
+    describe_unparsed_body, kind_for_status, one_line, retry_after_from_headers,
+    retry_after_from_message,
+};
+use llm_protocol::header::HeaderMap;
+use llm_protocol::sse::SseEvent;
+use llm_protocol::{FrameDecoder, HttpFailure};
+use serde::{Deserialize, Serialize};
+
+use crate::ID;
+
+/// `max_tokens` is required by the Messages API; this is sent when the request sets none.
+pub(crate) const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// The user turn put first when a conversation starts with an assistant message: the Messages API
+/// requires the first message to be a user message.
+pub(crate) const LEADING_USER_TURN: &str = "(start of conversation)";
+
+/// The body of `POST /v1/messages`.
+#[derive(Debug, Serialize)]
+pub(crate) struct MessagesRequest<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    messages: Vec<WireMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+struct WireMessage {
+    role: &'static str,
+    content: String,
+}
+
+/// Encodes `request` for `model`.
+///
+/// System messages, wherever they are, go to the top-level `system` (joined by a blank line);
+/// consecutive messages of the same role are merged (joined by a blank line); a conversation that does
+/// not start with a user message gets [`LEADING_USER_TURN`] first.
+pub(crate) fn encode_request<'a>(
+    request: &'a ChatRequest,
+    model: &'a str,
+    stream: bool,
+) -> MessagesRequest<'a> {
+    let system: Vec<&str> = request
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::System)
+        .map(|m| m.content.as_str())
+        .collect();
+    let mut messages: Vec<WireMessage> = Vec::new();
+    for message in request.messages.iter().filter(|m| m.role != Role::System) {
+        let role = if message.role == Role::User {
+            "user"
+        } else {
+            "assistant"
+        };
+        match messages.last_mut() {
+            Some(last) if last.role == role => {
+                last.content.push_str("\n\n");
+                last.content.push_str(&message.content);
+            }
+            _ => messages.push(WireMessage {
+                role,
+                content: message.content.clone(),
+            }),
+        }
+    }
+    if messages.first().is_none_or(|first| first.role != "user") {
+        messages.insert(
+            0,
+            WireMessage {
+                role: "user",
+                content: LEADING_USER_TURN.to_owned(),
+            },
+        );
+    }
+    MessagesRequest {
+        model,
+        max_tokens: request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        messages,
+        temperature: request.temperature,
+        stop_sequences: &request.stop,
+        stream,
+    }
+}
+
+/// A Messages API response (or an error object that came with a 2xx status).
+#[derive(Debug, Deserialize)]
+pub(crate) struct MessagesResponse {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    content: Option<Vec<ContentBlock>>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<ErrorObject>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ContentBlock {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// Prompt tokens: uncached input plus what was written to or read from the prompt cache.
+    fn input(&self) -> Option<u64> {
+        self.input_tokens.map(|n| {
+            n + self.cache_creation_input_tokens.unwrap_or(0)
+                + self.cache_read_input_tokens.unwrap_or(0)
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorObject {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    details: Option<serde_json::Value>,
+}
+
+/// Maps a `stop_reason`.
+pub(crate) fn finish_reason(stop_reason: Option<&str>) -> FinishReason {
+    match stop_reason {
+        Some("end_turn" | "stop_sequence") => FinishReason::Stop,
+        Some("max_tokens" | "model_context_window_exceeded") => FinishReason::Length,
+        Some("refusal") => FinishReason::ContentFilter,
+        Some("tool_use") => FinishReason::ToolCalls,
+        Some(other) => FinishReason::Other(other.to_owned()),
+        None => FinishReason::Other("unknown".to_owned()),
+    }
+}
+
+/// Turns a decoded 2xx body into our response; an error object in it is a classified error, a body
+/// without `content` is a validation error. Text blocks are concatenated; other blocks (thinking,
+/// tool use) are not content.
+pub(crate) fn decode_response(
+    response: MessagesResponse,
+    requested_model: &str,
+) -> Result<ChatResponse, Error> {
+    if let Some(error) = response.error {
+        return Err(error_from_object(&error, None));
+    }
+    let Some(blocks) = response.content else {
+        return Err(Error::new(
+            ErrorKind::Validation,
+            "the response has no `content`: not a Messages API answer",
+        ));
+    };
+    let content: String = blocks
+        .iter()
+        .filter(|block| block.kind == "text")
+        .filter_map(|block| block.text.as_deref())
+        .collect();
+    let usage = response.usage.map(|usage| Usage {
+        input_tokens: usage.input().unwrap_or(0),
+        output_tokens: usage.output_tokens.unwrap_or(0),
+    });
+    Ok(ChatResponse {
+        content,
+        provider: ID.to_owned(),
+        model: response.model.unwrap_or_else(|| requested_model.to_owned()),
+        finish_reason: finish_reason(response.stop_reason.as_deref()),
+        usage,
+    })
+}
+
+/// The kind an Anthropic `error.type` means, refined by its message (400s carry context-length and
+/// credit problems as `invalid_request_error`), falling back to the HTTP status.
+pub(crate) fn error_kind(
+    error_type: &str,
+    message: &str,
+    details: Option<&serde_json::Value>,
+    status: Option<u16>,
+) -> ErrorKind {
+    let lower = message.to_ascii_lowercase();
+    let spend_limit = details
+        .and_then(|d| d.get("error_code"))
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|code| code.contains("spend_limit"));
+    match error_type {
+        "rate_limit_error" if spend_limit => ErrorKind::QuotaExhausted,
+        "rate_limit_error" => ErrorKind::RateLimit,
+        "overloaded_error" => ErrorKind::Overloaded,
+        "authentication_error" | "permission_error" => ErrorKind::Auth,
+        "not_found_error" => ErrorKind::ModelNotFound,
+        "request_too_large" => ErrorKind::ContextLength,
+        "api_error" => ErrorKind::ServerError,
+        "timeout_error" => ErrorKind::Timeout,
+        "billing_error" => ErrorKind::QuotaExhausted,
+        "invalid_request_error"
+            if lower.contains("prompt is too long")
+                || lower.contains("context limit")
+                || lower.contains("context window") =>
+        {
+            ErrorKind::ContextLength
+        }
+        "invalid_request_error" if lower.contains("credit balance") || spend_limit => {
+            ErrorKind::QuotaExhausted
+        }
+        "invalid_request_error" => ErrorKind::InvalidRequest,
+        _ => status.map_or(ErrorKind::ServerError, kind_for_status),
+    }
+}
+
+/// An error from an Anthropic error object (HTTP error body, 2xx body or stream `error` event).
+fn error_from_object(error: &ErrorObject, status: Option<u16>) -> Error {
+    let kind = error_kind(&error.kind, &error.message, error.details.as_ref(), status);
+    let label = if error.kind.is_empty() {
+        "error"
+    } else {
+        error.kind.as_str()
+    };
+    Error::new(kind, format!("{label}: {}", one_line(&error.message, 300)))
+        .with_retry_after(retry_after_from_message(&error.message))
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: ErrorObject,
+}
+
+/// This provider's `parse_error`: the body's `error.type` first, then the status; the wait hint from
+/// `retry-after`, else from the `anthropic-ratelimit-*-reset` of an exhausted bucket.
+pub(crate) fn parse_error(failure: &HttpFailure) -> Error {
+    classify_failure(failure, SystemTime::now())
+}
+
+fn classify_failure(failure: &HttpFailure, now: SystemTime) -> Error {
+    let error = match serde_json::from_slice::<ErrorBody>(&failure.body) {
+        Ok(body) => error_from_object(&body.error, Some(failure.status)),
+        Err(_) => Error::new(
+            kind_for_status(failure.status),
+            describe_unparsed_body(&failure.body),
+        ),
+    };
+    let wait = error
+        .retry_after()
+        .or_else(|| retry_after_from_headers(&failure.headers))
+        .or_else(|| ratelimit_reset_wait(&failure.headers, now));
+    error.with_retry_after(wait)
+}
+
+/// How long until the exhausted `anthropic-ratelimit-<bucket>-*` buckets (remaining `0`) reset, from
+/// their RFC 3339 `-reset` headers; the longest wait wins.
+pub(crate) fn ratelimit_reset_wait(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: String| {
+        headers
+            .get(name.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    ["requests", "tokens", "input-tokens", "output-tokens"]
+        .iter()
+        .filter(|bucket| text(format!("anthropic-ratelimit-{bucket}-remaining")) == Some("0"))
+        .filter_map(|bucket| text(format!("anthropic-ratelimit-{bucket}-reset")))
+        .filter_map(parse_rfc3339)
+        .map(|reset| reset.duration_since(now).unwrap_or(Duration::ZERO))
+        .max()
+}
+
+/// Parses an RFC 3339 timestamp (`2025-06-02T15:15:48Z`, optional fraction, `Z` or `±hh:mm`).
+pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let b = text.trim().as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = std::str::from_utf8(b.get(range)?).ok()?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut rest = &b[19..];
+    let mut nanos = 0_u32;
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let digits = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        let kept = &fraction[..digits.min(9)];
+        let value: u32 = std::str::from_utf8(kept).ok()?.parse().ok()?;
+        nanos = value * 10_u32.pow(9 - u32::try_from(kept.len()).ok()?);
+        rest = &fraction[digits..];
+    }
+    let offset_seconds: i64 = match rest {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digit = |c: &u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
+            let minutes = (digit(h1)? * 10 + digit(h2)?) * 60 + digit(m1)? * 10 + digit(m2)?;
+            if *sign == b'+' {
+                minutes * 60
+            } else {
+                -minutes * 60
+            }
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    let seconds = u64::try_from(seconds).ok()?;
+    Some(UNIX_EPOCH + Duration::new(seconds, nanos))
+}
+
+/// One SSE event's payload.
+#[derive(Debug, Deserialize)]
+struct StreamFrame {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    message: Option<MessagesResponse>,
+    #[serde(default)]
+    delta: Option<FrameDelta>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<ErrorObject>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FrameDelta {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+/// Decodes a Messages API event stream. The stream is complete only at `message_stop`; a body that
+/// ends before it is truncated (the driver reports it, since [`FrameDecoder::end`] yields no `Finish`).
+#[derive(Debug, Default)]
+pub(crate) struct StreamDecoder {
+    model: Option<String>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    stop_reason: Option<String>,
+}
+
+impl StreamDecoder {
+    fn note_usage(&mut self, usage: &WireUsage) {
+        if let Some(input) = usage.input() {
+            self.input_tokens = Some(input);
+        }
+        if let Some(output) = usage.output_tokens {
+            self.output_tokens = Some(output);
+        }
+    }
+}
+
+impl FrameDecoder<SseEvent> for StreamDecoder {
+    fn frame(&mut self, frame: SseEvent) -> Result<Vec<StreamEvent>, Error> {
+        let parsed: StreamFrame = serde_json::from_str(&frame.data).map_err(|e| {
+            Error::new(
+                ErrorKind::Validation,
+                format!(
+                    "could not decode a stream event ({}): {e}",
+                    describe_unparsed_body(frame.data.as_bytes())
+                ),
+            )
+        })?;
+        let kind = if parsed.kind.is_empty() {
+            frame.event.unwrap_or_default()
+        } else {
+            parsed.kind
+        };
+        match kind.as_str() {
+            "message_start" => {
+                if let Some(message) = parsed.message {
+                    if message.model.is_some() {
+                        self.model = message.model;
+                    }
+                    if let Some(usage) = &message.usage {
+                        self.note_usage(usage);
+                    }
+                }
+                Ok(vec![])
+            }
+            "content_block_delta" => Ok(parsed
+                .delta
+                .filter(|delta| delta.kind.as_deref() == Some("text_delta"))
+                .and_then(|delta| delta.text)
+                .filter(|text| !text.is_empty())
+                .map(|text| StreamEvent::Delta { text })
+                .into_iter()
+                .collect()),
+            "message_delta" => {
+                if let Some(reason) = parsed.delta.and_then(|delta| delta.stop_reason) {
+                    self.stop_reason = Some(reason);
+                }
+                if let Some(usage) = &parsed.usage {
+                    self.note_usage(usage);
+                }
+                Ok(vec![])
+            }
+            "message_stop" => {
+                let mut events = Vec::with_capacity(2);
+                if self.input_tokens.is_some() || self.output_tokens.is_some() {
+                    events.push(StreamEvent::Usage {
+                        usage: Usage {
+                            input_tokens: self.input_tokens.unwrap_or(0),
+                            output_tokens: self.output_tokens.unwrap_or(0),
+                        },
+                    });
+                }
+                events.push(StreamEvent::Finish {
+                    reason: finish_reason(self.stop_reason.as_deref()),
+                    model: self.model.clone(),
+                });
+                Ok(events)
+            }
+            "error" => Err(match &parsed.error {
+                Some(error) => error_from_object(error, None),
+                None => Error::new(ErrorKind::ServerError, "error event without details"),
+            }),
+            // ping, content_block_start/stop and event types added later carry no text.
+            _ => Ok(vec![]),
+        }
+    }
+
+    fn end(&mut self) -> Result<Vec<StreamEvent>, Error> {
+        Ok(vec![])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llm_core::Message;
+    use llm_protocol::header::HeaderValue;
+
+    fn encode(request: &ChatRequest, stream: bool) -> serde_json::Value {
+        serde_json::to_value(encode_request(request, "claude-x", stream)).expect("serialise")
+    }
+
+    #[test]
+    fn system_goes_top_level_and_max_tokens_defaults() {
+        let request = ChatRequest::from_prompt("Hi").with_system("Be brief.");
+        assert_eq!(
+            encode(&request, false),
+            serde_json::json!({
+                "model": "claude-x",
+                "max_tokens": 4096,
+                "system": "Be brief.",
+                "messages": [{"role": "user", "content": "Hi"}]
+            })
+        );
+    }
+
+    #[test]
+    fn options_and_stream_flag() {
+        let request = ChatRequest {
+            messages: vec![Message::user("Hi")],
+            model: None,
+            temperature: Some(0.5),
+            max_tokens: Some(10),
+            stop: vec!["END".into()],
+        };
+        let body = encode(&request, true);
+        assert_eq!(body["max_tokens"], 10);
+        assert_eq!(body["temperature"], 0.5);
+        assert_eq!(body["stop_sequences"], serde_json::json!(["END"]));
+        assert_eq!(body["stream"], true);
+        assert!(body.get("system").is_none());
+    }
+
+    #[test]
+    fn same_role_runs_merge_and_systems_join() {
+        let request = ChatRequest {
+            messages: vec![
+                Message::system("S1"),
+                Message::user("a"),
+                Message::user("b"),
+                Message::system("S2"),
+                Message::assistant("c"),
+                Message::assistant("d"),
+                Message::user("e"),
+            ],
+            ..ChatRequest::default()
+        };
+        let body = encode(&request, false);
+        assert_eq!(body["system"], "S1\n\nS2");
+        assert_eq!(
+            body["messages"],
+            serde_json::json!([
+                {"role": "user", "content": "a\n\nb"},
+                {"role": "assistant", "content": "c\n\nd"},
+                {"role": "user", "content": "e"}
+            ])
+        );
+    }
+
+    #[test]
+    fn leading_assistant_gets_a_user_turn_first() {
+        let request = ChatRequest {
+            messages: vec![Message::assistant("Hello!"), Message::user("Hi")],
+            ..ChatRequest::default()
+        };
+        let body = encode(&request, false);
+        assert_eq!(body["messages"][0]["role"], "user");
+        assert_eq!(body["messages"][0]["content"], LEADING_USER_TURN);
+        assert_eq!(body["messages"][1]["role"], "assistant");
+    }
+
+    #[test]
+    fn stop_reasons() {
+        assert_eq!(finish_reason(Some("end_turn")), FinishReason::Stop);
+        assert_eq!(finish_reason(Some("stop_sequence")), FinishReason::Stop);
+        assert_eq!(finish_reason(Some("max_tokens")), FinishReason::Length);
+        assert_eq!(finish_reason(Some("refusal")), FinishReason::ContentFilter);
+        assert_eq!(finish_reason(Some("tool_use")), FinishReason::ToolCalls);
+        assert_eq!(
+            finish_reason(Some("pause_turn")),
+            FinishReason::Other("pause_turn".into())
+        );
+    }
+
+    #[test]
+    fn response_text_blocks_concatenate_and_cache_counts_as_input() {
+        let response: MessagesResponse = serde_json::from_str(
+            r#"{"model":"m","content":[{"type":"thinking","thinking":"hmm"},{"type":"text","text":"a"},{"type":"text","text":"b"}],
+                "stop_reason":"max_tokens","usage":{"input_tokens":3,"cache_read_input_tokens":4,"output_tokens":5}}"#,
+        )
+        .expect("decode");
+        let response = decode_response(response, "req").expect("ok");
+        assert_eq!(response.content, "ab");
+        assert_eq!(response.finish_reason, FinishReason::Length);
+        assert_eq!(
+            response.usage,
+            Some(Usage {
+                input_tokens: 7,
+                output_tokens: 5
+            })
+        );
+    }
+
+    #[test]
+    fn error_objects_and_missing_content_in_200_bodies() {
+        let error: MessagesResponse = serde_json::from_str(
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        )
+        .expect("decode");
+        assert_eq!(
+            decode_response(error, "m").expect_err("error").kind(),
+            ErrorKind::Overloaded
+        );
+        let empty: MessagesResponse = serde_json::from_str(r#"{"id":"x"}"#).expect("decode");
+        assert_eq!(
+            decode_response(empty, "m").expect_err("empty").kind(),
+            ErrorKind::Validation
+        );
+    }
+
+    #[test]
+    fn error_kinds_by_type_then_message_then_status() {
+        let kind = |t: &str, m: &str, s: u16| error_kind(t, m, None, Some(s));
+        assert_eq!(
+            kind(
+                "invalid_request_error",
+                "prompt is too long: 203284 tokens > 200000 maximum",
+                400
+            ),
+            ErrorKind::ContextLength
+        );
+        assert_eq!(
+            kind(
+                "invalid_request_error",
+                "input length and `max_tokens` exceed context limit: 197626 + 8192 > 200000",
+                400
+            ),
+            ErrorKind::ContextLength
+        );
+        assert_eq!(
+            kind(
+                "invalid_request_error",
+                "Your credit balance is too low to access the Anthropic API.",
+                400
+            ),
+            ErrorKind::QuotaExhausted
+        );
+        assert_eq!(
+            kind("invalid_request_error", "bad", 400),
+            ErrorKind::InvalidRequest
+        );
+        assert_eq!(kind("permission_error", "no", 403), ErrorKind::Auth);
+        assert_eq!(
+            kind("request_too_large", "big", 413),
+            ErrorKind::ContextLength
+        );
+        assert_eq!(kind("api_error", "oops", 500), ErrorKind::ServerError);
+        assert_eq!(kind("something_new", "?", 503), ErrorKind::Overloaded);
+        let spend = serde_json::json!({"error_code": "enforced_spend_limit_reached"});
+        assert_eq!(
+            error_kind("rate_limit_error", "limit", Some(&spend), Some(429)),
+            ErrorKind::QuotaExhausted
+        );
+    }
+
+    #[test]
+    fn html_error_pages_are_described() {
+        let failure = HttpFailure {
+            status: 502,
+            headers: HeaderMap::new(),
+            body: "<html><head><title>502 Bad Gateway</title></head></html>".into(),
+        };
+        let err = parse_error(&failure);
+        assert_eq!(err.kind(), ErrorKind::ServerError);
+        assert!(err.message().contains("502 Bad Gateway"), "{err}");
+    }
+
+    #[test]
+    fn rfc3339() {
+        let t = parse_rfc3339("2025-06-02T15:15:48Z").expect("parse");
+        assert_eq!(
+            t.duration_since(UNIX_EPOCH).expect("after epoch").as_secs(),
+            1_748_877_348
+        );
+        let offset = parse_rfc3339("2025-06-02T17:15:48.5+02:00").expect("parse");
+        assert_eq!(
+            offset.duration_since(t).expect("later"),
+            Duration::from_millis(500)
+        );
+        for bad in [
+            "",
+            "2025-06-02",
+            "2025-13-02T00:00:00Z",
+            "2025-06-02T15:15:48",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn reset_headers_of_exhausted_buckets() {
+        let mut headers = HeaderMap::new();
+        let mut set = |name: &'static str, value: &str| {
+            headers.insert(name, HeaderValue::from_str(value).expect("value"));
+        };
+        set("anthropic-ratelimit-input-tokens-remaining", "0");
+        set(
+            "anthropic-ratelimit-input-tokens-reset",
+            "2025-06-02T15:15:48Z",
+        );
+        set("anthropic-ratelimit-requests-remaining", "4000");
+        set("anthropic-ratelimit-requests-reset", "2025-06-02T15:20:00Z");
+        let now = parse_rfc3339("2025-06-02T15:14:45Z").expect("now");
+        assert_eq!(
+            ratelimit_reset_wait(&headers, now),
+            Some(Duration::from_secs(63))
+        );
+        let failure = HttpFailure {
+            status: 429,
+            headers,
+            body:
+                r#"{"type":"error","error":{"type":"rate_limit_error","message":"Rate limited"}}"#
+                    .into(),
+        };
+        let err = classify_failure(&failure, now);
+        assert_eq!(
+            (err.kind(), err.retry_after()),
+            (ErrorKind::RateLimit, Some(Duration::from_secs(63)))
+        );
+    }
+
+    fn sse(event: &str, data: &str) -> SseEvent {
+        SseEvent {
+            event: Some(event.to_owned()),
+            data: data.to_owned(),
+        }
+    }
+
+    #[test]
+    fn stream_events_in_order() {
+        let mut decoder = StreamDecoder::default();
+        let frames = [
+            sse(
+                "message_start",
+                r#"{"type":"message_start","message":{"model":"m1","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}"#,
+            ),
+            sse("ping", r#"{"type": "ping"}"#),
+            sse(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
+            ),
+            sse(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Hi"}   }"#,
+            ),
+            sse(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
+            ),
+            sse(
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}"#,
+            ),
+        ];
+        let mut events = Vec::new();
+        for frame in frames {
+            events.extend(decoder.frame(frame).expect("frame"));
+        }
+        assert_eq!(events, vec![StreamEvent::Delta { text: "Hi".into() }]);
+        assert_eq!(decoder.end().expect("end"), vec![], "no message_stop yet");
+        let closing = decoder
+            .frame(sse("message_stop", r#"{"type":"message_stop"}"#))
+            .expect("stop");
+        assert_eq!(
+            closing,
+            vec![
+                StreamEvent::Usage {
+                    usage: Usage {
+                        input_tokens: 5,
+                        output_tokens: 9
+                    }
+                },
+                StreamEvent::Finish {
+                    reason: FinishReason::Stop,
+                    model: Some("m1".into())
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn stream_error_event_is_classified() {
+        let mut decoder = StreamDecoder::default();
+        let err = decoder
+            .frame(sse(
+                "error",
+                r#"{"type":"error","error":{"details":null,"type":"overloaded_error","message":"Overloaded"}    }"#,
+            ))
+            .expect_err("error event");
+        assert_eq!(err.kind(), ErrorKind::Overloaded);
+        let err = decoder
+            .frame(sse("content_block_delta", "not json"))
+            .expect_err("garbage");
+        assert_eq!(err.kind(), ErrorKind::Validation);
+    }
+}

@@ -1,0 +1,52 @@
+//! Streamed answers: complete, tool use, an error event mid-stream, a cut-off body.
+
+use llm_core::{ChatRequest, Provider};
+
+use crate::support::{provider, serve, stream_json};
+
+async fn run(scenario: &str) -> serde_json::Value {
+    let (server, _fixture) = serve(scenario).await;
+    let stream = provider(&server)
+        .chat_stream(&ChatRequest::from_prompt("Count to 5"))
+        .await
+        .expect("stream starts");
+    stream_json(stream).await
+}
+
+#[tokio::test]
+async fn stream() {
+    insta::assert_json_snapshot!("chat.stream", run("chat.stream").await);
+}
+
+#[tokio::test]
+async fn stream_reframed_chunks() {
+    insta::assert_json_snapshot!("chat.stream.2", run("chat.stream.2").await);
+}
+
+#[tokio::test]
+async fn stream_tool_use_ignores_json_deltas() {
+    insta::assert_json_snapshot!("chat.stream.tool_use", run("chat.stream.tool_use").await);
+}
+
+#[tokio::test]
+async fn error_event_mid_stream_is_classified() {
+    let events = run("chat.stream.error_event").await;
+    insta::assert_json_snapshot!("chat.stream.error_event", events);
+}
+
+#[tokio::test]
+async fn stream_without_message_stop_is_truncated() {
+    let events = run("chat.stream.truncated").await;
+    insta::assert_json_snapshot!("chat.stream.truncated", events);
+}
+
+#[tokio::test]
+async fn error_status_before_the_stream_starts() {
+    let (server, _fixture) = serve("error.529.overloaded").await;
+    let err = provider(&server)
+        .chat_stream(&ChatRequest::from_prompt("Hi"))
+        .await
+        .err()
+        .expect("529");
+    insta::assert_json_snapshot!("chat.stream.529", crate::support::error_json(&err));
+}

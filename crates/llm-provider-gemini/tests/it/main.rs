@@ -1,0 +1,7 @@
+//! Integration tests: fixture replay through wiremock (one `MockServer` per test).
+
+mod chat;
+mod errors;
+mod request;
+mod stream;
+mod support;

@@ -1,0 +1,764 @@
+//! Ollama's native wire format: private serde types and pure encode/decode functions (no I/O).
+//!
+//! - `POST /api/chat`: `{model, messages, stream, options: {temperature, num_predict, stop}}`; the answer
+//!   (or each NDJSON line of a stream) is `{model, message: {content}, done, done_reason,
+//!   prompt_eval_count, eval_count}`; the `done: true` line ends a stream.
+//! - `GET /api/tags`: `{models: [{name, model, …}]}`.
+//! - `POST /api/pull`: NDJSON `{status, digest?, total?, completed?}` lines ending in `{status: "success"}`.
+//! - Errors, as a body or as a line inside a stream: `{"error": "…"}`.
+
+use std::collections::BTreeMap;
+
+use llm_core::{
+    ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, Progress, StreamEvent, Usage,
+};
+use llm_protocol::error_map::{
+    describe_unparsed_body, kind_for_status, one_line, retry_after_from_message,
+};
+use llm_protocol::stream::{Framer, NdjsonFramer};
+use llm_protocol::{FrameDecoder, HttpFailure};
+use serde::{Deserialize, Serialize};
+
+use crate::ID;
+
+// ---------------------------------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------------------------------
+
+/// The body of `POST /api/chat`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ChatBody<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Options::is_empty")]
+    options: Options<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+/// Sampling options: Ollama takes them inside `options`, with its own names.
+#[derive(Debug, Default, Serialize)]
+struct Options<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num_predict: Option<u32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+}
+
+impl Options<'_> {
+    fn is_empty(&self) -> bool {
+        self.temperature.is_none() && self.num_predict.is_none() && self.stop.is_empty()
+    }
+}
+
+/// Encodes a chat request for `model`.
+pub(crate) fn encode_chat<'a>(
+    request: &'a ChatRequest,
+    model: &'a str,
+    stream: bool,
+) -> ChatBody<'a> {
+    ChatBody {
+        model,
+        messages: request
+            .messages
+            .iter()
+            .map(|m| WireMessage {
+                role: m.role.as_str(),
+                content: &m.content,
+            })
+            .collect(),
+        stream,
+        options: Options {
+            temperature: request.temperature,
+            num_predict: request.max_tokens,
+            stop: &request.stop,
+        },
+    }
+}
+
+/// The body of `POST /api/pull`.
+#[derive(Debug, Serialize)]
+pub(crate) struct PullBody<'a> {
+    model: &'a str,
+    stream: bool,
+}
+
+/// Encodes a streamed pull of `model`.
+pub(crate) fn encode_pull(model: &str) -> PullBody<'_> {
+    PullBody {
+        model,
+        stream: true,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Chat answers
+// ---------------------------------------------------------------------------------------------------
+
+/// One chat answer, or one line of a chat stream. Every field is optional: unknown fields are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ChatChunk {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    message: Option<ReplyMessage>,
+    #[serde(default)]
+    done: bool,
+    #[serde(default)]
+    done_reason: Option<String>,
+    #[serde(default)]
+    prompt_eval_count: Option<u64>,
+    #[serde(default)]
+    eval_count: Option<u64>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReplyMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+impl ChatChunk {
+    fn usage(&self) -> Option<Usage> {
+        // Ollama leaves `prompt_eval_count` out when the whole prompt came from its cache.
+        (self.prompt_eval_count.is_some() || self.eval_count.is_some()).then(|| Usage {
+            input_tokens: self.prompt_eval_count.unwrap_or(0),
+            output_tokens: self.eval_count.unwrap_or(0),
+        })
+    }
+
+    fn finish_reason(&self) -> FinishReason {
+        match self.done_reason.as_deref() {
+            // Older servers (and the documented example) send no reason: a normal end.
+            None | Some("" | "stop") => FinishReason::Stop,
+            Some("length") => FinishReason::Length,
+            Some(other) => FinishReason::Other(other.to_owned()),
+        }
+    }
+}
+
+/// Turns a non-streamed `/api/chat` answer into a [`ChatResponse`].
+///
+/// # Errors
+/// A classified error for an `{"error": …}` body; a validation error when there is no `message`.
+pub(crate) fn decode_chat(chunk: ChatChunk, requested_model: &str) -> Result<ChatResponse, Error> {
+    if let Some(error) = &chunk.error {
+        return Err(error_from_text(None, &error_text(error)));
+    }
+    let Some(message) = &chunk.message else {
+        return Err(Error::new(
+            ErrorKind::Validation,
+            "the answer has no `message`: not an /api/chat response",
+        ));
+    };
+    Ok(ChatResponse {
+        content: message.content.clone().unwrap_or_default(),
+        provider: ID.to_owned(),
+        model: chunk
+            .model
+            .clone()
+            .unwrap_or_else(|| requested_model.to_owned()),
+        finish_reason: chunk.finish_reason(),
+        usage: chunk.usage(),
+    })
+}
+
+/// Decodes the NDJSON lines of a streamed `/api/chat` answer. The `done: true` line is the terminator;
+/// a body that ends without it is truncated ([`FrameDecoder::end`] returns no `Finish`).
+#[derive(Debug, Default)]
+pub(crate) struct ChatStreamDecoder;
+
+impl FrameDecoder<String> for ChatStreamDecoder {
+    fn frame(&mut self, line: String) -> Result<Vec<StreamEvent>, Error> {
+        let chunk: ChatChunk = serde_json::from_str(&line).map_err(|e| {
+            Error::new(
+                ErrorKind::Validation,
+                format!(
+                    "could not decode a stream line ({e}): {}",
+                    describe_unparsed_body(line.as_bytes())
+                ),
+            )
+        })?;
+        if let Some(error) = &chunk.error {
+            return Err(error_from_text(None, &error_text(error)));
+        }
+        let mut events = Vec::new();
+        if let Some(text) = chunk.message.as_ref().and_then(|m| m.content.as_deref())
+            && !text.is_empty()
+        {
+            events.push(StreamEvent::Delta {
+                text: text.to_owned(),
+            });
+        }
+        if chunk.done {
+            if let Some(usage) = chunk.usage() {
+                events.push(StreamEvent::Usage { usage });
+            }
+            events.push(StreamEvent::Finish {
+                reason: chunk.finish_reason(),
+                model: chunk.model.clone(),
+            });
+        }
+        Ok(events)
+    }
+
+    fn end(&mut self) -> Result<Vec<StreamEvent>, Error> {
+        // Only the `done: true` line completes an answer.
+        Ok(Vec::new())
+    }
+}
+
+/// [`NdjsonFramer`], except that a last line cut in the middle (no newline, not valid JSON) is reported
+/// as a truncated stream rather than as an undecodable line: Ollama ends every line with `\n`.
+#[derive(Debug, Default)]
+pub(crate) struct OllamaFramer(NdjsonFramer);
+
+impl Framer for OllamaFramer {
+    type Frame = String;
+
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, Error> {
+        self.0.push(chunk)
+    }
+
+    fn finish(&mut self) -> Result<Option<String>, Error> {
+        match self.0.finish()? {
+            Some(rest) if serde_json::from_str::<serde::de::IgnoredAny>(&rest).is_err() => {
+                Err(Error::new(
+                    ErrorKind::StreamTruncated,
+                    "the stream ended in the middle of a line: the answer is incomplete",
+                ))
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Installed models
+// ---------------------------------------------------------------------------------------------------
+
+/// `GET /api/tags`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TagsResponse {
+    #[serde(default)]
+    models: Option<Vec<TagEntry>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TagEntry {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// The installed model names (both `name` and `model` of each entry, normalised, deduplicated).
+pub(crate) fn installed_models(tags: TagsResponse) -> Vec<String> {
+    let mut names: Vec<String> = tags
+        .models
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|entry| [entry.name, entry.model])
+        .flatten()
+        .map(|name| normalize_model(&name))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// A model name as Ollama resolves it: lowercase, with `:latest` when the name has no tag. The tag is
+/// looked for after the last `/`, so `host:5000/ns/model` is not mistaken for a tag.
+pub(crate) fn normalize_model(name: &str) -> String {
+    let name = name.trim().to_ascii_lowercase();
+    let last = name.rsplit('/').next().unwrap_or(&name);
+    if last.contains(':') {
+        name
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+/// Whether `model` is among `installed` (already normalised).
+pub(crate) fn is_installed(installed: &[String], model: &str) -> bool {
+    let wanted = normalize_model(model);
+    installed.contains(&wanted)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Pull progress
+// ---------------------------------------------------------------------------------------------------
+
+/// One line of a pull stream.
+#[derive(Debug, Default, Deserialize)]
+struct PullLine {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    total: Option<u64>,
+    #[serde(default)]
+    completed: Option<u64>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+/// What one pull line means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PullStep {
+    /// Still working.
+    Progress(Progress),
+    /// The final `{"status": "success"}`.
+    Success(Progress),
+}
+
+/// Follows a pull stream: sums `completed` and `total` over the layers (by digest), so the numbers grow
+/// across the whole pull instead of restarting for every layer.
+#[derive(Debug, Default)]
+pub(crate) struct PullTracker {
+    layers: BTreeMap<String, (u64, u64)>,
+}
+
+impl PullTracker {
+    /// Decodes one NDJSON line.
+    ///
+    /// # Errors
+    /// A classified error for an `{"error": …}` line; a validation error for a line that is not JSON.
+    pub(crate) fn line(&mut self, line: &str) -> Result<PullStep, Error> {
+        let parsed: PullLine = serde_json::from_str(line).map_err(|e| {
+            Error::new(
+                ErrorKind::Validation,
+                format!(
+                    "could not decode a pull progress line ({e}): {}",
+                    describe_unparsed_body(line.as_bytes())
+                ),
+            )
+        })?;
+        if let Some(error) = &parsed.error {
+            return Err(error_from_text(None, &error_text(error)));
+        }
+        if let Some(digest) = &parsed.digest
+            && (parsed.total.is_some() || parsed.completed.is_some())
+        {
+            let entry = self.layers.entry(digest.clone()).or_default();
+            if let Some(completed) = parsed.completed {
+                entry.0 = completed;
+            }
+            if let Some(total) = parsed.total {
+                entry.1 = total;
+            }
+        }
+        let status = parsed.status.unwrap_or_default();
+        let (completed, total) = if self.layers.is_empty() {
+            (None, None)
+        } else {
+            (
+                Some(self.layers.values().map(|l| l.0).sum()),
+                Some(self.layers.values().map(|l| l.1).sum()),
+            )
+        };
+        let done = status == "success";
+        let progress = Progress {
+            provider: ID.to_owned(),
+            status,
+            completed,
+            total,
+        };
+        Ok(if done {
+            PullStep::Success(progress)
+        } else {
+            PullStep::Progress(progress)
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------------
+
+/// The text of an `error` field: Ollama sends a string; proxies in front of it may send an object.
+fn error_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Object(map) => map
+            .get("message")
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(|| value.to_string(), str::to_owned),
+        other => other.to_string(),
+    }
+}
+
+/// The kind an Ollama error message means; `status` is `None` for an error line inside a stream.
+pub(crate) fn kind_for_message(status: Option<u16>, message: &str) -> ErrorKind {
+    let lower = message.to_ascii_lowercase();
+    let model_missing = (lower.contains("model") && lower.contains("not found"))
+        || lower.contains("try pulling it")
+        || lower.contains("file does not exist");
+    if model_missing {
+        ErrorKind::ModelNotFound
+    } else if lower.contains("context length") || lower.contains("context window") {
+        ErrorKind::ContextLength
+    } else if lower.contains("server busy") {
+        ErrorKind::Overloaded
+    } else if let Some(status) = status {
+        kind_for_status(status)
+    } else {
+        // An error line after a 200: the server failed mid-answer.
+        ErrorKind::ServerError
+    }
+}
+
+fn error_from_text(status: Option<u16>, message: &str) -> Error {
+    Error::new(kind_for_message(status, message), one_line(message, 300))
+        .with_retry_after(retry_after_from_message(message))
+}
+
+/// Ollama's `parse_error`: `{"error": "…"}` classified by its message, then by status.
+///
+/// A 404 whose body is not Ollama's JSON (`404 page not found`, a proxy's page) means the URL is wrong,
+/// not that a model is missing: that is our configuration.
+pub(crate) fn parse_error(failure: &HttpFailure) -> Error {
+    let message = serde_json::from_slice::<serde_json::Value>(&failure.body)
+        .ok()
+        .and_then(|v| v.get("error").map(error_text));
+    match message {
+        Some(message) => error_from_text(Some(failure.status), &message),
+        None if failure.status == 404 => Error::new(
+            ErrorKind::Config,
+            format!(
+                "no Ollama API at this address ({}): check OLLAMA_BASE_URL / OLLAMA_HOST",
+                describe_unparsed_body(&failure.body)
+            ),
+        ),
+        None => Error::new(
+            kind_for_status(failure.status),
+            format!(
+                "HTTP {}: {}",
+                failure.status,
+                describe_unparsed_body(&failure.body)
+            ),
+        ),
+    }
+}
+
+/// The model named in quotes in an error message (`model 'llama3' not found`), if any.
+pub(crate) fn quoted_model(message: &str) -> Option<&str> {
+    let start = message.find('\'')? + 1;
+    let len = message[start..].find('\'')?;
+    Some(&message[start..start + len]).filter(|m| !m.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llm_core::Message;
+    use llm_protocol::header::HeaderMap;
+    use serde_json::json;
+
+    fn failure(status: u16, body: &str) -> HttpFailure {
+        HttpFailure {
+            status,
+            headers: HeaderMap::new(),
+            body: body.as_bytes().to_vec().into(),
+        }
+    }
+
+    #[test]
+    fn chat_body_puts_sampling_into_options() {
+        let request = ChatRequest {
+            messages: vec![Message::system("be brief"), Message::user("hi")],
+            model: None,
+            temperature: Some(0.25),
+            max_tokens: Some(64),
+            stop: vec!["\n\n".to_owned()],
+        };
+        let body = serde_json::to_value(encode_chat(&request, "llama3.2:3b", false)).expect("json");
+        assert_eq!(
+            body,
+            json!({
+                "model": "llama3.2:3b",
+                "messages": [
+                    {"role": "system", "content": "be brief"},
+                    {"role": "user", "content": "hi"}
+                ],
+                "stream": false,
+                "options": {"temperature": 0.25, "num_predict": 64, "stop": ["\n\n"]}
+            })
+        );
+        let plain = ChatRequest::from_prompt("hi");
+        let body = serde_json::to_value(encode_chat(&plain, "m", true)).expect("json");
+        assert_eq!(
+            body,
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true})
+        );
+        assert_eq!(
+            serde_json::to_value(encode_pull("m")).expect("json"),
+            json!({"model": "m", "stream": true})
+        );
+    }
+
+    #[test]
+    fn chat_answer_with_usage_and_reason() {
+        let chunk: ChatChunk = serde_json::from_value(json!({
+            "model": "llama3.2", "message": {"role": "assistant", "content": "Hello!"},
+            "done": true, "done_reason": "length", "prompt_eval_count": 26, "eval_count": 298,
+            "unknown_field": [1, 2]
+        }))
+        .expect("chunk");
+        let response = decode_chat(chunk, "requested").expect("ok");
+        assert_eq!(response.content, "Hello!");
+        assert_eq!(response.model, "llama3.2");
+        assert_eq!(response.finish_reason, FinishReason::Length);
+        assert_eq!(
+            response.usage,
+            Some(Usage {
+                input_tokens: 26,
+                output_tokens: 298
+            })
+        );
+    }
+
+    #[test]
+    fn chat_answer_edge_cases() {
+        // Cached prompt: no prompt_eval_count; no done_reason: a normal stop.
+        let chunk: ChatChunk = serde_json::from_value(
+            json!({"message": {"content": ""}, "done": true, "eval_count": 3}),
+        )
+        .expect("chunk");
+        let response = decode_chat(chunk, "asked").expect("empty content is fine");
+        assert_eq!(
+            (response.model.as_str(), response.finish_reason.clone()),
+            ("asked", FinishReason::Stop)
+        );
+        assert_eq!(response.usage.map(|u| u.input_tokens), Some(0));
+
+        let no_message: ChatChunk = serde_json::from_value(json!({"done": true})).expect("chunk");
+        assert_eq!(
+            decode_chat(no_message, "m").expect_err("no message").kind(),
+            ErrorKind::Validation
+        );
+        let error: ChatChunk =
+            serde_json::from_value(json!({"error": "model 'x' not found"})).expect("chunk");
+        assert_eq!(
+            decode_chat(error, "m").expect_err("error body").kind(),
+            ErrorKind::ModelNotFound
+        );
+        let unload: ChatChunk = serde_json::from_value(
+            json!({"message": {"content": ""}, "done": true, "done_reason": "unload"}),
+        )
+        .expect("chunk");
+        assert_eq!(
+            decode_chat(unload, "m").expect("ok").finish_reason,
+            FinishReason::Other("unload".to_owned())
+        );
+    }
+
+    #[test]
+    fn stream_lines_become_events() {
+        let mut decoder = ChatStreamDecoder;
+        let delta = decoder
+            .frame(
+                r#"{"model":"m","message":{"role":"assistant","content":"Hi"},"done":false}"#
+                    .to_owned(),
+            )
+            .expect("delta");
+        assert_eq!(
+            delta,
+            vec![StreamEvent::Delta {
+                text: "Hi".to_owned()
+            }]
+        );
+        let last = decoder
+            .frame(r#"{"model":"m","message":{"content":""},"done_reason":"stop","done":true,"prompt_eval_count":11,"eval_count":12}"#.to_owned())
+            .expect("final");
+        assert_eq!(
+            last,
+            vec![
+                StreamEvent::Usage {
+                    usage: Usage {
+                        input_tokens: 11,
+                        output_tokens: 12
+                    }
+                },
+                StreamEvent::Finish {
+                    reason: FinishReason::Stop,
+                    model: Some("m".to_owned())
+                }
+            ]
+        );
+        assert_eq!(decoder.end().expect("end"), vec![]);
+    }
+
+    #[test]
+    fn stream_error_lines_and_garbage() {
+        let mut decoder = ChatStreamDecoder;
+        let err = decoder
+            .frame(r#"{"error":"an error was encountered while running the model"}"#.to_owned())
+            .expect_err("error line");
+        assert_eq!(err.kind(), ErrorKind::ServerError);
+        assert!(err.message().contains("while running the model"));
+        let err = decoder.frame("<html>".to_owned()).expect_err("garbage");
+        assert_eq!(err.kind(), ErrorKind::Validation);
+    }
+
+    #[test]
+    fn framer_reports_a_half_line_as_truncation() {
+        let mut framer = OllamaFramer::default();
+        assert_eq!(
+            framer
+                .push(b"{\"done\":false}\n{\"done\":tr")
+                .expect("push"),
+            vec!["{\"done\":false}".to_owned()]
+        );
+        assert_eq!(
+            framer.finish().expect_err("cut").kind(),
+            ErrorKind::StreamTruncated
+        );
+        // A complete last line without its newline is still a line.
+        let mut framer = OllamaFramer::default();
+        assert!(framer.push(b"{\"done\":true}").expect("push").is_empty());
+        assert_eq!(
+            framer.finish().expect("whole"),
+            Some("{\"done\":true}".to_owned())
+        );
+    }
+
+    #[test]
+    fn tags_match_with_implicit_latest() {
+        let tags: TagsResponse = serde_json::from_value(json!({"models": [
+            {"name": "llama3.2:latest", "model": "llama3.2:latest", "details": {"families": null}},
+            {"name": "Qwen2.5:3B"},
+            {"model": "hf.co/bartowski/Some-GGUF:Q4_K_M"}
+        ]}))
+        .expect("tags");
+        let installed = installed_models(tags);
+        assert!(is_installed(&installed, "llama3.2"));
+        assert!(is_installed(&installed, "llama3.2:latest"));
+        assert!(is_installed(&installed, "qwen2.5:3b"));
+        assert!(is_installed(&installed, "hf.co/bartowski/Some-GGUF:Q4_K_M"));
+        assert!(!is_installed(&installed, "llama3.2:3b"));
+        assert!(!is_installed(&installed, "gemma3"));
+        assert_eq!(
+            normalize_model("localhost:5000/ns/m"),
+            "localhost:5000/ns/m:latest"
+        );
+        let empty: TagsResponse = serde_json::from_value(json!({"models": null})).expect("null");
+        assert!(installed_models(empty).is_empty());
+    }
+
+    #[test]
+    fn pull_progress_is_summed_over_layers() {
+        let mut tracker = PullTracker::default();
+        let steps: Vec<PullStep> = [
+            r#"{"status":"pulling manifest"}"#,
+            r#"{"status":"pulling a","digest":"sha256:a","total":100,"completed":10}"#,
+            r#"{"status":"pulling b","digest":"sha256:b","total":50}"#,
+            r#"{"status":"pulling a","digest":"sha256:a","total":100,"completed":100}"#,
+            r#"{"status":"verifying sha256 digest"}"#,
+            r#"{"status":"success"}"#,
+        ]
+        .iter()
+        .map(|line| tracker.line(line).expect("line"))
+        .collect();
+        let summary: Vec<(bool, Option<u64>, Option<u64>)> = steps
+            .iter()
+            .map(|step| match step {
+                PullStep::Progress(p) => (false, p.completed, p.total),
+                PullStep::Success(p) => (true, p.completed, p.total),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (false, None, None),
+                (false, Some(10), Some(100)),
+                (false, Some(10), Some(150)),
+                (false, Some(100), Some(150)),
+                (false, Some(100), Some(150)),
+                (true, Some(100), Some(150)),
+            ]
+        );
+        let err = tracker
+            .line(r#"{"error":"pull model manifest: file does not exist"}"#)
+            .expect_err("error line");
+        assert_eq!(err.kind(), ErrorKind::ModelNotFound);
+    }
+
+    #[test]
+    fn error_bodies_are_classified() {
+        let cases = [
+            (
+                404,
+                r#"{"error":"model 'llama3' not found, try pulling it first"}"#,
+                ErrorKind::ModelNotFound,
+            ),
+            (
+                404,
+                r#"{"error":"model \"x\" not found"}"#,
+                ErrorKind::ModelNotFound,
+            ),
+            (
+                500,
+                r#"{"error":"the model failed to generate a response"}"#,
+                ErrorKind::ServerError,
+            ),
+            (
+                503,
+                r#"{"error":"server busy, please try again.  maximum pending requests exceeded"}"#,
+                ErrorKind::Overloaded,
+            ),
+            (
+                400,
+                r#"{"error":"\"nomic-embed-text\" does not support chat"}"#,
+                ErrorKind::InvalidRequest,
+            ),
+            (401, r#"{"error":"unauthorized"}"#, ErrorKind::Auth),
+            (
+                429,
+                r#"{"error":{"message":"rate limited, try again in 2s"}}"#,
+                ErrorKind::RateLimit,
+            ),
+            (404, "404 page not found", ErrorKind::Config),
+            (
+                502,
+                "<html><title>502 Bad Gateway</title></html>",
+                ErrorKind::ServerError,
+            ),
+        ];
+        for (status, body, kind) in cases {
+            let err = parse_error(&failure(status, body));
+            assert_eq!(err.kind(), kind, "{status} {body}");
+        }
+        let limited = parse_error(&failure(
+            429,
+            r#"{"error":{"message":"rate limited, try again in 2s"}}"#,
+        ));
+        assert_eq!(
+            limited.retry_after(),
+            Some(std::time::Duration::from_secs(2))
+        );
+        let html = parse_error(&failure(502, "<html><title>502 Bad Gateway</title></html>"));
+        assert!(
+            html.message().contains("HTML error page (502 Bad Gateway)"),
+            "{}",
+            html.message()
+        );
+    }
+
+    #[test]
+    fn quoted_model_names() {
+        assert_eq!(quoted_model("model 'llama3' not found"), Some("llama3"));
+        assert_eq!(quoted_model("nothing quoted"), None);
+        assert_eq!(quoted_model("empty '' quotes"), None);
+    }
+}

@@ -1,0 +1,121 @@
+//! Running the `cascade` binary with a clean environment.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use llm_test_support::{CANARY_KEY, Fixture};
+use wiremock::MockServer;
+
+/// The `cascade` binary built by this workspace's test run.
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let binary = profile_dir.join(format!("cascade{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: run the whole workspace's tests (`cargo test --workspace`), which build it",
+        binary.display()
+    );
+    binary
+}
+
+/// A finished run.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout as one JSON value.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON value ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Asserts the canary key appears nowhere in the output.
+    pub fn assert_no_key(&self) {
+        assert!(
+            !self.stdout.contains(CANARY_KEY),
+            "key in stdout: {}",
+            self.stdout
+        );
+        assert!(
+            !self.stderr.contains(CANARY_KEY),
+            "key in stderr: {}",
+            self.stderr
+        );
+    }
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `cascade` with exactly `env` (nothing inherited) in an empty directory (no `.env`).
+pub async fn cascade(args: &[&str], env: &[(String, String)]) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = tokio::process::Command::new(binary())
+        .args(args)
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(dir.path())
+        .output()
+        .await
+        .expect("run cascade");
+    Run::from(output)
+}
+
+/// Settings that keep runs fast and deterministic: short backoff, no waiting on hints.
+pub fn fast() -> Vec<(String, String)> {
+    [("LLM_BACKOFF_MS", "10"), ("LLM_MAX_RETRY_WAIT", "0s")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Configures provider `prefix` (e.g. `OPENAI`) with the canary key against `base_url`.
+pub fn provider(prefix: &str, base_url: String) -> Vec<(String, String)> {
+    vec![
+        (format!("{prefix}_API_KEY"), CANARY_KEY.to_owned()),
+        (format!("{prefix}_BASE_URL"), base_url),
+    ]
+}
+
+/// The order variable.
+pub fn order(ids: &str) -> (String, String) {
+    ("LLM_FALLBACK_ORDER".to_owned(), ids.to_owned())
+}
+
+/// A mock server answering `route` with the fixture, expecting `times` calls.
+pub async fn serve(provider: &str, scenario: &str, route: &str, times: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Fixture::load(provider, scenario)
+        .mount(&server, "POST", route, times)
+        .await;
+    server
+}
+
+/// The content of a non-streamed fixture (`choices[0].message.content`).
+pub fn fixture_content(provider: &str, scenario: &str) -> String {
+    let fixture = Fixture::load(provider, scenario);
+    let body = fixture.response.body.expect("a JSON body");
+    body["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content")
+        .to_owned()
+}

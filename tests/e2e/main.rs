@@ -1,0 +1,5 @@
+//! The `cascade` binary end to end, against local mock providers serving real captured responses.
+
+mod ask;
+mod harness;
+mod stream;
