@@ -2,4 +2,5 @@
 
 mod ask;
 mod harness;
+mod pull;
 mod stream;

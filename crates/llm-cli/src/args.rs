@@ -28,6 +28,18 @@ pub enum Command {
     Ask(AskArgs),
     /// List every compiled-in provider: configured or not, model, base URL (no network).
     Providers(ProvidersArgs),
+    /// Download a model into the local Ollama server, with progress.
+    Pull(PullArgs),
+}
+
+/// `cascade pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The model to pull; the configured `OLLAMA_MODEL` (or Ollama's default) when omitted.
+    pub model: Option<String>,
+    /// Print progress events as JSON lines, then a summary line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `cascade ask`.

@@ -5,6 +5,7 @@ mod ask;
 mod env;
 mod output;
 mod providers;
+mod pull;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Ask(args) => ask::run(args, &env).await,
             Command::Providers(args) => providers::run(&args, &env),
+            Command::Pull(args) => pull::run(&args, &env).await,
         }
     });
     ExitCode::from(code)
