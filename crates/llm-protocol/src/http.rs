@@ -2,7 +2,7 @@
 //! classification of transport failures.
 
 use std::error::Error as StdError;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -33,7 +33,7 @@ pub struct HttpFailure {
 /// A provider's one function that turns a failed response into a classified error.
 pub type ParseError = fn(&HttpFailure) -> Error;
 
-/// The client a provider sends with: the process-wide connection pool plus what the provider needs to
+/// The client a provider sends with: its connection pool plus what the provider needs to
 /// classify failures (its id, whether it is local, its `parse_error`).
 #[derive(Clone)]
 pub struct HttpClient {
@@ -52,20 +52,15 @@ impl std::fmt::Debug for HttpClient {
     }
 }
 
-/// One pool for the process: providers often share hosts, and building a client loads TLS roots.
-fn shared_client() -> Result<reqwest::Client, Error> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .tcp_nodelay(true)
-                .user_agent(concat!("llm-cascade/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| error_chain(&e))
-        })
-        .clone()
-        .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
+/// A client with its own connection pool. One per provider: providers talk to different hosts, and a
+/// pool shared across them would only add the chance of reusing a connection to a server that is gone.
+fn build_client() -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .user_agent(concat!("llm-cascade/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::config(format!("cannot build the HTTP client: {}", error_chain(&e))))
 }
 
 impl HttpClient {
@@ -75,7 +70,7 @@ impl HttpClient {
     /// A config error when the TLS backend cannot be initialised.
     pub fn new(provider: &str, local: bool, parse_error: ParseError) -> Result<Self, Error> {
         Ok(Self {
-            client: shared_client()?,
+            client: build_client()?,
             provider: provider.into(),
             local,
             parse_error,
@@ -118,12 +113,12 @@ impl HttpClient {
     }
 
     /// Runs the provider's `parse_error` and fills in what every error carries: the provider, the
-    /// status, and the wait hint from the headers when the body had none.
+    /// status, and the wait hint (from the headers, else from the body).
     pub fn classify(&self, failure: &HttpFailure) -> Error {
         let error = (self.parse_error)(failure);
-        let retry_after = error
-            .retry_after()
-            .or_else(|| error_map::retry_after_from_headers(&failure.headers));
+        // Headers are the machine-readable contract; a hint in the body or message is the fallback.
+        let retry_after =
+            error_map::retry_after_from_headers(&failure.headers).or(error.retry_after());
         let status = error.status().unwrap_or(failure.status);
         error
             .with_provider(self.provider.as_ref())

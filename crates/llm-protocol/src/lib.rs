@@ -3,6 +3,7 @@
 pub mod error_map;
 pub mod http;
 pub mod lines;
+pub mod openai;
 pub mod settings;
 pub mod sse;
 pub mod stream;

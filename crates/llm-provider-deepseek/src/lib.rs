@@ -1,1 +1,23 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+use llm_protocol::openai::CompatSpec;
+use llm_protocol::{CLOUD_TIMEOUT, SettingsSpec};
+
+/// The provider id.
+pub const ID: &str = "deepseek";
+
+const SETTINGS: SettingsSpec = SettingsSpec {
+    id: ID,
+    display_name: "DeepSeek",
+    env_prefix: "DEEPSEEK",
+    key_env: &["DEEPSEEK_API_KEY"],
+    default_model: "deepseek-chat",
+    default_base_url: "https://api.deepseek.com",
+    default_timeout: CLOUD_TIMEOUT,
+    local: false,
+    priority: 90,
+};
+
+const SPEC: CompatSpec = CompatSpec::new(SETTINGS);
+
+llm_protocol::compat_provider!(DeepSeekSpec, DeepSeek, DeepSeekConfig, "DeepSeek", SPEC);

@@ -1,1 +1,27 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+use llm_protocol::openai::CompatSpec;
+use llm_protocol::{CLOUD_TIMEOUT, SettingsSpec};
+
+/// The provider id.
+pub const ID: &str = "mistral";
+
+const SETTINGS: SettingsSpec = SettingsSpec {
+    id: ID,
+    display_name: "Mistral",
+    env_prefix: "MISTRAL",
+    key_env: &["MISTRAL_API_KEY"],
+    default_model: "mistral-small-latest",
+    default_base_url: "https://api.mistral.ai/v1",
+    default_timeout: CLOUD_TIMEOUT,
+    local: false,
+    priority: 70,
+};
+
+const SPEC: CompatSpec = CompatSpec {
+    // Mistral rejects unknown fields (`stream_options`) and sends usage on its last chunk anyway.
+    stream_usage: false,
+    ..CompatSpec::new(SETTINGS)
+};
+
+llm_protocol::compat_provider!(MistralSpec, Mistral, MistralConfig, "Mistral", SPEC);

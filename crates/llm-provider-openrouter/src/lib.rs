@@ -1,1 +1,43 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+use llm_protocol::openai::{CompatSpec, EnvHeader};
+use llm_protocol::{CLOUD_TIMEOUT, SettingsSpec};
+
+/// The provider id.
+pub const ID: &str = "openrouter";
+
+const SETTINGS: SettingsSpec = SettingsSpec {
+    id: ID,
+    display_name: "OpenRouter",
+    env_prefix: "OPENROUTER",
+    key_env: &["OPENROUTER_API_KEY"],
+    default_model: "openai/gpt-4o-mini",
+    default_base_url: "https://openrouter.ai/api/v1",
+    default_timeout: CLOUD_TIMEOUT,
+    local: false,
+    priority: 50,
+};
+
+const SPEC: CompatSpec = CompatSpec {
+    headers: &[
+        EnvHeader {
+            name: "http-referer",
+            env: &["OPENROUTER_SITE_URL", "OPENROUTER_HTTP_REFERER"],
+            default: None,
+        },
+        EnvHeader {
+            name: "x-title",
+            env: &["OPENROUTER_APP_NAME", "OPENROUTER_X_TITLE"],
+            default: Some("llm-cascade"),
+        },
+    ],
+    ..CompatSpec::new(SETTINGS)
+};
+
+llm_protocol::compat_provider!(
+    OpenRouterSpec,
+    OpenRouter,
+    OpenRouterConfig,
+    "OpenRouter",
+    SPEC
+);

@@ -4,9 +4,11 @@
 //!   serves it through `wiremock`.
 //! - [`ScriptedServer`]: a raw loopback HTTP server that sends a response in timed steps, for what
 //!   `wiremock` cannot do (a slow first token, a stream that stalls, a connection that drops).
+//! - [`replay`]: replays a fixture against any provider and normalises the outcome for snapshots.
 //! - [`CANARY_KEY`]: a fake key that tests look for in every output.
 
 mod fixture;
+pub mod replay;
 mod scripted;
 
 pub use fixture::{Fixture, FixtureMeta, workspace_root};

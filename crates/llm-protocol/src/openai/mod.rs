@@ -1,0 +1,52 @@
+//! The OpenAI chat-completions dialect, written once for every provider that speaks it (OpenAI, Groq,
+//! OpenRouter, Together, Mistral, DeepSeek, LM Studio).
+//!
+//! - [`wire`]: sans-IO request encoding and tolerant response decoding (`{"error": …}` inside a 200 body
+//!   is an error; a body without choices is a validation error).
+//! - [`stream`]: [`ChunkDecoder`], the [`FrameDecoder`](crate::FrameDecoder) for `chat.completion.chunk`
+//!   server-sent events, ending at `data: [DONE]`.
+//! - [`errors`]: [`parse_error`], the dialect's one classification of error bodies, with a hook for a
+//!   provider's own rules ([`parse_error_with`]).
+//! - [`provider`]: [`OpenAiCompatible`], the generic [`Provider`](llm_core::Provider) that each provider
+//!   crate configures with a [`CompatSpec`].
+
+pub mod errors;
+pub mod provider;
+pub mod stream;
+pub mod wire;
+
+pub use errors::{ErrorFacts, KindOverride, parse_error, parse_error_with};
+pub use provider::{
+    CompatConfig, CompatProvider, CompatSpec, EnvHeader, OpenAiCompatible, build_boxed,
+};
+pub use stream::ChunkDecoder;
+pub use wire::{decode_response, encode_request};
+
+/// Declares a provider crate's public items from its `CompatSpec` constant: the marker type tying the
+/// spec to the generic types, `<X>` (the provider), `<X>Config`, and the registry entry.
+///
+/// ```text
+/// llm_protocol::compat_provider!(GroqSpec, Groq, GroqConfig, "Groq", SPEC);
+/// ```
+#[macro_export]
+macro_rules! compat_provider {
+    ($marker:ident, $provider:ident, $config:ident, $name:literal, $spec:expr) => {
+        #[doc = concat!("Ties ", $name, "'s settings and quirks to the dialect's generic types.")]
+        #[derive(Debug, Clone, Copy)]
+        pub struct $marker;
+
+        impl $crate::openai::CompatProvider for $marker {
+            const SPEC: $crate::openai::CompatSpec = $spec;
+        }
+
+        #[doc = concat!("The ", $name, " provider: `", stringify!($provider), "::from_env(&env)` or `",
+            stringify!($provider), "::new(config)`.")]
+        pub type $provider = $crate::openai::OpenAiCompatible<$marker>;
+
+        #[doc = concat!($name, "'s configuration: `", stringify!($config),
+            "::from_env(&env)`; its `Debug` never shows the key.")]
+        pub type $config = $crate::openai::CompatConfig<$marker>;
+
+        ::llm_core::register_provider!($spec.settings.registration($crate::openai::build_boxed::<$marker>));
+    };
+}

@@ -1,0 +1,8 @@
+//! Integration tests of `cargo xtask record-fixtures`: the recorder against a local upstream, the
+//! leak guard, the checker, and replay of the committed lmstudio recordings.
+
+mod check;
+mod lmstudio;
+mod proxy;
+mod record;
+mod toy;
