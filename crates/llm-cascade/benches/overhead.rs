@@ -72,5 +72,48 @@ fn in_memory(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, in_memory);
+/// The OpenAI provider against a local server replaying a real captured answer.
+#[cfg(feature = "provider-openai")]
+fn loopback_http(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use llm_cascade::MapEnv;
+    use llm_test_support::{CANARY_KEY, Fixture};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = runtime.block_on(async {
+        let server = wiremock::MockServer::start().await;
+        // No `.expect(..)`: the number of calls depends on criterion's sampling.
+        wiremock::Mock::given(wiremock::matchers::path("/v1/chat/completions"))
+            .respond_with(Fixture::load("openai", "chat.success").response_template())
+            .mount(&server)
+            .await;
+        server
+    });
+    let env = MapEnv::new()
+        .with("OPENAI_API_KEY", CANARY_KEY)
+        .with("OPENAI_BASE_URL", format!("{}/v1", server.uri()))
+        .with("LLM_FALLBACK_ORDER", "openai");
+    let cascade = llm_cascade::Cascade::from_env_source(&env).expect("cascade");
+    let provider: Arc<dyn Provider> = cascade.providers()[0].clone();
+    let request = ChatRequest::from_prompt("hello");
+    let mut group = c.benchmark_group("loopback_http");
+    group.bench_function("direct", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(provider.chat(black_box(&request)).await) });
+    });
+    group.bench_function("cascade", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(cascade.chat(black_box(request.clone())).await) });
+    });
+    group.finish();
+}
+
+#[cfg(not(feature = "provider-openai"))]
+fn loopback_http(_: &mut Criterion) {}
+
+criterion_group!(benches, in_memory, loopback_http);
 criterion_main!(benches);
