@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod conversation;
 pub mod error_map;
 pub mod http;
 pub mod lines;

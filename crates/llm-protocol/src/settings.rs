@@ -89,12 +89,7 @@ impl ProviderSettings {
     pub fn from_env(spec: &SettingsSpec, env: &dyn EnvSource) -> Result<Self, Error> {
         let api_key = env.first_of(spec.key_env).map(|(_, key)| Secret::new(key));
         if api_key.is_none() && !spec.key_env.is_empty() && !spec.local {
-            return Err(Error::config(format!(
-                "{} is not configured: set {}",
-                spec.id,
-                spec.key_env.join(" or ")
-            ))
-            .with_provider(spec.id));
+            return Err(missing_key(spec));
         }
         let model = env
             .non_empty(&spec.var("MODEL"))
@@ -117,6 +112,31 @@ impl ProviderSettings {
             timeout,
         })
     }
+
+    /// Reads the settings of `spec` from `env` for a provider that cannot work without a key, and
+    /// returns the key apart (the returned settings hold none).
+    ///
+    /// # Errors
+    /// As [`ProviderSettings::from_env`]; a config error naming the key variables whenever no key is set
+    /// (even for a `local` spec).
+    pub fn from_env_with_key(
+        spec: &SettingsSpec,
+        env: &dyn EnvSource,
+    ) -> Result<(Secret, Self), Error> {
+        let mut settings = Self::from_env(spec, env)?;
+        let key = settings.api_key.take().ok_or_else(|| missing_key(spec))?;
+        Ok((key, settings))
+    }
+}
+
+/// The config error of a provider whose key is not set, naming every variable that may hold it.
+fn missing_key(spec: &SettingsSpec) -> Error {
+    Error::config(format!(
+        "{} is not configured: set {}",
+        spec.id,
+        spec.key_env.join(" or ")
+    ))
+    .with_provider(spec.id)
 }
 
 /// Checks that `url` (from variable `var`) is an http(s) URL and strips its trailing slash.
@@ -207,5 +227,32 @@ mod tests {
             &MapEnv::new().with("GEMINI_API_KEY", "secret-value"),
         );
         assert!(!format!("{settings:?}").contains("secret-value"));
+    }
+
+    #[test]
+    fn with_key_returns_the_key_apart_or_a_config_error() {
+        let (key, settings) = ProviderSettings::from_env_with_key(
+            &SPEC,
+            &MapEnv::new()
+                .with("GOOGLE_API_KEY", "k")
+                .with("GEMINI_MODEL", "m2"),
+        )
+        .expect("ok");
+        assert_eq!((key.expose(), settings.model.as_str()), ("k", "m2"));
+        assert!(settings.api_key.is_none());
+        let missing =
+            ProviderSettings::from_env_with_key(&SPEC, &MapEnv::new()).expect_err("no key");
+        assert_eq!(missing.kind(), ErrorKind::Config);
+        assert_eq!(
+            missing.message(),
+            "gemini is not configured: set GEMINI_API_KEY or GOOGLE_API_KEY"
+        );
+        let local = SettingsSpec {
+            local: true,
+            ..SPEC
+        };
+        let missing =
+            ProviderSettings::from_env_with_key(&local, &MapEnv::new()).expect_err("no key");
+        assert!(missing.message().contains("GEMINI_API_KEY"), "{missing}");
     }
 }

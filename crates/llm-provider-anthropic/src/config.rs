@@ -41,14 +41,7 @@ impl AnthropicConfig {
     /// A config error naming the variable when the key is missing, the timeout does not parse or the
     /// base URL is not an http(s) URL.
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, Error> {
-        let settings = ProviderSettings::from_env(&SPEC, env)?;
-        let api_key = settings.api_key.ok_or_else(|| {
-            Error::config(format!(
-                "{} is not configured: set ANTHROPIC_API_KEY",
-                SPEC.id
-            ))
-            .with_provider(SPEC.id)
-        })?;
+        let (api_key, settings) = ProviderSettings::from_env_with_key(&SPEC, env)?;
         Ok(Self {
             api_key,
             model: settings.model,

@@ -2,9 +2,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use llm_core::{
-    ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, Role, StreamEvent, Usage,
-};
+use llm_core::{ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, StreamEvent, Usage};
+use llm_protocol::conversation::{Conversation, Speaker};
 use llm_protocol::error_map::{
     describe_unparsed_body, kind_for_status, one_line, retry_after_from_headers,
     retry_after_from_message,
@@ -18,10 +17,6 @@ use crate::ID;
 
 /// `max_tokens` is required by the Messages API; this is sent when the request sets none.
 pub(crate) const DEFAULT_MAX_TOKENS: u32 = 4096;
-
-/// The user turn put first when a conversation starts with an assistant message: the Messages API
-/// requires the first message to be a user message.
-pub(crate) const LEADING_USER_TURN: &str = "(start of conversation)";
 
 /// The body of `POST /v1/messages`.
 #[derive(Debug, Serialize)]
@@ -47,51 +42,32 @@ struct WireMessage {
 
 /// Encodes `request` for `model`.
 ///
-/// System messages, wherever they are, go to the top-level `system` (joined by a blank line);
-/// consecutive messages of the same role are merged (joined by a blank line); a conversation that does
-/// not start with a user message gets [`LEADING_USER_TURN`] first.
+/// The messages are normalised by [`Conversation::from_messages`]: system messages, wherever they are,
+/// go to the top-level `system` (joined by a blank line); consecutive messages of the same role are
+/// merged (joined by a blank line); a conversation that does not start with a user message gets
+/// [`LEADING_USER_TURN`](llm_protocol::conversation::LEADING_USER_TURN) first (the Messages API
+/// requires the first message to be a user message).
 pub(crate) fn encode_request<'a>(
     request: &'a ChatRequest,
     model: &'a str,
     stream: bool,
 ) -> MessagesRequest<'a> {
-    let system: Vec<&str> = request
-        .messages
-        .iter()
-        .filter(|m| m.role == Role::System)
-        .map(|m| m.content.as_str())
-        .collect();
-    let mut messages: Vec<WireMessage> = Vec::new();
-    for message in request.messages.iter().filter(|m| m.role != Role::System) {
-        let role = if message.role == Role::User {
-            "user"
-        } else {
-            "assistant"
-        };
-        match messages.last_mut() {
-            Some(last) if last.role == role => {
-                last.content.push_str("\n\n");
-                last.content.push_str(&message.content);
-            }
-            _ => messages.push(WireMessage {
-                role,
-                content: message.content.clone(),
-            }),
-        }
-    }
-    if messages.first().is_none_or(|first| first.role != "user") {
-        messages.insert(
-            0,
-            WireMessage {
-                role: "user",
-                content: LEADING_USER_TURN.to_owned(),
+    let conversation = Conversation::from_messages(&request.messages);
+    let messages = conversation
+        .turns
+        .into_iter()
+        .map(|turn| WireMessage {
+            role: match turn.speaker {
+                Speaker::User => "user",
+                Speaker::Assistant => "assistant",
             },
-        );
-    }
+            content: turn.text,
+        })
+        .collect();
     MessagesRequest {
         model,
         max_tokens: request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        system: conversation.system,
         messages,
         temperature: request.temperature,
         stop_sequences: &request.stop,
@@ -479,6 +455,7 @@ impl FrameDecoder<SseEvent> for StreamDecoder {
 mod tests {
     use super::*;
     use llm_core::Message;
+    use llm_protocol::conversation::LEADING_USER_TURN;
     use llm_protocol::header::HeaderValue;
 
     fn encode(request: &ChatRequest, stream: bool) -> serde_json::Value {

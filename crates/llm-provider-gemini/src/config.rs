@@ -41,15 +41,7 @@ impl GeminiConfig {
     /// A config error naming the variable when no key is set, the timeout does not parse or the base
     /// URL is not an http(s) URL.
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, Error> {
-        let settings = ProviderSettings::from_env(&SPEC, env)?;
-        let api_key = settings.api_key.ok_or_else(|| {
-            Error::config(format!(
-                "{} is not configured: set {}",
-                SPEC.id,
-                SPEC.key_env.join(" or ")
-            ))
-            .with_provider(SPEC.id)
-        })?;
+        let (api_key, settings) = ProviderSettings::from_env_with_key(&SPEC, env)?;
         Ok(Self {
             api_key,
             model: settings.model,

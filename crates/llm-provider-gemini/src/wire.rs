@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use llm_core::{
-    ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, Role, StreamEvent, Usage,
-};
+use llm_core::{ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, StreamEvent, Usage};
+use llm_protocol::conversation::{Conversation, Speaker};
 use llm_protocol::error_map::{
     describe_unparsed_body, kind_for_status, one_line, parse_go_duration, retry_after_from_message,
 };
@@ -15,10 +14,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ID;
-
-/// The user turn put first when a conversation starts with a model turn: Gemini expects the
-/// conversation to open with a user turn.
-pub(crate) const LEADING_USER_TURN: &str = "(start of conversation)";
 
 /// The body of `:generateContent` and `:streamGenerateContent`.
 #[derive(Debug, Serialize)]
@@ -60,58 +55,31 @@ struct GenerationConfig<'a> {
 
 /// Encodes `request`.
 ///
-/// System messages, wherever they are, go to `systemInstruction` (joined by a blank line); roles map
-/// to `user` / `model`; consecutive messages of the same role are merged into one turn (joined by a
-/// blank line); a conversation that does not start with a user turn gets [`LEADING_USER_TURN`] first.
-/// `generationConfig` is sent only when an option is set.
+/// The messages are normalised by [`Conversation::from_messages`]: system messages, wherever they are,
+/// go to `systemInstruction` (joined by a blank line); roles map to `user` / `model`; consecutive
+/// messages of the same role are merged into one turn (joined by a blank line); a conversation that
+/// does not start with a user turn gets
+/// [`LEADING_USER_TURN`](llm_protocol::conversation::LEADING_USER_TURN) first (Gemini expects the
+/// conversation to open with a user turn). `generationConfig` is sent only when an option is set.
 pub(crate) fn encode_request(request: &ChatRequest) -> GenerateRequest<'_> {
-    let system: Vec<&str> = request
-        .messages
-        .iter()
-        .filter(|m| m.role == Role::System)
-        .map(|m| m.content.as_str())
-        .collect();
-    let mut contents: Vec<Content> = Vec::new();
-    for message in request.messages.iter().filter(|m| m.role != Role::System) {
-        let role = if message.role == Role::User {
-            "user"
-        } else {
-            "model"
-        };
-        match contents.last_mut() {
-            Some(last) if last.role == role => {
-                if let Some(part) = last.parts.first_mut() {
-                    part.text.push_str("\n\n");
-                    part.text.push_str(&message.content);
-                }
-            }
-            _ => contents.push(Content {
-                role,
-                parts: vec![TextPart {
-                    text: message.content.clone(),
-                }],
-            }),
-        }
-    }
-    if contents.first().is_none_or(|first| first.role != "user") {
-        contents.insert(
-            0,
-            Content {
-                role: "user",
-                parts: vec![TextPart {
-                    text: LEADING_USER_TURN.to_owned(),
-                }],
+    let conversation = Conversation::from_messages(&request.messages);
+    let contents = conversation
+        .turns
+        .into_iter()
+        .map(|turn| Content {
+            role: match turn.speaker {
+                Speaker::User => "user",
+                Speaker::Assistant => "model",
             },
-        );
-    }
+            parts: vec![TextPart { text: turn.text }],
+        })
+        .collect();
     let has_options =
         request.temperature.is_some() || request.max_tokens.is_some() || !request.stop.is_empty();
     GenerateRequest {
         contents,
-        system_instruction: (!system.is_empty()).then(|| SystemInstruction {
-            parts: vec![TextPart {
-                text: system.join("\n\n"),
-            }],
+        system_instruction: conversation.system.map(|text| SystemInstruction {
+            parts: vec![TextPart { text }],
         }),
         generation_config: has_options.then_some(GenerationConfig {
             temperature: request.temperature,
@@ -545,6 +513,7 @@ pub(crate) fn model_segment(model: &str) -> Result<&str, Error> {
 mod tests {
     use super::*;
     use llm_core::Message;
+    use llm_protocol::conversation::LEADING_USER_TURN;
     use llm_protocol::header::HeaderMap;
     use serde_json::json;
 

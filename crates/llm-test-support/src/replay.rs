@@ -2,7 +2,7 @@
 //!
 //! Generic over [`Provider`]: a test builds its provider for the mock server's URI, replays a scenario,
 //! and snapshots the JSON these functions return (our normalised result, never the vendor's JSON).
-//! Every error is checked for [`CANARY_KEY`](crate::CANARY_KEY) in its `Display` and `Debug` output.
+//! Every error is checked for [`CANARY_KEY`] in its `Display` and `Debug` output.
 
 use futures_util::StreamExt;
 use llm_core::{ChatRequest, ChatResponse, ChatStream, Error, Provider, StreamEvent};
@@ -16,9 +16,9 @@ pub fn assert_no_canary(text: &str) {
     assert!(!text.contains(CANARY_KEY), "the key leaked into: {text}");
 }
 
-/// `{kind, status, retry_after_ms, provider, message}` of an error, after checking that neither its
-/// `Display` nor its `Debug` output shows the canary key.
-pub fn error_json(error: &Error) -> Value {
+/// `{kind, status, retry_after_ms, provider}` of an error, after checking that neither its `Display`
+/// nor its `Debug` output shows the canary key.
+pub fn error_summary(error: &Error) -> Value {
     assert_no_canary(&error.to_string());
     assert_no_canary(&format!("{error:?}"));
     json!({
@@ -26,8 +26,14 @@ pub fn error_json(error: &Error) -> Value {
         "status": error.status(),
         "retry_after_ms": error.retry_after().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         "provider": error.provider(),
-        "message": error.message(),
     })
+}
+
+/// [`error_summary`] plus the error's `message`.
+pub fn error_json(error: &Error) -> Value {
+    let mut value = error_summary(error);
+    value["message"] = Value::from(error.message());
+    value
 }
 
 /// A chat outcome: the response, or `{"error": error_json}`.
@@ -61,6 +67,18 @@ pub fn stream_json(items: &[Result<StreamEvent, Error>]) -> Value {
         }
     }
     json!({ "text": text, "deltas": deltas, "events": events, "error": error })
+}
+
+/// Every item of a stream as a JSON array, in order: each event as it serialises, an error as
+/// `{"error": error_summary}`.
+pub fn event_list(items: &[Result<StreamEvent, Error>]) -> Value {
+    items
+        .iter()
+        .map(|item| match item {
+            Ok(event) => serde_json::to_value(event).expect("an event serialises"),
+            Err(error) => json!({ "error": error_summary(error) }),
+        })
+        .collect()
 }
 
 /// Serves `fixture` at its recorded method and path, expecting exactly `times` calls.

@@ -1,8 +1,9 @@
 //! Streamed answers: complete, thought signatures, cut-off body, safety blocks.
 
 use llm_core::{ChatRequest, Provider};
+use llm_test_support::replay::{collect, event_list};
 
-use crate::support::{provider, serve, stream_json};
+use crate::support::{provider, serve};
 
 async fn run(scenario: &str) -> serde_json::Value {
     let (server, _fixture) = serve(scenario).await;
@@ -10,7 +11,7 @@ async fn run(scenario: &str) -> serde_json::Value {
         .chat_stream(&ChatRequest::from_prompt("What is the capital of France?"))
         .await
         .expect("stream starts");
-    stream_json(stream).await
+    event_list(&collect(stream).await)
 }
 
 #[tokio::test]
