@@ -15,7 +15,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::config::{CascadeConfig, LocalPull, provider_order};
 use crate::observer::{CascadeEvent, Observer};
-use crate::report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason};
+use crate::report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
 
 /// An ordered chain of providers with the retry and deadline policy around them. Cheap to clone.
 #[derive(Clone)]
@@ -331,7 +331,15 @@ impl Cascade {
                 }
             }
         }
-        let report = CascadeError::exhausted(std::mem::take(&mut call.attempts), stop.as_ref());
+        let mut report = CascadeError::exhausted(std::mem::take(&mut call.attempts), stop.as_ref());
+        if report
+            .attempts
+            .iter()
+            .all(|a| a.outcome == Outcome::Failed(ErrorKind::NotRunning))
+        {
+            // Only local servers were in the chain and none runs: a fresh machine with no keys.
+            report.hint = format!("{} {}", report.hint, self.setup_hint);
+        }
         error!(category = %report.category, attempts = report.attempts.len(), "{}", report.message);
         Err(report)
     }

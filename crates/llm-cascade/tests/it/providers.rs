@@ -277,6 +277,31 @@ mod ollama {
     }
 
     #[tokio::test]
+    async fn only_local_servers_all_down_suggests_setting_a_key() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let env = MapEnv::new()
+            .with("OLLAMA_BASE_URL", format!("http://127.0.0.1:{port}"))
+            .with("LM_STUDIO_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
+            .with("LM_STUDIO_MODEL", "any");
+        let report = cascade(env)
+            .chat(ChatRequest::from_prompt("hi"))
+            .await
+            .expect_err("nothing runs");
+        assert_eq!(
+            outcomes(&report.attempts),
+            vec![
+                ("ollama", Outcome::Failed(ErrorKind::NotRunning)),
+                ("lmstudio", Outcome::Failed(ErrorKind::NotRunning)),
+            ]
+        );
+        assert!(report.hint.contains("GROQ_API_KEY"), "{}", report.hint);
+    }
+
+    #[tokio::test]
     async fn running_with_the_model_is_used_first() {
         let local = serve("ollama", "tags.success", "GET", TAGS, 1).await;
         Fixture::load("ollama", "chat.success")
