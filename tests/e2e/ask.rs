@@ -4,7 +4,7 @@ use llm_test_support::Fixture;
 use serde_json::json;
 use wiremock::MockServer;
 
-use crate::harness::{cascade, fast, fixture_content, order, provider, serve};
+use crate::harness::{cascade, cascade_with_stdin, fast, fixture_content, order, provider, serve};
 
 const OPENAI_ROUTE: &str = "/v1/chat/completions";
 const GROQ_ROUTE: &str = "/openai/v1/chat/completions";
@@ -211,20 +211,12 @@ async fn provider_flag_pins_one_provider() {
 
 #[tokio::test]
 async fn prompt_from_stdin_and_flags_reach_the_provider() {
-    use tokio::io::AsyncWriteExt;
     let openai = serve("openai", "chat.success", OPENAI_ROUTE, 1).await;
     let mut env = fast();
     env.extend(provider("OPENAI", format!("{}/v1", openai.uri())));
     env.push(order("openai"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let exe = std::env::current_exe().expect("exe");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("dir")
-        .join("cascade");
-    let mut child = tokio::process::Command::new(bin)
-        .args([
+    let run = cascade_with_stdin(
+        &[
             "ask",
             "--json",
             "--system",
@@ -234,22 +226,12 @@ async fn prompt_from_stdin_and_flags_reach_the_provider() {
             "--temperature",
             "0.5",
             "-",
-        ])
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir(dir.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(b"question from stdin")
-        .await
-        .expect("write");
-    drop(stdin);
-    let output = child.wait_with_output().await.expect("wait");
-    assert_eq!(output.status.code(), Some(0));
+        ],
+        &env,
+        Some("question from stdin"),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     let requests = openai.received_requests().await.expect("recording");
     let body: serde_json::Value = serde_json::from_slice(&requests[0].body).expect("json body");
     assert_eq!(

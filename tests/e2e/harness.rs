@@ -65,18 +65,41 @@ impl From<Output> for Run {
     }
 }
 
-/// Runs `cascade` with exactly `env` (nothing inherited) in an empty directory (no `.env`).
+/// Runs `cascade` with exactly `env` (nothing inherited) in an empty directory (no `.env`). The usage
+/// log goes into that directory unless `env` sets `LLM_USAGE_DB` (never into the real data directory).
 pub async fn cascade(args: &[&str], env: &[(String, String)]) -> Run {
+    cascade_with_stdin(args, env, None).await
+}
+
+/// Like [`cascade`], with `stdin` piped to the process (closed after it is written).
+pub async fn cascade_with_stdin(
+    args: &[&str],
+    env: &[(String, String)],
+    stdin: Option<&str>,
+) -> Run {
+    use tokio::io::AsyncWriteExt;
+
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = tokio::process::Command::new(binary())
+    let mut child = tokio::process::Command::new(binary())
         .args(args)
         .env_clear()
         .env("NO_COLOR", "1")
+        .env("LLM_USAGE_DB", dir.path().join("usage.db"))
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(dir.path())
-        .output()
-        .await
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run cascade");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).await.expect("write stdin");
+    }
+    let output = child.wait_with_output().await.expect("wait for cascade");
     Run::from(output)
 }
 
@@ -118,4 +141,27 @@ pub fn fixture_content(provider: &str, scenario: &str) -> String {
         .as_str()
         .expect("content")
         .to_owned()
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The settings that point both local providers at a refused port, so runs never reach a real server.
+pub fn locals_down() -> Vec<(String, String)> {
+    vec![
+        (
+            "OLLAMA_BASE_URL".to_owned(),
+            format!("http://127.0.0.1:{}", closed_port()),
+        ),
+        (
+            "LM_STUDIO_BASE_URL".to_owned(),
+            format!("http://127.0.0.1:{}/v1", closed_port()),
+        ),
+    ]
 }

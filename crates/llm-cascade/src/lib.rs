@@ -5,6 +5,7 @@ mod engine;
 mod observer;
 mod providers;
 mod report;
+mod stats;
 mod stream;
 
 pub use config::{CascadeConfig, LocalPull, SERVERLESS_MARKERS, provider_order};
@@ -19,6 +20,7 @@ pub use providers::{DEFAULT_ORDER, ENABLED};
 pub use report::{
     Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome, describe_attempt,
 };
+pub use stats::{ProviderSummary, Stats, StatsSnapshot, percentile};
 pub use stream::CascadeStream;
 
 /// The registry of every provider compiled into this build.

@@ -20,8 +20,8 @@ pub enum CascadeEvent {
         /// Attempt number at this provider, from 1.
         attempt: u32,
     },
-    /// An attempt ended (successful or not). For streams, a success is reported at the first token
-    /// and a later failure as another `AttemptFinished` for the same attempt.
+    /// An attempt ended (successful or not). A streamed attempt that produced its first token is
+    /// reported once, when its stream ends: as a success, or as the failure that cut it.
     AttemptFinished {
         /// The record.
         attempt: Attempt,

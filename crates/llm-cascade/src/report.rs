@@ -164,7 +164,8 @@ impl CascadeError {
         Self {
             category: error.kind().category(),
             kind: error.kind(),
-            message: error.to_string(),
+            // The category says the kind; the message need not repeat it.
+            message: error.message().to_owned(),
             details: Vec::new(),
             hint: hint.into(),
             attempts: Vec::new(),

@@ -6,10 +6,12 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// Providers join the chain when their key is set (local ones always, and are skipped in
 /// milliseconds when not running). Configure with environment variables or a `.env` file in the
-/// current directory.
+/// current directory. Every attempt of `ask`, `chat` and `test` is counted in a local usage log
+/// (`LLM_USAGE_DB`, `off` to disable; prompts and answers only with `LLM_USAGE_LOG_CONTENT=true`).
 ///
-/// Exit codes: 0 success; 1 every provider failed or none is configured; 2 bad flags or invalid
-/// configuration.
+/// Exit codes: 0 success; 1 every provider failed or none is configured (`providers --check`: no
+/// configured provider is reachable; `test`: the test answer failed; `chat`: a question went
+/// unanswered); 2 bad flags or invalid configuration.
 #[derive(Debug, Parser)]
 #[command(name = "cascade", version, about, long_about)]
 pub struct Cli {
@@ -25,11 +27,43 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Ask one question and print the answer.
+    ///
+    /// Exit codes: 0 answered; 1 every provider failed or none is configured; 2 bad flags or
+    /// configuration.
     Ask(AskArgs),
-    /// List every compiled-in provider: configured or not, model, base URL (no network).
+    /// Talk: a multi-turn conversation, answers streamed as they arrive.
+    ///
+    /// Type `/help` for the commands (`/llm providers`, `/llm switch <id|auto>`, `/llm stats`,
+    /// `/llm test [id]`, `/exit`). Ctrl-C cancels the answer in progress, not the session. When
+    /// standard input is not a terminal, lines are read plainly (one question per line).
+    ///
+    /// Exit codes: 0 every question was answered; 1 at least one was not; 2 bad flags or
+    /// configuration.
+    Chat(ChatArgs),
+    /// List every compiled-in provider: configured or not, model, base URL; `--check` probes them.
+    ///
+    /// Exit codes: 0 listed (with `--check`: at least one configured provider is reachable); 1 with
+    /// `--check`, no configured provider is reachable; 2 invalid configuration.
     Providers(ProvidersArgs),
+    /// Check the providers, then get one short answer through the cascade.
+    ///
+    /// Step 1 probes each provider (the given ones, or every one in the chain); step 2 asks the
+    /// cascade, restricted to the given ids in that order, for a short answer.
+    ///
+    /// Exit codes: 0 the answer came; 1 it did not; 2 bad flags, an unknown id or invalid
+    /// configuration.
+    Test(TestArgs),
+    /// Per-provider statistics from the usage log: requests, failures by kind, latency, tokens.
+    ///
+    /// Exit codes: 0 shown (also when nothing was recorded yet); 1 the log cannot be read; 2 bad
+    /// flags, or the log is off (`LLM_USAGE_DB=off`).
+    Stats(StatsArgs),
     /// Download a model into the local Ollama server, with progress.
     Pull(PullArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: `cascade completions bash > ~/.local/share/bash-completion/completions/cascade`.
+    Completions(CompletionsArgs),
 }
 
 /// `cascade pull`.
@@ -67,10 +101,57 @@ pub struct AskArgs {
     pub temperature: Option<f32>,
 }
 
+/// `cascade chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Start pinned to this provider (same as typing `/llm switch ID`).
+    #[arg(long, value_name = "ID")]
+    pub provider: Option<String>,
+    /// A system prompt for the whole conversation.
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+    /// Print JSON lines: deltas, then one summary per answer; command results as objects.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `cascade providers`.
 #[derive(Debug, Args)]
 pub struct ProvidersArgs {
+    /// Probe every configured provider (concurrently, each bounded by its timeout).
+    #[arg(long)]
+    pub check: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `cascade test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Providers to test, in the order to try them; every provider in the chain when omitted.
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cascade stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only attempts newer than this (`30m`, `24h`, `7d`); everything when omitted.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `cascade completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }

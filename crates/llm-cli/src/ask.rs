@@ -4,14 +4,15 @@ use std::io::{Read, Write};
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use llm_cascade::{Cascade, CascadeError, ChatRequest, EnvSource, Error, ErrorKind, StreamEvent};
+use llm_cascade::{Cascade, CascadeError, ChatRequest, Error, ErrorKind, Role, StreamEvent};
 
 use crate::args::AskArgs;
-use crate::output;
-use crate::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::output::{self, fail};
+use crate::{Ctx, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 /// Runs `cascade ask`; returns the exit code.
-pub async fn run(args: AskArgs, env: &dyn EnvSource) -> u8 {
+pub async fn run(args: AskArgs, ctx: &Ctx) -> u8 {
+    let env = ctx.env.as_ref();
     let request = match build_request(&args) {
         Ok(request) => request,
         Err(error) => {
@@ -27,16 +28,17 @@ pub async fn run(args: AskArgs, env: &dyn EnvSource) -> u8 {
         None => Cascade::from_env_source(env),
     };
     let cascade = match built {
-        Ok(cascade) => cascade,
+        Ok(cascade) => ctx.attach(cascade),
         Err(error) => {
             let report = CascadeError::before_any_attempt(&error, ErrorKind::Config.advice());
             return fail(&report, args.json, EXIT_USAGE);
         }
     };
+    ctx.usage.begin_call(&last_user_message(&request));
     if args.stream {
-        stream(&cascade, request, args.json).await
+        stream(&cascade, request, args.json, ctx).await
     } else {
-        complete(&cascade, request, args.json).await
+        complete(&cascade, request, args.json, ctx).await
     }
 }
 
@@ -65,20 +67,23 @@ fn build_request(args: &AskArgs) -> Result<ChatRequest, Error> {
     Ok(request)
 }
 
-fn fail(report: &CascadeError, json: bool, code: u8) -> u8 {
-    if json {
-        output::print_json(&output::failure_json(report));
-    } else {
-        output::print_failure(report);
-    }
-    code
+/// The text of the last user message: what the usage log stores as the prompt (with the opt-in).
+pub fn last_user_message(request: &ChatRequest) -> String {
+    request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.content.clone())
+        .unwrap_or_default()
 }
 
-async fn complete(cascade: &Cascade, request: ChatRequest, json: bool) -> u8 {
+async fn complete(cascade: &Cascade, request: ChatRequest, json: bool, ctx: &Ctx) -> u8 {
     let started = Instant::now();
     match cascade.chat(request).await {
         Ok(result) => {
             let r = &result.response;
+            ctx.usage.record_answer(&r.content);
             if json {
                 output::print_json(&output::success_json(
                     &r.provider,
@@ -98,7 +103,7 @@ async fn complete(cascade: &Cascade, request: ChatRequest, json: bool) -> u8 {
     }
 }
 
-async fn stream(cascade: &Cascade, request: ChatRequest, json: bool) -> u8 {
+async fn stream(cascade: &Cascade, request: ChatRequest, json: bool, ctx: &Ctx) -> u8 {
     let started = Instant::now();
     let mut stream = match cascade.chat_stream(request).await {
         Ok(stream) => stream,
@@ -139,6 +144,7 @@ async fn stream(cascade: &Cascade, request: ChatRequest, json: bool) -> u8 {
         }
     }
     let attempts = stream.attempts();
+    ctx.usage.record_answer(&content);
     if json {
         output::print_json(&output::success_json(
             stream.provider(),

@@ -3,7 +3,8 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use llm_cascade::{Attempt, CascadeError, FinishReason, Usage};
+use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
+use llm_cascade::{Attempt, CascadeError, FinishReason, ProviderSummary, StatsSnapshot, Usage};
 use serde_json::{Value, json};
 
 /// The `--json` object of a successful answer.
@@ -71,15 +72,136 @@ pub fn print_summary(provider: &str, model: &str, attempts: &[Attempt], elapsed:
     if !std::io::stderr().is_terminal() {
         return;
     }
-    let (dim, reset) = if stderr_color() {
-        ("\x1b[2m", "\x1b[0m")
+    print_dim(&summary_line(provider, model, attempts, elapsed));
+}
+
+/// Prints a failure (JSON on stdout, or the readable report on stderr) and returns `code`.
+pub fn fail(report: &CascadeError, json: bool, code: u8) -> u8 {
+    if json {
+        print_json(&failure_json(report));
     } else {
-        ("", "")
-    };
+        print_failure(report);
+    }
+    code
+}
+
+/// Whether stdout gets colour: a terminal, and `NO_COLOR` unset.
+pub fn stdout_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// The one-line account of an answer: `— openai · gpt-4o · 1 attempt · 0.4s`.
+pub fn summary_line(
+    provider: &str,
+    model: &str,
+    attempts: &[Attempt],
+    elapsed: Duration,
+) -> String {
     let count = attempts.len();
-    eprintln!(
-        "{dim}— {provider} · {model} · {count} attempt{} · {:.1}s{reset}",
+    format!(
+        "— {provider} · {model} · {count} attempt{} · {:.1}s",
         if count == 1 { "" } else { "s" },
         elapsed.as_secs_f64()
-    );
+    )
+}
+
+/// Prints `text` dim on stderr (dim only with colour).
+pub fn print_dim(text: &str) {
+    if stderr_color() {
+        eprintln!("\x1b[2m{text}\x1b[0m");
+    } else {
+        eprintln!("{text}");
+    }
+}
+
+/// A table in the house style: rounded borders, wrapped to the terminal's width when there is one.
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(presets::UTF8_FULL_CONDENSED.with_rounded_corners())
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    let color = stdout_color();
+    table.set_header(header.iter().map(|h| {
+        let cell = Cell::new(h);
+        if color {
+            cell.add_attribute(Attribute::Bold)
+        } else {
+            cell
+        }
+    }));
+    table
+}
+
+/// A cell coloured `color` when stdout takes colour.
+pub fn colored(text: impl std::fmt::Display, color: Color) -> Cell {
+    let cell = Cell::new(text);
+    if stdout_color() { cell.fg(color) } else { cell }
+}
+
+/// `12 ms`, or `-`.
+pub fn ms(value: Option<u64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v} ms"))
+}
+
+/// `66.7%`, or `-`.
+pub fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0))
+}
+
+/// The statistics table: one row per provider, then the total when there is more than one.
+pub fn stats_table(snapshot: &StatsSnapshot) -> Table {
+    let mut table = table(&[
+        "PROVIDER",
+        "REQUESTS",
+        "OK",
+        "FAILED",
+        "SUCCESS",
+        "MEAN",
+        "P95",
+        "TOKENS IN",
+        "TOKENS OUT",
+    ]);
+    let row = |name: &str, s: &ProviderSummary| -> Vec<Cell> {
+        let failed: u64 = s.failures.values().sum();
+        let failures = if failed == 0 {
+            "0".to_owned()
+        } else {
+            let kinds: Vec<String> = s.failures.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            format!("{failed} ({})", kinds.join(", "))
+        };
+        vec![
+            Cell::new(name),
+            Cell::new(s.requests),
+            Cell::new(s.successes),
+            if failed == 0 {
+                Cell::new(failures)
+            } else {
+                colored(failures, Color::Red)
+            },
+            Cell::new(percent(s.success_rate)),
+            Cell::new(ms(s.mean_latency_ms)),
+            Cell::new(ms(s.p95_latency_ms)),
+            Cell::new(s.input_tokens),
+            Cell::new(s.output_tokens),
+        ]
+    };
+    for (id, summary) in &snapshot.providers {
+        table.add_row(row(id, summary));
+    }
+    if snapshot.providers.len() > 1 {
+        table.add_row(row("total", &snapshot.total));
+    }
+    table
+}
+
+/// A configuration failure found before any attempt, worded plainly (no `config:` prefix).
+pub fn config_report(message: impl Into<String>, hint: impl Into<String>) -> CascadeError {
+    CascadeError {
+        category: llm_cascade::Category::Config,
+        kind: llm_cascade::ErrorKind::Config,
+        message: message.into(),
+        details: Vec::new(),
+        hint: hint.into(),
+        attempts: Vec::new(),
+    }
 }

@@ -1,14 +1,20 @@
-//! `cascade providers`: what is compiled in and configured, without touching the network.
+//! `cascade providers`: what is compiled in and configured; with `--check`, a live probe of each
+//! configured provider.
 
-use llm_cascade::{EnvSource, ProviderRegistration, Registry, provider_order};
+use comfy_table::{Cell, Color, ColumnConstraint};
+use llm_cascade::{
+    CascadeError, EnvSource, ErrorKind, ProviderRegistration, Registry, provider_order,
+};
 use serde::Serialize;
 
 use crate::args::ProvidersArgs;
-use crate::{EXIT_OK, EXIT_USAGE};
+use crate::check::{Check, check_registrations};
+use crate::output;
+use crate::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 /// One row of the listing.
 #[derive(Debug, Serialize)]
-struct Row {
+pub struct Row {
     id: &'static str,
     name: &'static str,
     local: bool,
@@ -23,17 +29,44 @@ struct Row {
     position: Option<usize>,
     /// Why it is configured but cannot be built (an invalid setting).
     error: Option<String>,
+    /// The live probe, with `--check` and when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<Check>,
 }
 
-/// Runs `cascade providers`; returns the exit code.
-pub fn run(args: &ProvidersArgs, env: &dyn EnvSource) -> u8 {
-    let rows = match rows(env) {
+/// Runs `cascade providers`; returns the exit code: with `--check`, 0 only when at least one
+/// configured provider is reachable.
+pub async fn run(args: &ProvidersArgs, env: &dyn EnvSource) -> u8 {
+    let mut rows = match rows(env) {
         Ok(rows) => rows,
         Err(error) => {
-            eprintln!("error: {error}");
-            return EXIT_USAGE;
+            let report = CascadeError::before_any_attempt(&error, ErrorKind::Config.advice());
+            return output::fail(&report, args.json, EXIT_USAGE);
         }
     };
+    let mut code = EXIT_OK;
+    if args.check {
+        let registry = match llm_cascade::registry() {
+            Ok(registry) => registry,
+            Err(error) => {
+                let report = CascadeError::before_any_attempt(&error, ErrorKind::Config.advice());
+                return output::fail(&report, args.json, EXIT_USAGE);
+            }
+        };
+        let configured: Vec<&ProviderRegistration> = registry
+            .iter()
+            .filter(|r| rows.iter().any(|row| row.id == r.id && row.configured))
+            .collect();
+        let checks = check_registrations(&configured, env).await;
+        if !checks.iter().any(|c| c.ok) {
+            code = EXIT_FAILED;
+        }
+        for check in checks {
+            if let Some(row) = rows.iter_mut().find(|r| r.id == check.provider) {
+                row.check = Some(check);
+            }
+        }
+    }
     if args.json {
         println!(
             "{}",
@@ -42,10 +75,14 @@ pub fn run(args: &ProvidersArgs, env: &dyn EnvSource) -> u8 {
     } else {
         print_table(&rows);
     }
-    EXIT_OK
+    code
 }
 
-fn rows(env: &dyn EnvSource) -> Result<Vec<Row>, llm_cascade::Error> {
+/// Every compiled-in provider, in default order.
+///
+/// # Errors
+/// A config error for an invalid order.
+pub fn rows(env: &dyn EnvSource) -> Result<Vec<Row>, llm_cascade::Error> {
     let registry = llm_cascade::registry()?;
     let chain: Vec<&str> = provider_order(env, &registry)?
         .into_iter()
@@ -96,6 +133,7 @@ fn row(registration: &ProviderRegistration, env: &dyn EnvSource, chain: &[&str])
         set_to_configure: (!configured).then(|| registration.key_env.join(" or ")),
         model,
         base_url,
+        check: None,
         position: chain
             .iter()
             .position(|id| *id == registration.id)
@@ -104,8 +142,8 @@ fn row(registration: &ProviderRegistration, env: &dyn EnvSource, chain: &[&str])
     }
 }
 
-fn print_table(rows: &[Row]) {
-    let status = |r: &Row| match (
+fn status(r: &Row) -> String {
+    match (
         &r.error,
         r.configured,
         &r.configured_by,
@@ -114,39 +152,48 @@ fn print_table(rows: &[Row]) {
         (Some(error), _, _, _) => format!("invalid: {error}"),
         (None, true, Some(by), _) => format!("yes ({by})"),
         (None, true, None, _) => "yes".to_owned(),
-        (None, false, _, Some(set)) => format!("no: set {set}"),
+        // The first variable is the canonical one; `--json` lists them all.
+        (None, false, _, Some(set)) => {
+            format!("no: set {}", set.split(" or ").next().unwrap_or(set))
+        }
         (None, false, _, None) => "no".to_owned(),
-    };
-    let table: Vec<[String; 5]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.position
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "-".to_owned()),
-                r.id.to_owned(),
-                status(r),
-                r.model.clone(),
-                r.base_url.clone(),
-            ]
-        })
-        .collect();
-    let header = ["#", "PROVIDER", "CONFIGURED", "MODEL", "BASE URL"].map(str::to_owned);
-    let widths: Vec<usize> = (0..5)
-        .map(|c| {
-            std::iter::once(&header)
-                .chain(&table)
-                .map(|row| row[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for row in std::iter::once(&header).chain(&table) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
     }
+}
+
+/// The listing as a table; with checks, a CHECK column instead of the base URL (which `--json`
+/// still has), so that the table fits a terminal.
+pub fn print_table(rows: &[Row]) {
+    let checked = rows.iter().any(|r| r.check.is_some());
+    let header: &[&str] = if checked {
+        &["#", "PROVIDER", "CONFIGURED", "MODEL", "CHECK"]
+    } else {
+        &["#", "PROVIDER", "CONFIGURED", "MODEL", "BASE URL"]
+    };
+    let mut table = output::table(header);
+    for r in rows {
+        let mut cells = vec![
+            Cell::new(r.position.map_or_else(|| "-".to_owned(), |p| p.to_string())),
+            Cell::new(r.id),
+            if r.configured {
+                output::colored(status(r), Color::Green)
+            } else {
+                Cell::new(status(r))
+            },
+            Cell::new(&r.model),
+        ];
+        cells.push(match (&r.check, checked) {
+            (Some(check), _) if check.ok => output::colored(check.describe(), Color::Green),
+            (Some(check), _) => output::colored(check.describe(), Color::Red),
+            (None, true) => Cell::new("-"),
+            (None, false) => Cell::new(&r.base_url),
+        });
+        table.add_row(cells);
+    }
+    // Ids and models stay whole; the other columns wrap.
+    for index in [0, 1, 3] {
+        if let Some(column) = table.column_mut(index) {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+    println!("{table}");
 }

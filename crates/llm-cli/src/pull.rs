@@ -17,7 +17,7 @@ pub async fn run(args: &PullArgs, env: &dyn EnvSource) -> u8 {
         Ok(ollama) => ollama,
         Err(error) => {
             let report = CascadeError::before_any_attempt(&error, ErrorKind::Config.advice());
-            return fail(&report, args.json, EXIT_USAGE);
+            return output::fail(&report, args.json, EXIT_USAGE);
         }
     };
     let model = args
@@ -47,22 +47,12 @@ pub async fn run(args: &PullArgs, env: &dyn EnvSource) -> u8 {
             }
             EXIT_OK
         }
-        Err(error) => fail(
+        Err(error) => output::fail(
             &CascadeError::before_any_attempt(&error, error.kind().advice()),
             json,
             EXIT_FAILED,
         ),
     }
-}
-
-#[cfg(feature = "provider-ollama")]
-fn fail(report: &llm_cascade::CascadeError, json: bool, code: u8) -> u8 {
-    if json {
-        crate::output::print_json(&crate::output::failure_json(report));
-    } else {
-        crate::output::print_failure(report);
-    }
-    code
 }
 
 /// A bar on stderr, drawn only on a terminal (indicatif hides it otherwise) and never with `--json`.

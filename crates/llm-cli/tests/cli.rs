@@ -134,3 +134,70 @@ fn dotenv_in_the_working_directory_is_read() {
     assert_eq!(mistral["configured"], true);
     assert_eq!(mistral["model"], "mistral-tiny-test");
 }
+
+#[test]
+fn each_command_documents_its_exit_codes() {
+    for command in ["ask", "chat", "providers", "test", "stats"] {
+        let output = cascade(&[command, "--help"], &[]);
+        assert_eq!(output.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("Exit codes: 0 "), "{command}: {help}");
+    }
+}
+
+#[test]
+fn completions_are_generated_for_each_command() {
+    let output = cascade(&["completions", "bash"], &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let script = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "ask",
+        "chat",
+        "providers",
+        "test",
+        "stats",
+        "pull",
+        "completions",
+    ] {
+        assert!(script.contains(command), "{command} missing");
+    }
+    assert_eq!(
+        cascade(&["completions", "tcsh"], &[]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn chat_without_any_provider_fails_each_question_but_ends_cleanly() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(["chat", "--json"])
+        .env_clear()
+        .env("LLM_USAGE_DB", "off")
+        .env("LLM_FALLBACK_ORDER", "openai")
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"hello\n/llm stats\n/exit\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0]["type"], "error");
+    assert_eq!(lines[0]["error"], "config");
+    assert_eq!(lines[1]["type"], "stats");
+    assert_eq!(lines[1]["total"]["requests"], 0);
+}

@@ -1,0 +1,143 @@
+//! `cascade test [ID…]`: probe each provider, then get one short answer through the cascade.
+
+use std::time::Instant;
+
+use comfy_table::{Cell, Color};
+use llm_cascade::{
+    Cascade, CascadeError, ChatRequest, EnvSource, Error, ErrorKind, MapEnv, ProviderRegistration,
+    provider_order,
+};
+use serde_json::json;
+
+use crate::args::TestArgs;
+use crate::check::check_registrations;
+use crate::output;
+use crate::{Ctx, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+
+/// What step 2 asks.
+pub const TEST_PROMPT: &str = "Reply with one short sentence saying hello.";
+
+/// Variables of `top` first, then `base`: restricts the order without touching the real environment.
+struct Overlay<'a> {
+    top: MapEnv,
+    base: &'a dyn EnvSource,
+}
+
+impl EnvSource for Overlay<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.top.var(name).or_else(|| self.base.var(name))
+    }
+}
+
+/// Runs `cascade test`; returns the exit code.
+pub async fn run(args: &TestArgs, ctx: &Ctx) -> u8 {
+    test(&args.ids, ctx, args.json).await
+}
+
+/// Probes `ids` (or the chain), then asks the cascade restricted to them. 0 only when the answer came.
+pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
+    let base = ctx.env.as_ref();
+    // The given ids become the fallback order (a blank default provider cancels any reordering).
+    let top = if ids.is_empty() {
+        MapEnv::new()
+    } else {
+        MapEnv::new()
+            .with("LLM_FALLBACK_ORDER", ids.join(","))
+            .with("LLM_DEFAULT_PROVIDER", "")
+    };
+    let env = Overlay { top, base };
+    let registry = match llm_cascade::registry() {
+        Ok(registry) => registry,
+        Err(error) => return config_failure(&error, json),
+    };
+    let order = match provider_order(&env, &registry) {
+        Ok(order) => order,
+        Err(error) => return config_failure(&error, json),
+    };
+    // Named providers are probed even when not configured (the probe then says what to set).
+    let registrations: Vec<&ProviderRegistration> = order
+        .iter()
+        .filter_map(|id| registry.get(id))
+        .filter(|r| !ids.is_empty() || r.is_configured(&env))
+        .collect();
+
+    if !json {
+        println!(
+            "Step 1: probing {} provider{}",
+            registrations.len(),
+            if registrations.len() == 1 { "" } else { "s" }
+        );
+    }
+    let checks = check_registrations(&registrations, &env).await;
+    if !json {
+        let mut table = output::table(&["PROVIDER", "CHECK"]);
+        for check in &checks {
+            let color = if check.ok { Color::Green } else { Color::Red };
+            table.add_row(vec![
+                Cell::new(&check.provider),
+                output::colored(check.describe(), color),
+            ]);
+        }
+        println!("{table}");
+    }
+
+    let cascade = match Cascade::from_env_source(&env) {
+        Ok(cascade) => ctx.attach(cascade),
+        Err(error) => return config_failure(&error, json),
+    };
+    if !json {
+        let chain: Vec<&str> = cascade.providers().iter().map(|p| p.id()).collect();
+        println!("Step 2: asking the cascade ({})", chain.join(" → "));
+    }
+    ctx.usage.begin_call(TEST_PROMPT);
+    let started = Instant::now();
+    let result = cascade.chat(ChatRequest::from_prompt(TEST_PROMPT)).await;
+    let (code, generation) = match &result {
+        Ok(answer) => {
+            let r = &answer.response;
+            ctx.usage.record_answer(&r.content);
+            if !json {
+                println!(
+                    "✅ {}",
+                    output::summary_line(
+                        &r.provider,
+                        &r.model,
+                        &answer.attempts,
+                        started.elapsed()
+                    )
+                    .trim_start_matches("— ")
+                );
+                println!("{}", r.content.trim());
+            }
+            let value = output::success_json(
+                &r.provider,
+                &r.model,
+                &r.content,
+                Some(&r.finish_reason),
+                r.usage,
+                &answer.attempts,
+            );
+            (EXIT_OK, value)
+        }
+        Err(report) => {
+            if !json {
+                println!("❌ no answer: {}", report.message);
+                output::print_failure(report);
+            }
+            (EXIT_FAILED, output::failure_json(report))
+        }
+    };
+    if json {
+        output::print_json(&json!({
+            "success": code == EXIT_OK,
+            "checks": checks,
+            "generation": generation,
+        }));
+    }
+    code
+}
+
+fn config_failure(error: &Error, json: bool) -> u8 {
+    let report = CascadeError::before_any_attempt(error, ErrorKind::Config.advice());
+    output::fail(&report, json, EXIT_USAGE)
+}

@@ -1,0 +1,778 @@
+//! The persistent usage log: every attempt of every `ask`, `chat` and `test`, in a SQLite database.
+//!
+//! - Where: `LLM_USAGE_DB` (a path), or `usage.db` in the platform's data directory
+//!   (`~/.local/share/llm-cascade` on Linux). `LLM_USAGE_DB=off` turns the log off.
+//! - What: time, request id (one per cascade call), command, provider, model, attempt number, outcome
+//!   (`ok` or the error kind), HTTP status, latency, tokens. Prompts and answers only when
+//!   `LLM_USAGE_LOG_CONTENT=true`, in their own nullable columns.
+//! - How: a [`UsageRecorder`] is an [`Observer`]; it hands rows to one writer thread, which opens the
+//!   database on the first row (commands that record nothing never touch the disk). WAL and a busy
+//!   timeout let several `cascade` processes write at once. A write failure never fails the request:
+//!   it is reported once on stderr and the log is skipped for the rest of the run.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use llm_cascade::{CascadeEvent, EnvSource, Observer, Outcome, Stats, Usage};
+use rusqlite::{Connection, TransactionBehavior, params};
+
+/// The variable naming the database file (or `off`).
+pub const DB_VAR: &str = "LLM_USAGE_DB";
+/// The opt-in variable for storing prompts and answers.
+pub const CONTENT_VAR: &str = "LLM_USAGE_LOG_CONTENT";
+
+/// How long a write waits for another process holding the database lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema, one migration per version: migration `i` takes `PRAGMA user_version` from `i` to `i+1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the attempts table.
+    "CREATE TABLE attempts (
+        id            INTEGER PRIMARY KEY,
+        ts_ms         INTEGER NOT NULL,
+        request_id    TEXT    NOT NULL,
+        command       TEXT    NOT NULL,
+        provider      TEXT    NOT NULL,
+        model         TEXT    NOT NULL,
+        attempt       INTEGER NOT NULL,
+        outcome       TEXT    NOT NULL,
+        status        INTEGER,
+        latency_ms    INTEGER NOT NULL,
+        input_tokens  INTEGER,
+        output_tokens INTEGER
+    );
+    CREATE INDEX attempts_ts ON attempts (ts_ms);
+    CREATE INDEX attempts_request ON attempts (request_id);",
+    // 2: opt-in content, kept apart from the counts.
+    "ALTER TABLE attempts ADD COLUMN prompt TEXT;
+    ALTER TABLE attempts ADD COLUMN response TEXT;",
+];
+
+/// Where the log goes, from `LLM_USAGE_DB`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Not recorded.
+    Off,
+    /// This database file.
+    File(PathBuf),
+}
+
+impl Target {
+    /// `LLM_USAGE_DB`: `off` (or `false`, `0`, `none`) disables; any other value is the path; unset
+    /// means `usage.db` in the platform's data directory (off when there is none, or when `HOME` is
+    /// not set on Unix).
+    pub fn from_env(env: &dyn EnvSource) -> Self {
+        match env.non_empty(DB_VAR) {
+            Some(value) => match value.to_ascii_lowercase().as_str() {
+                "off" | "false" | "0" | "none" | "no" => Self::Off,
+                _ => Self::File(PathBuf::from(value)),
+            },
+            // Without a home in the environment (a cleared environment, a service account), there is
+            // no default place: guessing one could write where nobody looks.
+            None if cfg!(unix) && env.non_empty("HOME").is_none() => Self::Off,
+            None => directories::ProjectDirs::from("", "", "llm-cascade")
+                .map_or(Self::Off, |dirs| {
+                    Self::File(dirs.data_dir().join("usage.db"))
+                }),
+        }
+    }
+
+    /// The path, when on.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Off => None,
+            Self::File(path) => Some(path),
+        }
+    }
+}
+
+/// Whether prompts and answers are stored (`LLM_USAGE_LOG_CONTENT`, default false).
+///
+/// # Errors
+/// A message naming the variable when its value is not a boolean.
+pub fn log_content(env: &dyn EnvSource) -> Result<bool, String> {
+    env.non_empty(CONTENT_VAR)
+        .map(|v| llm_core::parse_bool(&v).map_err(|why| format!("{CONTENT_VAR}: {why}")))
+        .transpose()
+        .map(|v| v.unwrap_or(false))
+}
+
+/// One attempt, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// When the attempt finished, in milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// The cascade call it belongs to.
+    pub request_id: String,
+    /// `ask`, `chat` or `test`.
+    pub command: String,
+    /// Provider id.
+    pub provider: String,
+    /// Model asked.
+    pub model: String,
+    /// Attempt number at this provider.
+    pub attempt: u32,
+    /// `ok` or the error kind.
+    pub outcome: String,
+    /// HTTP status, when there was a response.
+    pub status: Option<u16>,
+    /// How long the attempt took (streams: until the first token).
+    pub latency_ms: u64,
+    /// Prompt tokens, when reported.
+    pub input_tokens: Option<u64>,
+    /// Generated tokens, when reported.
+    pub output_tokens: Option<u64>,
+    /// The prompt (last user message), only with the opt-in.
+    pub prompt: Option<String>,
+    /// The answer, only with the opt-in and only on the successful attempt.
+    pub response: Option<String>,
+}
+
+/// Opens (creating it and its directory when missing) and migrates the database.
+///
+/// # Errors
+/// When the file cannot be created or opened, or its schema is newer than this build knows.
+pub fn open(path: &Path) -> Result<Connection, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut conn = Connection::open(path).map_err(|e| e.to_string())?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
+    // WAL lets readers and one writer work at once; NORMAL sync is safe with WAL (a power cut may lose
+    // the last rows, never corrupt the file).
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| e.to_string())?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+}
+
+/// Applies the missing migrations in one immediate transaction, so two processes starting at once
+/// do not both migrate.
+fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let known = MIGRATIONS.len();
+    if user_version(conn).map_err(|e| e.to_string())? == known {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| e.to_string())?;
+    let current = user_version(&tx).map_err(|e| e.to_string())?;
+    if current > known {
+        return Err(format!(
+            "the usage log has schema version {current}, newer than this build's {known}; \
+             upgrade cascade or point {DB_VAR} elsewhere"
+        ));
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration to version {}: {e}", version + 1))?;
+    }
+    tx.pragma_update(
+        None,
+        "user_version",
+        i64::try_from(known).unwrap_or(i64::MAX),
+    )
+    .map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| e.to_string())
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Inserts one row.
+///
+/// # Errors
+/// The database's error.
+pub fn insert(conn: &Connection, row: &Row) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO attempts (ts_ms, request_id, command, provider, model, attempt, outcome, status,
+             latency_ms, input_tokens, output_tokens, prompt, response)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            row.ts_ms,
+            row.request_id,
+            row.command,
+            row.provider,
+            row.model,
+            row.attempt,
+            row.outcome,
+            row.status,
+            to_i64(row.latency_ms),
+            row.input_tokens.map(to_i64),
+            row.output_tokens.map(to_i64),
+            row.prompt,
+            row.response,
+        ],
+    )
+    .map(|_| ())
+}
+
+/// Stores the answer on the successful attempt of `request_id`.
+fn set_response(conn: &Connection, request_id: &str, text: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE attempts SET response = ?2 WHERE id =
+            (SELECT max(id) FROM attempts WHERE request_id = ?1 AND outcome = 'ok')",
+        params![request_id, text],
+    )
+    .map(|_| ())
+}
+
+/// Every row since `since_ms` (all when `None`), oldest first.
+///
+/// # Errors
+/// The database's error.
+pub fn rows_since(conn: &Connection, since_ms: Option<i64>) -> rusqlite::Result<Vec<Row>> {
+    let mut statement = conn.prepare(
+        "SELECT ts_ms, request_id, command, provider, model, attempt, outcome, status, latency_ms,
+                input_tokens, output_tokens, prompt, response
+         FROM attempts WHERE ts_ms >= ?1 ORDER BY id",
+    )?;
+    let rows = statement.query_map([since_ms.unwrap_or(i64::MIN)], |r| {
+        Ok(Row {
+            ts_ms: r.get(0)?,
+            request_id: r.get(1)?,
+            command: r.get(2)?,
+            provider: r.get(3)?,
+            model: r.get(4)?,
+            attempt: r.get(5)?,
+            outcome: r.get(6)?,
+            status: r.get(7)?,
+            latency_ms: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
+            input_tokens: r
+                .get::<_, Option<i64>>(9)?
+                .map(|v| u64::try_from(v).unwrap_or(0)),
+            output_tokens: r
+                .get::<_, Option<i64>>(10)?
+                .map(|v| u64::try_from(v).unwrap_or(0)),
+            prompt: r.get(11)?,
+            response: r.get(12)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Aggregates rows into the same statistics `/llm stats` shows for one process. A fallback is a
+/// request whose next attempt went to another provider.
+pub fn aggregate(rows: &[Row]) -> Stats {
+    let stats = Stats::new();
+    let mut last_provider: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for row in rows {
+        if let Some(previous) = last_provider.insert(&row.request_id, &row.provider)
+            && previous != row.provider
+        {
+            stats.on_event(&CascadeEvent::Fallback {
+                from: previous.to_owned(),
+                to: row.provider.clone(),
+            });
+        }
+        let outcome = if row.outcome == "ok" {
+            Outcome::Ok
+        } else {
+            match llm_core::ErrorKind::ALL
+                .iter()
+                .find(|k| k.as_str() == row.outcome)
+            {
+                Some(kind) => Outcome::Failed(*kind),
+                // A kind from a newer build: count it as a failure of the closest general kind.
+                None => Outcome::Failed(llm_core::ErrorKind::InvalidRequest),
+            }
+        };
+        let usage = match (row.input_tokens, row.output_tokens) {
+            (None, None) => None,
+            (input, output) => Some(Usage {
+                input_tokens: input.unwrap_or(0),
+                output_tokens: output.unwrap_or(0),
+            }),
+        };
+        stats.record(
+            &row.provider,
+            outcome,
+            Duration::from_millis(row.latency_ms),
+            usage,
+        );
+    }
+    stats
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+enum Message {
+    Attempt(Box<Row>),
+    Response { request_id: String, text: String },
+}
+
+/// The request being recorded: its id and (with the opt-in) its prompt.
+#[derive(Default)]
+struct Call {
+    request_id: String,
+    prompt: Option<String>,
+}
+
+struct Writer {
+    sender: Sender<Message>,
+    thread: JoinHandle<()>,
+}
+
+/// Records every finished attempt into the usage log. Attach it to each cascade as an [`Observer`];
+/// call [`UsageRecorder::begin_call`] before each cascade call. Cheap when the log is off.
+pub struct UsageRecorder {
+    target: Target,
+    content: bool,
+    command: &'static str,
+    call: Mutex<Call>,
+    writer: Mutex<Option<Writer>>,
+}
+
+impl std::fmt::Debug for UsageRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageRecorder")
+            .field("target", &self.target)
+            .field("content", &self.content)
+            .field("command", &self.command)
+            .finish_non_exhaustive()
+    }
+}
+
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// A new request id: milliseconds since the epoch, the process id and a counter, in hex
+/// (`18f3a2b4c1d-1a2b-0`): unique across processes writing the same log.
+pub fn request_id() -> String {
+    format!(
+        "{:x}-{:x}-{:x}",
+        now_ms(),
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl UsageRecorder {
+    /// A recorder for `command` writing to `target`; `content` stores prompts and answers.
+    pub fn new(target: Target, content: bool, command: &'static str) -> Self {
+        Self {
+            target,
+            content,
+            command,
+            call: Mutex::new(Call::default()),
+            writer: Mutex::new(None),
+        }
+    }
+
+    /// Starts a new cascade call: a fresh request id, and the prompt kept only with the opt-in.
+    pub fn begin_call(&self, prompt: &str) -> String {
+        let id = request_id();
+        let mut call = self.call.lock().unwrap_or_else(PoisonError::into_inner);
+        call.request_id = id.clone();
+        call.prompt = self.content.then(|| prompt.to_owned());
+        id
+    }
+
+    /// Stores the answer of the current call (only with the opt-in).
+    pub fn record_answer(&self, text: &str) {
+        if !self.content {
+            return;
+        }
+        let request_id = self
+            .call
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .request_id
+            .clone();
+        self.send(Message::Response {
+            request_id,
+            text: text.to_owned(),
+        });
+    }
+
+    /// Waits until every row handed over so far is written (or given up on).
+    pub fn close(&self) {
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(Writer { sender, thread }) = writer {
+            drop(sender);
+            let _ = thread.join();
+        }
+    }
+
+    fn send(&self, message: Message) {
+        let Some(path) = self.target.path() else {
+            return;
+        };
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let writer = writer.get_or_insert_with(|| {
+            let (sender, receiver) = channel();
+            let path = path.to_owned();
+            let thread = std::thread::spawn(move || write_all(&path, &receiver));
+            Writer { sender, thread }
+        });
+        // The thread only stops early when the receiver is gone, which cannot happen before close.
+        let _ = writer.sender.send(message);
+    }
+}
+
+impl Drop for UsageRecorder {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Observer for UsageRecorder {
+    fn on_event(&self, event: &CascadeEvent) {
+        let CascadeEvent::AttemptFinished {
+            attempt,
+            model,
+            usage,
+        } = event
+        else {
+            return;
+        };
+        if self.target == Target::Off {
+            return;
+        }
+        let call = self.call.lock().unwrap_or_else(PoisonError::into_inner);
+        let request_id = if call.request_id.is_empty() {
+            request_id()
+        } else {
+            call.request_id.clone()
+        };
+        let row = Row {
+            ts_ms: now_ms(),
+            request_id,
+            command: self.command.to_owned(),
+            provider: attempt.provider.clone(),
+            model: model.clone(),
+            attempt: attempt.attempt,
+            outcome: attempt.outcome.as_str().to_owned(),
+            status: attempt.status,
+            latency_ms: u64::try_from(attempt.elapsed.as_millis()).unwrap_or(u64::MAX),
+            input_tokens: usage.map(|u| u.input_tokens),
+            output_tokens: usage.map(|u| u.output_tokens),
+            prompt: call.prompt.clone(),
+            response: None,
+        };
+        drop(call);
+        self.send(Message::Attempt(Box::new(row)));
+    }
+}
+
+/// The writer thread: opens the database on the first message, writes each one; on the first failure,
+/// one note on stderr, then the rest of the run's rows are dropped.
+fn write_all(path: &Path, receiver: &Receiver<Message>) {
+    let mut conn = None;
+    let mut failed = false;
+    while let Ok(message) = receiver.recv() {
+        if failed {
+            continue;
+        }
+        let result = match conn.as_ref() {
+            Some(conn) => write(conn, &message),
+            None => open(path).and_then(|opened| {
+                let result = write(&opened, &message);
+                conn = Some(opened);
+                result
+            }),
+        };
+        if let Err(error) = result {
+            failed = true;
+            tracing::warn!(path = %path.display(), "usage log write failed: {error}");
+            eprintln!(
+                "note: not recording usage in {}: {error} (your answers are unaffected; \
+                 {DB_VAR}=off turns the log off)",
+                path.display()
+            );
+        }
+    }
+}
+
+fn write(conn: &Connection, message: &Message) -> Result<(), String> {
+    match message {
+        Message::Attempt(row) => insert(conn, row),
+        Message::Response { request_id, text } => set_response(conn, request_id, text),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Opens an existing log for reading; `None` when the file does not exist yet.
+///
+/// # Errors
+/// When the file exists but cannot be opened or migrated.
+pub fn open_existing(path: &Path) -> Result<Option<Connection>, String> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    open(path).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llm_cascade::{Attempt, Error, ErrorKind, MapEnv};
+
+    fn finished(attempt: Attempt, usage: Option<Usage>) -> CascadeEvent {
+        CascadeEvent::AttemptFinished {
+            attempt,
+            model: "gpt-test".to_owned(),
+            usage,
+        }
+    }
+
+    fn auth() -> Error {
+        Error::new(ErrorKind::Auth, "bad key").with_status(401)
+    }
+
+    #[test]
+    fn target_from_env() {
+        assert_eq!(
+            Target::from_env(&MapEnv::new().with(DB_VAR, "OFF")),
+            Target::Off
+        );
+        assert_eq!(
+            Target::from_env(&MapEnv::new().with(DB_VAR, "/tmp/x.db")),
+            Target::File(PathBuf::from("/tmp/x.db"))
+        );
+        if let Target::File(default) = Target::from_env(&MapEnv::new().with("HOME", "/home/u")) {
+            assert!(default.ends_with("usage.db"), "{}", default.display());
+        }
+        if cfg!(unix) {
+            assert_eq!(Target::from_env(&MapEnv::new()), Target::Off);
+        }
+        assert_eq!(log_content(&MapEnv::new()), Ok(false));
+        assert_eq!(
+            log_content(&MapEnv::new().with(CONTENT_VAR, "true")),
+            Ok(true)
+        );
+        assert!(log_content(&MapEnv::new().with(CONTENT_VAR, "maybe")).is_err());
+    }
+
+    #[test]
+    fn records_attempts_without_content_by_default() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("nested/dir/usage.db");
+        let recorder = UsageRecorder::new(Target::File(path.clone()), false, "ask");
+        let id = recorder.begin_call("a secret prompt");
+        recorder.on_event(&finished(
+            Attempt::failed("groq", 1, Duration::from_millis(12), &auth()),
+            None,
+        ));
+        recorder.on_event(&CascadeEvent::Fallback {
+            from: "groq".to_owned(),
+            to: "openai".to_owned(),
+        });
+        recorder.on_event(&finished(
+            Attempt::ok("openai", 1, Duration::from_millis(80)),
+            Some(Usage {
+                input_tokens: 9,
+                output_tokens: 3,
+            }),
+        ));
+        recorder.record_answer("a secret answer");
+        recorder.close();
+
+        let conn = open(&path).expect("open");
+        assert_eq!(user_version(&conn).expect("version"), MIGRATIONS.len());
+        let rows = rows_since(&conn, None).expect("rows");
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows.iter()
+                .all(|r| r.request_id == id && r.command == "ask")
+        );
+        assert_eq!(
+            (
+                rows[0].provider.as_str(),
+                rows[0].outcome.as_str(),
+                rows[0].status
+            ),
+            ("groq", "auth", Some(401))
+        );
+        assert_eq!(rows[0].latency_ms, 12);
+        assert_eq!(
+            (
+                rows[1].outcome.as_str(),
+                rows[1].input_tokens,
+                rows[1].output_tokens
+            ),
+            ("ok", Some(9), Some(3))
+        );
+        assert!(
+            rows.iter()
+                .all(|r| r.prompt.is_none() && r.response.is_none())
+        );
+        let stats = aggregate(&rows).snapshot();
+        assert_eq!(stats.providers["groq"].fallbacks, 1);
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(!String::from_utf8_lossy(&bytes).contains("secret"));
+    }
+
+    #[test]
+    fn content_is_stored_only_with_the_opt_in() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.db");
+        let recorder = UsageRecorder::new(Target::File(path.clone()), true, "chat");
+        recorder.begin_call("hello there");
+        recorder.on_event(&finished(
+            Attempt::ok("openai", 1, Duration::from_millis(5)),
+            None,
+        ));
+        recorder.record_answer("general kenobi");
+        recorder.close();
+        let rows = rows_since(&open(&path).expect("open"), None).expect("rows");
+        assert_eq!(rows[0].prompt.as_deref(), Some("hello there"));
+        assert_eq!(rows[0].response.as_deref(), Some("general kenobi"));
+    }
+
+    #[test]
+    fn each_call_gets_its_own_request_id() {
+        let (a, b) = (request_id(), request_id());
+        assert_ne!(a, b);
+        assert_eq!(a.split('-').count(), 3);
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op_and_a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.db");
+        drop(open(&path).expect("first"));
+        let conn = open(&path).expect("second");
+        assert_eq!(user_version(&conn).expect("version"), MIGRATIONS.len());
+        conn.pragma_update(None, "user_version", 99).expect("bump");
+        drop(conn);
+        let error = open(&path).expect_err("newer");
+        assert!(error.contains("schema version 99"), "{error}");
+    }
+
+    #[test]
+    fn a_version_1_log_gains_the_content_columns() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(MIGRATIONS[0]).expect("v1");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        drop(conn);
+        let conn = open(&path).expect("migrate");
+        assert_eq!(user_version(&conn).expect("version"), 2);
+        insert(
+            &conn,
+            &Row {
+                ts_ms: 1,
+                request_id: "r".to_owned(),
+                command: "ask".to_owned(),
+                provider: "groq".to_owned(),
+                model: "m".to_owned(),
+                attempt: 1,
+                outcome: "ok".to_owned(),
+                status: None,
+                latency_ms: 3,
+                input_tokens: None,
+                output_tokens: None,
+                prompt: Some("p".to_owned()),
+                response: None,
+            },
+        )
+        .expect("insert");
+    }
+
+    #[test]
+    fn a_failed_write_does_not_panic_or_block() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A directory where the file should be: opening fails.
+        let path = dir.path().join("taken");
+        std::fs::create_dir(&path).expect("dir");
+        let recorder = UsageRecorder::new(Target::File(path), false, "ask");
+        recorder.begin_call("p");
+        for _ in 0..3 {
+            recorder.on_event(&finished(
+                Attempt::ok("openai", 1, Duration::from_millis(5)),
+                None,
+            ));
+        }
+        recorder.close();
+    }
+
+    #[test]
+    fn two_writers_at_once_both_land() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.db");
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let recorder = UsageRecorder::new(Target::File(path), false, "ask");
+                    for _ in 0..50 {
+                        recorder.begin_call("p");
+                        recorder.on_event(&finished(
+                            Attempt::ok("openai", 1, Duration::from_millis(5)),
+                            None,
+                        ));
+                    }
+                    recorder.close();
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("writer");
+        }
+        let rows = rows_since(&open(&path).expect("open"), None).expect("rows");
+        assert_eq!(rows.len(), 100);
+    }
+
+    #[test]
+    fn aggregate_counts_rows_since_a_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = open(&dir.path().join("usage.db")).expect("open");
+        let row = |ts_ms, provider: &str, outcome: &str, latency_ms| Row {
+            ts_ms,
+            request_id: "r".to_owned(),
+            command: "ask".to_owned(),
+            provider: provider.to_owned(),
+            model: "m".to_owned(),
+            attempt: 1,
+            outcome: outcome.to_owned(),
+            status: None,
+            latency_ms,
+            input_tokens: (outcome == "ok").then_some(10),
+            output_tokens: (outcome == "ok").then_some(2),
+            prompt: None,
+            response: None,
+        };
+        for r in [
+            row(100, "groq", "rate_limit", 5),
+            row(200, "groq", "ok", 40),
+            row(300, "openai", "ok", 60),
+            row(400, "openai", "auth", 7),
+            row(500, "openai", "ok", 100),
+        ] {
+            insert(&conn, &r).expect("insert");
+        }
+        let all = aggregate(&rows_since(&conn, None).expect("rows")).snapshot();
+        assert_eq!(all.total.requests, 5);
+        let openai = &all.providers["openai"];
+        assert_eq!((openai.requests, openai.successes), (3, 2));
+        assert_eq!(openai.mean_latency_ms, Some(80));
+        assert_eq!((openai.input_tokens, openai.output_tokens), (20, 4));
+        let recent = aggregate(&rows_since(&conn, Some(250)).expect("rows")).snapshot();
+        assert_eq!(recent.total.requests, 3);
+        assert!(!recent.providers.contains_key("groq"));
+    }
+}
