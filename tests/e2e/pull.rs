@@ -68,7 +68,7 @@ async fn pull_without_a_server_says_not_running() {
     assert!(
         json["message"]
             .as_str()
-            .is_some_and(|m| m.contains("not running")),
+            .is_some_and(|m| m.contains("nothing listens")),
         "{json}"
     );
 }

@@ -219,7 +219,7 @@ impl HttpClient {
         };
         let message = match kind {
             ErrorKind::NotRunning => format!(
-                "not running: nothing listens at its address ({})",
+                "nothing listens at its address ({})",
                 error_chain(&error)
             ),
             _ => error_chain(&error),

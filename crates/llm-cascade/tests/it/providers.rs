@@ -267,7 +267,7 @@ mod ollama {
             result.attempts[0]
                 .message
                 .as_deref()
-                .is_some_and(|m| m.contains("not running"))
+                .is_some_and(|m| m.contains("nothing listens"))
         );
         assert_eq!(
             result.attempts.len(),

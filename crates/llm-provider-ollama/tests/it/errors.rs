@@ -77,7 +77,7 @@ async fn refused_connection_is_not_running_everywhere() {
         assert_eq!(error.kind(), ErrorKind::NotRunning, "{error}");
         assert_eq!(error.provider(), Some("ollama"));
         assert!(
-            error.message().contains("not running"),
+            error.message().contains("nothing listens"),
             "{}",
             error.message()
         );
