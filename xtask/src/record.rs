@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 use llm_cascade::{
-    ChatRequest, EnvSource, Error, MapEnv, Provider, ProviderRegistration, Registry, StreamEvent,
+    ChatRequest, EnvSource, Error, MapEnv, Overlay, Provider, ProviderRegistration, Registry,
+    StreamEvent,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -67,18 +68,6 @@ pub fn configured_secrets(registry: &Registry, env: &dyn EnvSource) -> Vec<scrub
         }
     }
     secrets
-}
-
-/// One layer of overrides over the user's environment.
-struct Overlay<'a> {
-    top: MapEnv,
-    base: &'a dyn EnvSource,
-}
-
-impl EnvSource for Overlay<'_> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.top.var(name).or_else(|| self.base.var(name))
-    }
 }
 
 /// What to record.
@@ -481,7 +470,7 @@ async fn record_provider(
                 top = top.with(var, INVALID_KEY);
             }
         }
-        let scenario_env = Overlay { top, base: env };
+        let scenario_env = Overlay::new(&top, env);
         let result = match (registration.build)(&scenario_env) {
             Err(e) => Err(format!("building the provider failed: {e}")),
             Ok(provider) => {

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use comfy_table::{Cell, Color};
 use llm_cascade::{
-    Cascade, CascadeError, ChatRequest, EnvSource, Error, ErrorKind, MapEnv, ProviderRegistration,
+    Cascade, CascadeError, ChatRequest, Error, ErrorKind, MapEnv, Overlay, ProviderRegistration,
     provider_order,
 };
 use serde_json::json;
@@ -16,18 +16,6 @@ use crate::{Ctx, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 /// What step 2 asks.
 pub const TEST_PROMPT: &str = "Reply with one short sentence saying hello.";
-
-/// Variables of `top` first, then `base`: restricts the order without touching the real environment.
-struct Overlay<'a> {
-    top: MapEnv,
-    base: &'a dyn EnvSource,
-}
-
-impl EnvSource for Overlay<'_> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.top.var(name).or_else(|| self.base.var(name))
-    }
-}
 
 /// Runs `cascade test`; returns the exit code.
 pub async fn run(args: &TestArgs, ctx: &Ctx) -> u8 {
@@ -45,7 +33,8 @@ pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
             .with("LLM_FALLBACK_ORDER", ids.join(","))
             .with("LLM_DEFAULT_PROVIDER", "")
     };
-    let env = Overlay { top, base };
+    // Restricts the order without touching the real environment.
+    let env = Overlay::new(&top, base);
     let registry = match llm_cascade::registry() {
         Ok(registry) => registry,
         Err(error) => return config_failure(&error, json),

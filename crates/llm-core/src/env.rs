@@ -103,6 +103,34 @@ impl std::fmt::Debug for LayeredEnv {
     }
 }
 
+/// Overrides over a borrowed source: variables of `top` win, the rest come from `base`. For commands
+/// that adjust a few settings (the order, a base URL) without touching the caller's environment.
+#[derive(Clone, Copy)]
+pub struct Overlay<'a> {
+    top: &'a MapEnv,
+    base: &'a dyn EnvSource,
+}
+
+impl<'a> Overlay<'a> {
+    /// `top` over `base`.
+    pub fn new(top: &'a MapEnv, base: &'a dyn EnvSource) -> Self {
+        Self { top, base }
+    }
+}
+
+impl EnvSource for Overlay<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.top.var(name).or_else(|| self.base.var(name))
+    }
+}
+
+impl std::fmt::Debug for Overlay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Values may be keys: show nothing of them.
+        f.debug_struct("Overlay").finish_non_exhaustive()
+    }
+}
+
 /// Parses a duration: a plain number is seconds (`30`, `1.5`); `500ms`, `30s`, `2m` and `1h` are accepted.
 ///
 /// # Errors
@@ -170,6 +198,17 @@ mod tests {
         assert_eq!(parse_bool("FALSE"), Ok(false));
         assert_eq!(parse_bool("on"), Ok(true));
         assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn overlay_wins_over_its_base() {
+        let base = MapEnv::new().with("A", "base").with("B", "base");
+        let top = MapEnv::new().with("A", "top");
+        let overlay = Overlay::new(&top, &base);
+        assert_eq!(
+            (overlay.var("A").as_deref(), overlay.var("B").as_deref()),
+            (Some("top"), Some("base"))
+        );
     }
 
     #[test]

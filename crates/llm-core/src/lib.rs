@@ -7,7 +7,7 @@ mod registry;
 mod secret;
 mod types;
 
-pub use env::{EnvSource, LayeredEnv, MapEnv, ProcessEnv, parse_bool, parse_duration};
+pub use env::{EnvSource, LayeredEnv, MapEnv, Overlay, ProcessEnv, parse_bool, parse_duration};
 pub use error::{Category, Error, ErrorKind};
 pub use provider::{ChatStream, Progress, ProgressSink, Provider};
 pub use registry::{BuildProvider, ProviderRegistration, Registry};

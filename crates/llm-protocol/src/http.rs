@@ -218,10 +218,9 @@ impl HttpClient {
             ErrorKind::Network
         };
         let message = match kind {
-            ErrorKind::NotRunning => format!(
-                "nothing listens at its address ({})",
-                error_chain(&error)
-            ),
+            ErrorKind::NotRunning => {
+                format!("nothing listens at its address ({})", error_chain(&error))
+            }
             _ => error_chain(&error),
         };
         self.error(kind, message)
