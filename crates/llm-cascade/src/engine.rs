@@ -267,11 +267,15 @@ impl Cascade {
                 self.announce_fallback(index);
             }
             let mut attempt = 1;
+            // A provider prepares at most once per call: a server that still reports the model
+            // missing after a successful pull must not make the cascade pull again and again.
+            let mut prepared = false;
             loop {
                 match self.attempt(call, provider, attempt, &attempt_fn).await {
                     Ok(value) => return Ok((provider.clone(), value)),
                     Err(error) => {
-                        if provider.can_prepare(&error) {
+                        if !prepared && provider.can_prepare(&error) {
+                            prepared = true;
                             match self.config.local_pull {
                                 LocalPull::Eager => {
                                     if self.prepare(provider).await.is_ok() {
@@ -422,7 +426,7 @@ impl Cascade {
     /// What to do after `error` on attempt number `attempt`.
     fn decide(&self, call: &Call, error: &Error, attempt: u32) -> Decision {
         let remaining = call.deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() || !self.config.auto_fallback && !error.is_retryable() {
+        if remaining.is_zero() || (!self.config.auto_fallback && !error.is_retryable()) {
             return Decision::Stop;
         }
         let move_on = |reason| {

@@ -12,8 +12,8 @@ pub use config::{CascadeConfig, LocalPull, SERVERLESS_MARKERS, provider_order};
 pub use engine::{Cascade, CascadeBuilder};
 pub use llm_core::{
     Category, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, FinishReason,
-    LayeredEnv, MapEnv, Message, Overlay, ProcessEnv, Progress, Provider, ProviderRegistration,
-    Registry, Role, StreamEvent, Usage,
+    LayeredEnv, MapEnv, Message, Overlay, ProcessEnv, Progress, ProgressSink, Provider,
+    ProviderRegistration, Registry, Role, StreamEvent, Usage,
 };
 pub use observer::{CascadeEvent, Observer};
 pub use providers::{DEFAULT_ORDER, ENABLED};

@@ -39,6 +39,9 @@ pub struct Fake {
     script: Mutex<VecDeque<Step>>,
     calls: Mutex<u32>,
     timeout: Duration,
+    /// Whether `model_not_found` errors can be fixed by `prepare` (like Ollama's pull).
+    preparable: bool,
+    prepares: Mutex<u32>,
 }
 
 impl Fake {
@@ -48,12 +51,23 @@ impl Fake {
             script: Mutex::new(script.into()),
             calls: Mutex::new(0),
             timeout: Duration::from_secs(5),
+            preparable: false,
+            prepares: Mutex::new(0),
         }
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    pub fn preparable(mut self) -> Self {
+        self.preparable = true;
+        self
+    }
+
+    pub fn prepares(&self) -> u32 {
+        *self.prepares.lock().expect("lock")
     }
 
     pub fn calls(&self) -> u32 {
@@ -148,6 +162,15 @@ impl Provider for Fake {
     }
 
     async fn check_available(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn can_prepare(&self, error: &Error) -> bool {
+        self.preparable && error.kind() == ErrorKind::ModelNotFound
+    }
+
+    async fn prepare(&self, _progress: llm_cascade::ProgressSink<'_>) -> Result<(), Error> {
+        *self.prepares.lock().expect("lock") += 1;
         Ok(())
     }
 }

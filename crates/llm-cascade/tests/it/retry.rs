@@ -357,3 +357,66 @@ async fn empty_chain_and_empty_request_fail_before_any_attempt() {
         .expect_err("no messages");
     assert_eq!(report.kind, ErrorKind::InvalidRequest);
 }
+
+#[tokio::test]
+async fn a_provider_prepares_at_most_once_per_call() {
+    // The server still says "missing" after a successful pull: no second pull, move on.
+    let local = Arc::new(
+        Fake::new(
+            "ollama",
+            vec![
+                Step::Fail(ErrorKind::ModelNotFound, Some(404), None),
+                Step::Fail(ErrorKind::ModelNotFound, Some(404), None),
+            ],
+        )
+        .preparable(),
+    );
+    let cloud = Arc::new(Fake::new("groq", vec![Step::Reply("from the cloud")]));
+    let config = CascadeConfig {
+        local_pull: llm_cascade::LocalPull::Eager,
+        ..fast_config()
+    };
+    let result = cascade(vec![local.clone(), cloud], config)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await;
+    assert_eq!(
+        result.expect("groq answers").response.content,
+        "from the cloud"
+    );
+    assert_eq!((local.prepares(), local.calls()), (1, 2));
+}
+
+#[tokio::test]
+async fn last_resort_prepares_only_after_every_provider_failed() {
+    let local = Arc::new(
+        Fake::new(
+            "ollama",
+            vec![
+                Step::Fail(ErrorKind::ModelNotFound, Some(404), None),
+                Step::Reply("local"),
+            ],
+        )
+        .preparable(),
+    );
+    let cloud = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Fail(ErrorKind::Auth, Some(401), None)],
+    ));
+    let result = cascade(vec![local.clone(), cloud.clone()], fast_config())
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("answers locally");
+    assert_eq!(
+        outcomes(&result.attempts),
+        vec![
+            (
+                "ollama".into(),
+                1,
+                Outcome::Failed(ErrorKind::ModelNotFound)
+            ),
+            ("groq".into(), 1, Outcome::Failed(ErrorKind::Auth)),
+            ("ollama".into(), 2, Outcome::Ok),
+        ]
+    );
+    assert_eq!(local.prepares(), 1);
+}
