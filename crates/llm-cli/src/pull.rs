@@ -64,7 +64,7 @@ fn progress_bar(json: bool) -> indicatif::ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
-        "{msg:20!} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        "{msg:20!} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
