@@ -157,10 +157,6 @@ impl std::fmt::Display for Expect {
     }
 }
 
-fn kind_named(name: &str) -> Option<ErrorKind> {
-    ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
-}
-
 /// What a fixture promises.
 ///
 /// `meta.expect` decides when present (`ok`, `error`, `understood` or an error kind such as
@@ -175,7 +171,7 @@ pub fn expectation(fixture: &Fixture) -> Expect {
             "ok" => Expect::Ok,
             "error" => Expect::Error(None),
             "understood" => Expect::Understood,
-            kind => Expect::Error(kind_named(kind)),
+            kind => Expect::Error(ErrorKind::from_name(kind)),
         };
     }
     let scenario = meta.scenario.as_str();
@@ -185,8 +181,8 @@ pub fn expectation(fixture: &Fixture) -> Expect {
             .extra
             .get("error_kind")
             .and_then(|v| v.as_str())
-            .and_then(kind_named)
-            .or_else(|| segments.last().and_then(|s| kind_named(s)));
+            .and_then(ErrorKind::from_name)
+            .or_else(|| segments.last().and_then(|s| ErrorKind::from_name(s)));
         Expect::Error(named)
     } else if segments.contains(&"truncated") {
         Expect::Error(Some(ErrorKind::StreamTruncated))

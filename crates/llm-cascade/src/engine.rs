@@ -97,8 +97,16 @@ type AttemptFuture<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
 /// The state of one cascade call: its deadline and its record.
 pub(crate) struct Call {
     started: Instant,
-    deadline: Instant,
+    /// When the call must end.
+    pub(crate) deadline: Instant,
     pub(crate) attempts: Vec<Attempt>,
+}
+
+impl Call {
+    /// How long this call has been running.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
 }
 
 impl Cascade {
@@ -494,16 +502,6 @@ impl Cascade {
             );
         }
         result
-    }
-
-    /// How long this call has been running.
-    pub(crate) fn elapsed(call: &Call) -> Duration {
-        call.started.elapsed()
-    }
-
-    /// When the call must end.
-    pub(crate) fn deadline(call: &Call) -> Instant {
-        call.deadline
     }
 }
 

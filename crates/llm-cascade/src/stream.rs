@@ -225,7 +225,7 @@ impl Cascade {
             .await?;
         info!(
             provider = provider.id(),
-            elapsed_ms = u64::try_from(Cascade::elapsed(&call).as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms = u64::try_from(call.elapsed().as_millis()).unwrap_or(u64::MAX),
             "streaming from {}",
             provider.id()
         );
@@ -241,7 +241,7 @@ impl Cascade {
             buffered: started.buffered.into(),
             rest: started.rest,
             idle: self.config().stream_idle_timeout,
-            deadline: Cascade::deadline(&call),
+            deadline: call.deadline,
             attempts: attempts.clone(),
             usage: None,
             done: false,

@@ -196,12 +196,5 @@ pub fn stats_table(snapshot: &StatsSnapshot) -> Table {
 
 /// A configuration failure found before any attempt, worded plainly (no `config:` prefix).
 pub fn config_report(message: impl Into<String>, hint: impl Into<String>) -> CascadeError {
-    CascadeError {
-        category: llm_cascade::Category::Config,
-        kind: llm_cascade::ErrorKind::Config,
-        message: message.into(),
-        details: Vec::new(),
-        hint: hint.into(),
-        attempts: Vec::new(),
-    }
+    CascadeError::before_any_attempt(&llm_cascade::Error::config(message), hint)
 }

@@ -281,11 +281,8 @@ pub fn aggregate(rows: &[Row]) -> Stats {
         let outcome = if row.outcome == "ok" {
             Outcome::Ok
         } else {
-            match llm_core::ErrorKind::ALL
-                .iter()
-                .find(|k| k.as_str() == row.outcome)
-            {
-                Some(kind) => Outcome::Failed(*kind),
+            match llm_core::ErrorKind::from_name(&row.outcome) {
+                Some(kind) => Outcome::Failed(kind),
                 // A kind from a newer build: count it as a failure of the closest general kind.
                 None => Outcome::Failed(llm_core::ErrorKind::InvalidRequest),
             }

@@ -84,6 +84,13 @@ impl ErrorKind {
         }
     }
 
+    /// The kind whose [`ErrorKind::as_str`] is `name` (for reading attempt records back).
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
     /// Whether trying the same provider again can help.
     ///
     /// Timeouts are not retried: a provider that stayed silent past its timeout rarely answers a second
@@ -416,6 +423,10 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ErrorKind::ALL.len());
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ErrorKind::from_name("ok"), None);
     }
 
     #[test]

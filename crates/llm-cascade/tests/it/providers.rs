@@ -244,6 +244,35 @@ mod ollama {
         (cascade, log)
     }
 
+    /// A local Ollama without `gemma2:27b` until a pull (replaying the real pull progress) installs it,
+    /// then answering one chat.
+    async fn missing_model_that_pulls() -> MockServer {
+        let local = MockServer::start().await;
+        mount_first(&local, "ollama", "tags.success.doc", "GET", TAGS, 1).await;
+        Fixture::load("ollama", "tags.success")
+            .mount(&local, "GET", TAGS, 1)
+            .await;
+        Fixture::load("ollama", "pull.stream")
+            .mount(&local, "POST", "/api/pull", 1)
+            .await;
+        Fixture::load("ollama", "chat.success")
+            .mount(&local, "POST", "/api/chat", 1)
+            .await;
+        local
+    }
+
+    /// A local Ollama without `gemma2:27b` that must never be asked to pull it.
+    async fn missing_model_never_pulled() -> MockServer {
+        let local = serve("ollama", "tags.success.doc", "GET", TAGS, 1).await;
+        Mock::given(method("POST"))
+            .and(path("/api/pull"))
+            .respond_with(wiremock::ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&local)
+            .await;
+        local
+    }
+
     #[tokio::test]
     async fn not_running_is_skipped_and_the_next_provider_answers() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -326,18 +355,7 @@ mod ollama {
 
     #[tokio::test]
     async fn model_missing_and_cloud_failing_pulls_then_answers_locally() {
-        let local = MockServer::start().await;
-        // Before the pull the model is not installed; after it, it is.
-        mount_first(&local, "ollama", "tags.success.doc", "GET", TAGS, 1).await;
-        Fixture::load("ollama", "tags.success")
-            .mount(&local, "GET", TAGS, 1)
-            .await;
-        Fixture::load("ollama", "pull.stream")
-            .mount(&local, "POST", "/api/pull", 1)
-            .await;
-        Fixture::load("ollama", "chat.success")
-            .mount(&local, "POST", "/api/chat", 1)
-            .await;
+        let local = missing_model_that_pulls().await;
         let claude = serve("anthropic", "error.401.auth", "POST", ANTHROPIC_ROUTE, 1).await;
         let env = anthropic(ollama(MapEnv::new(), &local, "gemma2:27b"), &claude)
             .with("LLM_FALLBACK_ORDER", "ollama,anthropic");
@@ -361,13 +379,7 @@ mod ollama {
 
     #[tokio::test]
     async fn model_missing_and_cloud_succeeding_does_not_pull() {
-        let local = serve("ollama", "tags.success.doc", "GET", TAGS, 1).await;
-        Mock::given(method("POST"))
-            .and(path("/api/pull"))
-            .respond_with(wiremock::ResponseTemplate::new(500))
-            .expect(0)
-            .mount(&local)
-            .await;
+        let local = missing_model_never_pulled().await;
         let claude = serve("anthropic", "chat.success", "POST", ANTHROPIC_ROUTE, 1).await;
         let env = anthropic(ollama(MapEnv::new(), &local, "gemma2:27b"), &claude)
             .with("LLM_FALLBACK_ORDER", "ollama,anthropic");
@@ -380,13 +392,7 @@ mod ollama {
 
     #[tokio::test]
     async fn serverless_never_pulls_and_says_why() {
-        let local = serve("ollama", "tags.success.doc", "GET", TAGS, 1).await;
-        Mock::given(method("POST"))
-            .and(path("/api/pull"))
-            .respond_with(wiremock::ResponseTemplate::new(500))
-            .expect(0)
-            .mount(&local)
-            .await;
+        let local = missing_model_never_pulled().await;
         let env = ollama(MapEnv::new(), &local, "gemma2:27b")
             .with("LLM_FALLBACK_ORDER", "ollama")
             .with("VERCEL", "1");
@@ -401,17 +407,7 @@ mod ollama {
 
     #[tokio::test]
     async fn eager_policy_pulls_at_once() {
-        let local = MockServer::start().await;
-        mount_first(&local, "ollama", "tags.success.doc", "GET", TAGS, 1).await;
-        Fixture::load("ollama", "tags.success")
-            .mount(&local, "GET", TAGS, 1)
-            .await;
-        Fixture::load("ollama", "pull.stream")
-            .mount(&local, "POST", "/api/pull", 1)
-            .await;
-        Fixture::load("ollama", "chat.success")
-            .mount(&local, "POST", "/api/chat", 1)
-            .await;
+        let local = missing_model_that_pulls().await;
         let claude = MockServer::start().await; // configured, never called
         let env = anthropic(ollama(MapEnv::new(), &local, "gemma2:27b"), &claude)
             .with("LLM_FALLBACK_ORDER", "ollama,anthropic")
