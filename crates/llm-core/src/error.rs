@@ -27,8 +27,8 @@ pub enum ErrorKind {
     ServerError,
     /// The provider is overloaded (Anthropic 529, "model overloaded").
     Overloaded,
-    /// The provider's answer could not be decoded or was not a valid answer.
-    Validation,
+    /// The provider's answer could not be read: not decodable, or not a valid answer.
+    MalformedAnswer,
     /// A streamed answer ended before its terminator: it was cut short.
     StreamTruncated,
     /// The model does not exist or is not available to this account.
@@ -54,7 +54,7 @@ impl ErrorKind {
         ErrorKind::NotRunning,
         ErrorKind::ServerError,
         ErrorKind::Overloaded,
-        ErrorKind::Validation,
+        ErrorKind::MalformedAnswer,
         ErrorKind::StreamTruncated,
         ErrorKind::ModelNotFound,
         ErrorKind::ContextLength,
@@ -74,7 +74,7 @@ impl ErrorKind {
             ErrorKind::NotRunning => "not_running",
             ErrorKind::ServerError => "server_error",
             ErrorKind::Overloaded => "overloaded",
-            ErrorKind::Validation => "validation",
+            ErrorKind::MalformedAnswer => "malformed_answer",
             ErrorKind::StreamTruncated => "stream_truncated",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::ContextLength => "context_length",
@@ -84,8 +84,12 @@ impl ErrorKind {
         }
     }
 
-    /// The kind whose [`ErrorKind::as_str`] is `name` (for reading attempt records back).
+    /// The kind whose [`ErrorKind::as_str`] is `name` (for reading attempt records back). The old name
+    /// `validation` of [`ErrorKind::MalformedAnswer`] is still read, so older usage logs stay readable.
     pub fn from_name(name: &str) -> Option<ErrorKind> {
+        if name == "validation" {
+            return Some(ErrorKind::MalformedAnswer);
+        }
         ErrorKind::ALL
             .into_iter()
             .find(|kind| kind.as_str() == name)
@@ -102,18 +106,9 @@ impl ErrorKind {
                 | ErrorKind::Network
                 | ErrorKind::ServerError
                 | ErrorKind::Overloaded
-                | ErrorKind::Validation
+                | ErrorKind::MalformedAnswer
                 | ErrorKind::StreamTruncated
         )
-    }
-
-    /// Whether the next provider should be tried after this error.
-    ///
-    /// Every provider-side failure moves on: another provider has other limits, keys, models, context
-    /// windows and filters. Only a request that we ourselves judged invalid before sending it stops the
-    /// cascade, and that never reaches a provider.
-    pub fn should_fall_back(self) -> bool {
-        true
     }
 
     /// The user-facing category.
@@ -127,7 +122,7 @@ impl ErrorKind {
             | ErrorKind::ServerError
             | ErrorKind::Overloaded
             | ErrorKind::StreamTruncated => Category::Network,
-            ErrorKind::Validation
+            ErrorKind::MalformedAnswer
             | ErrorKind::ContextLength
             | ErrorKind::ContentFilter
             | ErrorKind::InvalidRequest => Category::Validation,
@@ -162,7 +157,7 @@ impl ErrorKind {
             ErrorKind::Overloaded => {
                 "The provider is overloaded: usually temporary; try again later or rely on another provider."
             }
-            ErrorKind::Validation => {
+            ErrorKind::MalformedAnswer => {
                 "The provider's answer could not be read: usually temporary; if it persists, report it with the provider's id."
             }
             ErrorKind::StreamTruncated => {
@@ -382,7 +377,6 @@ mod tests {
             ErrorKind::ModelNotFound,
         ] {
             assert!(!kind.is_retryable(), "{kind}");
-            assert!(kind.should_fall_back(), "{kind}");
         }
     }
 

@@ -8,9 +8,12 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a secret value.
+    /// Wraps a secret value and registers it for redaction ([`crate::redact`]), so that the value is
+    /// scrubbed from every error, log line and output even when a provider echoes it back.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        let value = value.into();
+        crate::register_secret(&value);
+        Self(value)
     }
 
     /// The secret value, for putting into a request header and nowhere else.
@@ -41,5 +44,9 @@ mod tests {
         assert!(!format!("{secret:?}").contains("canary"));
         assert!(!format!("{secret}").contains("canary"));
         assert_eq!(secret.expose(), "sk-canary-0123456789");
+        assert_eq!(
+            crate::redact("echo sk-canary-0123456789"),
+            "echo [REDACTED]"
+        );
     }
 }

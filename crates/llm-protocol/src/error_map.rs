@@ -19,7 +19,7 @@ pub fn kind_for_status(status: u16) -> ErrorKind {
         500..=599 => ErrorKind::ServerError,
         400..=499 => ErrorKind::InvalidRequest,
         // A success or redirect status that still reached error handling: the answer was unusable.
-        _ => ErrorKind::Validation,
+        _ => ErrorKind::MalformedAnswer,
     }
 }
 

@@ -139,7 +139,7 @@ impl HttpClient {
         {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(self.error(
-                    ErrorKind::Validation,
+                    ErrorKind::MalformedAnswer,
                     format!(
                         "response body exceeds {} MiB; refusing to read it",
                         MAX_BODY_BYTES / (1024 * 1024)
@@ -178,7 +178,7 @@ impl HttpClient {
                 )
             };
             self.error(
-                ErrorKind::Validation,
+                ErrorKind::MalformedAnswer,
                 format!("could not decode the response: {what}"),
             )
         })
@@ -332,7 +332,7 @@ mod tests {
         let client = HttpClient::new("openai", false, parse_as_rate_limit).expect("client");
         let response = client.send(client.get(&server.uri())).await.expect("200");
         let err = client.read_body(response).await.expect_err("too big");
-        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(err.kind(), ErrorKind::MalformedAnswer);
         assert!(err.message().contains("exceeds"), "{}", err.message());
     }
 
@@ -342,7 +342,7 @@ mod tests {
         let err = client
             .decode_json::<serde_json::Value>(b"<html><title>Cloudflare error</title></html>")
             .expect_err("html");
-        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(err.kind(), ErrorKind::MalformedAnswer);
         assert!(
             err.message().contains("HTML error page (Cloudflare error)"),
             "{}",

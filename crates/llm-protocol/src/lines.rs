@@ -38,7 +38,7 @@ impl LineBuffer {
         self.pending.drain(..start);
         if self.pending.len() > MAX_LINE_BYTES {
             return Err(Error::new(
-                ErrorKind::Validation,
+                ErrorKind::MalformedAnswer,
                 format!(
                     "stream line exceeds {} KiB without ending",
                     MAX_LINE_BYTES / 1024
@@ -65,7 +65,7 @@ impl LineBuffer {
 fn utf8_line(bytes: &[u8]) -> Result<String, Error> {
     String::from_utf8(bytes.to_vec()).map_err(|_| {
         Error::new(
-            ErrorKind::Validation,
+            ErrorKind::MalformedAnswer,
             "stream contains a line that is not UTF-8",
         )
     })
@@ -102,6 +102,6 @@ mod tests {
         let err = buffer
             .push(&vec![b'x'; MAX_LINE_BYTES + 1])
             .expect_err("too long");
-        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(err.kind(), ErrorKind::MalformedAnswer);
     }
 }

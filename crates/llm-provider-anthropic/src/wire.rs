@@ -154,7 +154,7 @@ pub(crate) fn decode_response(
     }
     let Some(blocks) = response.content else {
         return Err(Error::new(
-            ErrorKind::Validation,
+            ErrorKind::MalformedAnswer,
             "the response has no `content`: not a Messages API answer",
         ));
     };
@@ -380,7 +380,7 @@ impl FrameDecoder<SseEvent> for StreamDecoder {
     fn frame(&mut self, frame: SseEvent) -> Result<Vec<StreamEvent>, Error> {
         let parsed: StreamFrame = serde_json::from_str(&frame.data).map_err(|e| {
             Error::new(
-                ErrorKind::Validation,
+                ErrorKind::MalformedAnswer,
                 format!(
                     "could not decode a stream event ({}): {e}",
                     describe_unparsed_body(frame.data.as_bytes())
@@ -576,7 +576,7 @@ mod tests {
         let empty: MessagesResponse = serde_json::from_str(r#"{"id":"x"}"#).expect("decode");
         assert_eq!(
             decode_response(empty, "m").expect_err("empty").kind(),
-            ErrorKind::Validation
+            ErrorKind::MalformedAnswer
         );
     }
 
@@ -763,6 +763,6 @@ mod tests {
         let err = decoder
             .frame(sse("content_block_delta", "not json"))
             .expect_err("garbage");
-        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(err.kind(), ErrorKind::MalformedAnswer);
     }
 }

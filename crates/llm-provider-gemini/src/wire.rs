@@ -334,7 +334,7 @@ impl FrameDecoder<SseEvent> for StreamDecoder {
     fn frame(&mut self, frame: SseEvent) -> Result<Vec<StreamEvent>, Error> {
         let body: OneOrMany = serde_json::from_str(&frame.data).map_err(|e| {
             Error::new(
-                ErrorKind::Validation,
+                ErrorKind::MalformedAnswer,
                 format!(
                     "could not decode a stream chunk ({}): {e}",
                     describe_unparsed_body(frame.data.as_bytes())
@@ -371,7 +371,7 @@ pub(crate) fn decode_response(
     }
     if !decoder.saw_candidate {
         return Err(Error::new(
-            ErrorKind::Validation,
+            ErrorKind::MalformedAnswer,
             "the response has no candidates",
         ));
     }
@@ -601,7 +601,7 @@ mod tests {
             decode(r#"{"usageMetadata":{"promptTokenCount":1}}"#)
                 .expect_err("empty")
                 .kind(),
-            ErrorKind::Validation
+            ErrorKind::MalformedAnswer
         );
         assert_eq!(
             decode(r#"[{"error":{"code":503,"message":"x","status":"UNAVAILABLE"}}]"#)
@@ -752,6 +752,6 @@ mod tests {
         let err = StreamDecoder::default()
             .frame(data("{not json"))
             .expect_err("garbage");
-        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(err.kind(), ErrorKind::MalformedAnswer);
     }
 }

@@ -156,7 +156,7 @@ pub(crate) fn decode_chat(chunk: ChatChunk, requested_model: &str) -> Result<Cha
     }
     let Some(message) = &chunk.message else {
         return Err(Error::new(
-            ErrorKind::Validation,
+            ErrorKind::MalformedAnswer,
             "the answer has no `message`: not an /api/chat response",
         ));
     };
@@ -181,7 +181,7 @@ impl FrameDecoder<String> for ChatStreamDecoder {
     fn frame(&mut self, line: String) -> Result<Vec<StreamEvent>, Error> {
         let chunk: ChatChunk = serde_json::from_str(&line).map_err(|e| {
             Error::new(
-                ErrorKind::Validation,
+                ErrorKind::MalformedAnswer,
                 format!(
                     "could not decode a stream line ({e}): {}",
                     describe_unparsed_body(line.as_bytes())
@@ -337,7 +337,7 @@ impl PullTracker {
     pub(crate) fn line(&mut self, line: &str) -> Result<PullStep, Error> {
         let parsed: PullLine = serde_json::from_str(line).map_err(|e| {
             Error::new(
-                ErrorKind::Validation,
+                ErrorKind::MalformedAnswer,
                 format!(
                     "could not decode a pull progress line ({e}): {}",
                     describe_unparsed_body(line.as_bytes())
@@ -545,7 +545,7 @@ mod tests {
         let no_message: ChatChunk = serde_json::from_value(json!({"done": true})).expect("chunk");
         assert_eq!(
             decode_chat(no_message, "m").expect_err("no message").kind(),
-            ErrorKind::Validation
+            ErrorKind::MalformedAnswer
         );
         let error: ChatChunk =
             serde_json::from_value(json!({"error": "model 'x' not found"})).expect("chunk");
@@ -608,7 +608,7 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::ServerError);
         assert!(err.message().contains("while running the model"));
         let err = decoder.frame("<html>".to_owned()).expect_err("garbage");
-        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(err.kind(), ErrorKind::MalformedAnswer);
     }
 
     #[test]

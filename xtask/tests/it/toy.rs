@@ -89,7 +89,7 @@ impl FrameDecoder<SseEvent> for Chunks {
             return Ok(vec![]);
         }
         let chunk: Value = serde_json::from_str(&frame.data)
-            .map_err(|e| Error::new(ErrorKind::Validation, e.to_string()))?;
+            .map_err(|e| Error::new(ErrorKind::MalformedAnswer, e.to_string()))?;
         let choice = &chunk["choices"][0];
         let mut events = Vec::new();
         if let Some(text) = choice["delta"]["content"].as_str() {
@@ -134,7 +134,7 @@ impl Provider for Toy {
         let body: Value = self.http.read_json(response).await?;
         let choice = body["choices"]
             .get(0)
-            .ok_or_else(|| self.http.error(ErrorKind::Validation, "no choices"))?;
+            .ok_or_else(|| self.http.error(ErrorKind::MalformedAnswer, "no choices"))?;
         Ok(ChatResponse {
             content: choice["message"]["content"]
                 .as_str()

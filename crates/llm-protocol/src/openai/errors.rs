@@ -424,7 +424,7 @@ mod tests {
         let err = embedded_error(&bare, 200, parse_error);
         assert_eq!(
             (err.kind(), err.status()),
-            (ErrorKind::Validation, Some(200))
+            (ErrorKind::MalformedAnswer, Some(200))
         );
     }
 }

@@ -100,7 +100,7 @@ impl FrameDecoder<SseEvent> for ChunkDecoder {
         }
         let chunk = parsed.map_err(|e| {
             Error::new(
-                ErrorKind::Validation,
+                ErrorKind::MalformedAnswer,
                 format!("a stream chunk is not valid JSON ({e}); the answer cannot be read"),
             )
         })?;
@@ -269,6 +269,6 @@ mod tests {
     #[test]
     fn malformed_chunk_is_a_validation_error() {
         let (_, error) = run(vec![data(r#"{"choices":[{"delta":"#)]);
-        assert_eq!(error.expect("malformed").kind(), ErrorKind::Validation);
+        assert_eq!(error.expect("malformed").kind(), ErrorKind::MalformedAnswer);
     }
 }

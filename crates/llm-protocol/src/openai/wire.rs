@@ -144,7 +144,7 @@ pub(crate) fn error_in(value: &Value) -> bool {
 ///
 /// # Errors
 /// The classified error when the body carries `{"error": …}` (OpenRouter, LM Studio), and a
-/// [`ErrorKind::Validation`] error when it is not JSON or has no choices.
+/// [`ErrorKind::MalformedAnswer`] error when it is not JSON or has no choices.
 pub fn decode_response(
     provider: &str,
     body: &[u8],
@@ -152,7 +152,7 @@ pub fn decode_response(
 ) -> Result<ChatResponse, Error> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         Error::new(
-            ErrorKind::Validation,
+            ErrorKind::MalformedAnswer,
             format!(
                 "could not decode the response: not JSON ({}): {e}",
                 crate::error_map::describe_unparsed_body(body)
@@ -165,7 +165,7 @@ pub fn decode_response(
     }
     let completion: WireCompletion = serde_json::from_value(value).map_err(|e| {
         Error::new(
-            ErrorKind::Validation,
+            ErrorKind::MalformedAnswer,
             format!("could not decode the response: unexpected JSON shape: {e}"),
         )
         .with_provider(provider)
@@ -175,7 +175,7 @@ pub fn decode_response(
         .and_then(|c| c.into_iter().next())
         .ok_or_else(|| {
             Error::new(
-                ErrorKind::Validation,
+                ErrorKind::MalformedAnswer,
                 "the response has no choices: there is no answer in it",
             )
             .with_provider(provider)
@@ -284,7 +284,7 @@ mod tests {
     fn no_choices_is_a_validation_error() {
         for body in [&br#"{"model":"m","choices":[]}"#[..], br#"{"model":"m"}"#] {
             let err = decode_response("x", body, parse_error).expect_err("no choices");
-            assert_eq!(err.kind(), ErrorKind::Validation);
+            assert_eq!(err.kind(), ErrorKind::MalformedAnswer);
             assert_eq!(err.provider(), Some("x"));
         }
     }
@@ -311,7 +311,7 @@ mod tests {
     fn html_is_a_validation_error_with_a_readable_message() {
         let err = decode_response("x", b"<html><title>Oops</title></html>", parse_error)
             .expect_err("html");
-        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(err.kind(), ErrorKind::MalformedAnswer);
         assert!(
             err.message().contains("HTML error page (Oops)"),
             "{}",
