@@ -1,14 +1,18 @@
 //! `cascade ask`.
 
-use std::io::{Read, Write};
+use std::io::Read;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use llm_cascade::{Cascade, CascadeError, ChatRequest, Error, ErrorKind, Role, StreamEvent};
+use llm_cascade::{
+    Attempt, Cascade, CascadeError, ChatRequest, Error, ErrorKind, Role, StreamEvent,
+};
 
 use crate::args::AskArgs;
+use crate::interrupt::{Interrupt, Tracker, Watch};
 use crate::output::{self, fail};
-use crate::{Ctx, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::{Ctx, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 /// Runs `cascade ask`; returns the exit code.
 pub async fn run(args: AskArgs, ctx: &Ctx) -> u8 {
@@ -34,11 +38,21 @@ pub async fn run(args: AskArgs, ctx: &Ctx) -> u8 {
             return fail(&report, args.json, EXIT_USAGE);
         }
     };
+    let tracker = Tracker::new();
+    let mut asking = Asking {
+        cascade: cascade.with_observer(tracker.clone()),
+        tracker,
+        // Listening starts here, after the prompt was read: Ctrl-C while typing it still just quits.
+        watch: Watch::new(),
+        json: args.json,
+        ctx,
+        started: Instant::now(),
+    };
     ctx.usage.begin_call(&last_user_message(&request));
     if args.stream {
-        stream(&cascade, request, args.json, ctx).await
+        asking.stream(request).await
     } else {
-        complete(&cascade, request, args.json, ctx).await
+        asking.complete(request).await
     }
 }
 
@@ -78,85 +92,152 @@ pub fn last_user_message(request: &ChatRequest) -> String {
         .unwrap_or_default()
 }
 
-async fn complete(cascade: &Cascade, request: ChatRequest, json: bool, ctx: &Ctx) -> u8 {
-    let started = Instant::now();
-    match cascade.chat(request).await {
-        Ok(result) => {
-            let r = &result.response;
-            ctx.usage.record_answer(&r.content);
-            if json {
-                output::print_json(&output::success_json(
-                    &r.provider,
-                    &r.model,
-                    &r.content,
-                    Some(&r.finish_reason),
-                    r.usage,
-                    &result.attempts,
-                ));
-            } else {
-                println!("{}", r.content);
-                output::print_summary(&r.provider, &r.model, &result.attempts, started.elapsed());
-            }
-            EXIT_OK
+/// One `ask` call: the cascade (with a tracker of its attempts) and what can cut it short.
+struct Asking<'a> {
+    cascade: Cascade,
+    tracker: Arc<Tracker>,
+    watch: Watch,
+    json: bool,
+    ctx: &'a Ctx,
+    started: Instant,
+}
+
+/// What the stream loop waits for: the next item, or an interrupt.
+enum Next {
+    Item(Option<Result<StreamEvent, Error>>),
+    Interrupted(Interrupt),
+}
+
+impl Asking<'_> {
+    async fn complete(&mut self, request: ChatRequest) -> u8 {
+        let result = tokio::select! {
+            result = self.cascade.chat(request) => result,
+            interrupt = self.watch.next() => return self.interrupted(interrupt, false),
+        };
+        let result = match result {
+            Ok(result) => result,
+            Err(report) => return fail(&report, self.json, EXIT_FAILED),
+        };
+        let r = &result.response;
+        self.ctx.usage.record_answer(&r.content);
+        if self.json {
+            output::print_json(&output::success_json(
+                &r.provider,
+                &r.model,
+                &r.content,
+                Some(&r.finish_reason),
+                r.usage,
+                &result.attempts,
+            ));
+            return EXIT_OK;
         }
-        Err(report) => fail(&report, json, EXIT_FAILED),
+        if output::answer(&r.content).and_then(|()| output::out("\n")).is_err() {
+            // The answer is whole already: nothing upstream to cancel, nothing more to say.
+            return EXIT_BROKEN_PIPE;
+        }
+        let cut = output::truncated(Some(&r.finish_reason));
+        after_answer(&r.provider, &r.model, &result.attempts, self.started, cut);
+        EXIT_OK
+    }
+
+    async fn stream(&mut self, request: ChatRequest) -> u8 {
+        let opened = tokio::select! {
+            opened = self.cascade.chat_stream(request) => opened,
+            interrupt = self.watch.next() => return self.interrupted(interrupt, false),
+        };
+        let mut stream = match opened {
+            Ok(stream) => stream,
+            Err(report) => return fail(&report, self.json, EXIT_FAILED),
+        };
+        let (mut content, mut usage, mut finish, mut model) =
+            (String::new(), None, None, stream.model().to_owned());
+        loop {
+            let next = tokio::select! {
+                item = stream.next() => Next::Item(item),
+                interrupt = self.watch.next() => Next::Interrupted(interrupt),
+            };
+            let item = match next {
+                Next::Item(Some(item)) => item,
+                Next::Item(None) => break,
+                Next::Interrupted(interrupt) => {
+                    // Dropping the stream closes the connection: the provider stops generating.
+                    drop(stream);
+                    return self.interrupted(interrupt, !content.is_empty());
+                }
+            };
+            match item {
+                Ok(StreamEvent::Delta { text }) => {
+                    let written = if self.json {
+                        output::try_json(&serde_json::json!({"type": "delta", "text": text}))
+                    } else {
+                        output::answer(&text)
+                    };
+                    if written.is_err() {
+                        drop(stream);
+                        return self.interrupted(Interrupt::StdoutClosed, false);
+                    }
+                    content.push_str(&text);
+                }
+                Ok(StreamEvent::Usage { usage: u }) => usage = Some(u),
+                Ok(StreamEvent::Finish {
+                    reason,
+                    model: reported,
+                }) => {
+                    finish = Some(reason);
+                    model = reported.unwrap_or(model);
+                }
+                Err(error) => {
+                    if !self.json {
+                        let _ = output::out("\n");
+                    }
+                    return fail(
+                        &CascadeError::interrupted(stream.attempts(), &error),
+                        self.json,
+                        EXIT_FAILED,
+                    );
+                }
+            }
+        }
+        let attempts = stream.attempts();
+        self.ctx.usage.record_answer(&content);
+        if self.json {
+            output::print_json(&output::success_json(
+                stream.provider(),
+                &model,
+                &content,
+                finish.as_ref(),
+                usage,
+                &attempts,
+            ));
+        } else if output::out("\n").is_ok() {
+            let cut = output::truncated(finish.as_ref());
+            after_answer(stream.provider(), &model, &attempts, self.started, cut);
+        }
+        EXIT_OK
+    }
+
+    /// Ends a call cut short: the attempt in flight recorded as cancelled; on a signal, the cut marked
+    /// (`[cancelled]` on stderr, or the final `--json` object); on a closed stdout, nothing more said.
+    fn interrupted(&self, interrupt: Interrupt, mid_line: bool) -> u8 {
+        let attempts = self.tracker.cancel(|event| self.ctx.emit(event));
+        if interrupt != Interrupt::StdoutClosed {
+            if self.json {
+                output::print_json(&output::cancelled_json(interrupt.message(), &attempts));
+            } else {
+                if mid_line {
+                    let _ = output::out("\n");
+                }
+                output::print_dim(output::CANCELLED_MARK);
+            }
+        }
+        interrupt.exit_code()
     }
 }
 
-async fn stream(cascade: &Cascade, request: ChatRequest, json: bool, ctx: &Ctx) -> u8 {
-    let started = Instant::now();
-    let mut stream = match cascade.chat_stream(request).await {
-        Ok(stream) => stream,
-        Err(report) => return fail(&report, json, EXIT_FAILED),
-    };
-    let (mut content, mut usage, mut finish, mut model) =
-        (String::new(), None, None, stream.model().to_owned());
-    let mut stdout = std::io::stdout();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(StreamEvent::Delta { text }) => {
-                if json {
-                    output::print_json(&serde_json::json!({"type": "delta", "text": text}));
-                } else {
-                    let _ = write!(stdout, "{text}");
-                    let _ = stdout.flush();
-                }
-                content.push_str(&text);
-            }
-            Ok(StreamEvent::Usage { usage: u }) => usage = Some(u),
-            Ok(StreamEvent::Finish {
-                reason,
-                model: reported,
-            }) => {
-                finish = Some(reason);
-                model = reported.unwrap_or(model);
-            }
-            Err(error) => {
-                if !json {
-                    println!();
-                }
-                return fail(
-                    &CascadeError::interrupted(stream.attempts(), &error),
-                    json,
-                    EXIT_FAILED,
-                );
-            }
-        }
+/// After a plain answer: the note when the token limit cut it, and the summary line on a terminal.
+fn after_answer(provider: &str, model: &str, attempts: &[Attempt], started: Instant, cut: bool) {
+    if cut {
+        output::err(output::CUT_NOTE);
     }
-    let attempts = stream.attempts();
-    ctx.usage.record_answer(&content);
-    if json {
-        output::print_json(&output::success_json(
-            stream.provider(),
-            &model,
-            &content,
-            finish.as_ref(),
-            usage,
-            &attempts,
-        ));
-    } else {
-        println!();
-        output::print_summary(stream.provider(), &model, &attempts, started.elapsed());
-    }
-    EXIT_OK
+    output::print_summary(provider, model, attempts, started.elapsed());
 }

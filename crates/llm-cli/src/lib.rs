@@ -5,6 +5,7 @@ mod ask;
 mod chat;
 mod check;
 mod env;
+mod interrupt;
 mod output;
 mod providers;
 mod pull;
@@ -27,6 +28,12 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code: bad flags or invalid configuration.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code: interrupted by SIGINT (Ctrl-C), 128 + 2 as shells report it.
+pub const EXIT_SIGINT: u8 = interrupt::EXIT_SIGINT;
+/// Exit code: stdout was closed (a broken pipe: `cascade ask hi | head -c1`), 128 + SIGPIPE.
+pub const EXIT_BROKEN_PIPE: u8 = output::EXIT_BROKEN_PIPE;
+/// Exit code: ended by SIGTERM, 128 + 15.
+pub const EXIT_SIGTERM: u8 = interrupt::EXIT_SIGTERM;
 
 /// What every command shares: the configuration, this process's statistics and the usage log.
 pub(crate) struct Ctx {
@@ -63,14 +70,14 @@ pub fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            output::err(&format!("error: cannot start the async runtime: {error}"));
             return ExitCode::from(EXIT_FAILED);
         }
     };
     let env = match env::load() {
         Ok(env) => env,
         Err(error) => {
-            eprintln!("error: {error}");
+            output::err(&format!("error: {error}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -103,19 +110,26 @@ pub fn main() -> ExitCode {
             Command::Stats(args) => stats::run(&args, ctx.env.as_ref()),
             Command::Pull(args) => pull::run(&args, ctx.env.as_ref()).await,
             Command::Completions(args) => {
-                clap_complete::generate(
-                    args.shell,
-                    &mut Cli::command(),
-                    "cascade",
-                    &mut std::io::stdout(),
-                );
+                let mut script = Vec::new();
+                clap_complete::generate(args.shell, &mut Cli::command(), "cascade", &mut script);
+                let _ = output::out(&String::from_utf8_lossy(&script));
                 EXIT_OK
             }
         }
     });
     // Every row handed to the usage log is written before the process ends.
     ctx.usage.close();
-    ExitCode::from(code)
+    // A line editor may still block a thread on the terminal (chat ended by SIGTERM): leave it.
+    runtime.shutdown_background();
+    ExitCode::from(final_code(code))
+}
+
+/// A signal's status stands; otherwise a stdout that failed decides (141 for a closed pipe).
+fn final_code(code: u8) -> u8 {
+    if code == EXIT_SIGINT || code == EXIT_SIGTERM {
+        return code;
+    }
+    output::stdout_failure_code().unwrap_or(code)
 }
 
 /// Logs go to stderr; `-v` shows the cascade's story (trying, retrying, falling back), `-vv` more.
@@ -128,8 +142,11 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Provider text in log fields is escaped by `llm_core::sanitize`; colour codes are ours, and only
+    // for a terminal that wants them.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(output::stderr_color())
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();

@@ -1,6 +1,13 @@
 //! How results look: JSON objects for `--json`, a readable report on stderr otherwise.
+//!
+//! Everything reaches stdout through [`out`], which never panics: the first failed write (the reader
+//! of a pipe went away: `cascade ask hi | head -c1`) is remembered, later writes are skipped, and the
+//! command ends with [`EXIT_BROKEN_PIPE`] (see [`stdout_failure_code`]). stderr is written the same
+//! way through [`err`], its failures ignored (there is nowhere left to report them).
 
-use std::io::IsTerminal;
+use std::borrow::Cow;
+use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
@@ -22,6 +29,7 @@ pub fn success_json(
         "model": model,
         "content": content,
         "finish_reason": finish_reason.map(FinishReason::as_str),
+        "truncated": truncated(finish_reason),
         "usage": usage.map(|u| json!({"input_tokens": u.input_tokens, "output_tokens": u.output_tokens})),
         "attempts": attempts,
     })
@@ -37,9 +45,119 @@ pub fn failure_json(report: &CascadeError) -> Value {
     value
 }
 
-/// Prints a value as one JSON line on stdout.
+/// Exit code when stdout was closed under us: 128 + SIGPIPE, what a shell reports for a process
+/// killed by a broken pipe.
+pub const EXIT_BROKEN_PIPE: u8 = 141;
+
+/// The first stdout write error, kept so the command can end with the right status.
+static STDOUT_FAILED: OnceLock<std::io::ErrorKind> = OnceLock::new();
+
+/// stdout can no longer be written (its reader went away, or the disk is full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+/// Writes `text` to stdout and flushes (answers stream: each piece shows at once). After the first
+/// failure nothing more is written and every call returns [`Closed`].
+pub fn out(text: &str) -> Result<(), Closed> {
+    if STDOUT_FAILED.get().is_some() {
+        return Err(Closed);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    written.map_err(|error| {
+        let _ = STDOUT_FAILED.set(error.kind());
+        Closed
+    })
+}
+
+/// [`out`] with a newline.
+pub fn outln(text: &str) -> Result<(), Closed> {
+    out(&format!("{text}\n"))
+}
+
+/// Marks stdout as closed without a write (the watcher saw its reader go away).
+pub fn mark_stdout_closed() {
+    let _ = STDOUT_FAILED.set(std::io::ErrorKind::BrokenPipe);
+}
+
+/// The exit code a failed stdout imposes: [`EXIT_BROKEN_PIPE`] for a closed pipe (quietly), 1 for any
+/// other write error (reported on stderr); `None` while stdout works.
+pub fn stdout_failure_code() -> Option<u8> {
+    match STDOUT_FAILED.get()? {
+        std::io::ErrorKind::BrokenPipe => Some(EXIT_BROKEN_PIPE),
+        other => {
+            err(&format!("error: cannot write to stdout: {other}"));
+            Some(crate::EXIT_FAILED)
+        }
+    }
+}
+
+/// Writes a line to stderr; a failure is ignored (a closed stderr must not end the command).
+pub fn err(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{text}");
+}
+
+/// Prints a value as one JSON line on stdout (JSON escapes every control character itself).
 pub fn print_json(value: &Value) {
-    println!("{value}");
+    let _ = try_json(value);
+}
+
+/// [`print_json`], saying whether stdout took it.
+pub fn try_json(value: &Value) -> Result<(), Closed> {
+    outln(&value.to_string())
+}
+
+/// How a cut is marked on stderr (signals; not a closed stdout, which ends quietly).
+pub const CANCELLED_MARK: &str = "[cancelled]";
+
+/// The final `--json` object of a call cut short by a signal.
+pub fn cancelled_json(message: &str, attempts: &[Attempt]) -> Value {
+    json!({
+        "success": false,
+        "error": "cancelled",
+        "message": message,
+        "attempts": attempts,
+    })
+}
+
+/// Answer text as it may reach a terminal: escape sequences and other control characters (C0, DEL,
+/// C1) except newline and tab become visible `\u{1b}`-style text, so an answer can neither clear
+/// the screen, retitle the window nor fake colours. Raw when `terminal` is false (a pipe or file gets
+/// the bytes the provider sent).
+pub fn neutralise(text: &str, terminal: bool) -> Cow<'_, str> {
+    let harmful = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !terminal || !text.chars().any(harmful) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if harmful(c) {
+            shown.extend(c.escape_unicode());
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
+}
+
+/// Whether stdout is a terminal (answers are then [`neutralise`]d).
+pub fn stdout_terminal() -> bool {
+    static TERMINAL: OnceLock<bool> = OnceLock::new();
+    *TERMINAL.get_or_init(|| std::io::stdout().is_terminal())
+}
+
+/// Writes answer text to stdout, neutralised on a terminal.
+pub fn answer(text: &str) -> Result<(), Closed> {
+    out(&neutralise(text, stdout_terminal()))
+}
+
+/// Provider-supplied or configured text bound for a table, a summary or a plain line: secrets
+/// redacted, control characters escaped.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    llm_core::sanitize(text)
 }
 
 /// Whether stderr gets colour: a terminal, and `NO_COLOR` unset.
@@ -55,15 +173,16 @@ pub fn print_failure(report: &CascadeError) {
     } else {
         ("", "", "")
     };
-    eprintln!(
+    err(&format!(
         "{bold}error{reset} ({}): {}",
-        report.category, report.message
-    );
+        report.category,
+        clean(&report.message)
+    ));
     for line in &report.details {
-        eprintln!("  {dim}-{reset} {line}");
+        err(&format!("  {dim}-{reset} {}", clean(line)));
     }
     if !report.hint.is_empty() {
-        eprintln!("hint: {}", report.hint);
+        err(&format!("hint: {}", clean(&report.hint)));
     }
 }
 
@@ -99,18 +218,31 @@ pub fn summary_line(
 ) -> String {
     let count = attempts.len();
     format!(
-        "— {provider} · {model} · {count} attempt{} · {:.1}s",
+        "— {} · {} · {count} attempt{} · {:.1}s",
+        clean(provider),
+        clean(model),
         if count == 1 { "" } else { "s" },
         elapsed.as_secs_f64()
     )
 }
 
+/// What the summary line adds for an answer cut by the token limit.
+pub const CUT_AT_LIMIT: &str = "cut at the token limit";
+
+/// The note on stderr after an answer cut by the token limit (`ask` has the flag to raise it).
+pub const CUT_NOTE: &str = "note: cut at the token limit: raise --max-tokens";
+
+/// Whether an answer was cut by the token limit (`"truncated"` in `--json`).
+pub fn truncated(finish_reason: Option<&FinishReason>) -> bool {
+    finish_reason == Some(&FinishReason::Length)
+}
+
 /// Prints `text` dim on stderr (dim only with colour).
 pub fn print_dim(text: &str) {
     if stderr_color() {
-        eprintln!("\x1b[2m{text}\x1b[0m");
+        err(&format!("\x1b[2m{text}\x1b[0m"));
     } else {
-        eprintln!("{text}");
+        err(text);
     }
 }
 
@@ -132,10 +264,15 @@ pub fn table(header: &[&str]) -> Table {
     table
 }
 
-/// A cell coloured `color` when stdout takes colour.
+/// A cell coloured `color` when stdout takes colour; its text [`clean`]ed.
 pub fn colored(text: impl std::fmt::Display, color: Color) -> Cell {
-    let cell = Cell::new(text);
+    let cell = cell(text);
     if stdout_color() { cell.fg(color) } else { cell }
+}
+
+/// A table cell whose text is [`clean`]ed (provider-supplied text never drives the terminal).
+pub fn cell(text: impl std::fmt::Display) -> Cell {
+    Cell::new(clean(&text.to_string()))
 }
 
 /// `12 ms`, or `-`.
@@ -170,11 +307,11 @@ pub fn stats_table(snapshot: &StatsSnapshot) -> Table {
             format!("{failed} ({})", kinds.join(", "))
         };
         vec![
-            Cell::new(name),
+            cell(name),
             Cell::new(s.requests),
             Cell::new(s.successes),
             if failed == 0 {
-                Cell::new(failures)
+                cell(failures)
             } else {
                 colored(failures, Color::Red)
             },

@@ -116,7 +116,7 @@ pub struct Row {
     pub model: String,
     /// Attempt number at this provider.
     pub attempt: u32,
-    /// `ok` or the error kind.
+    /// `ok`, `cancelled` (the user or a closed output cut it) or the error kind.
     pub outcome: String,
     /// HTTP status, when there was a response.
     pub status: Option<u16>,
@@ -278,14 +278,14 @@ pub fn aggregate(rows: &[Row]) -> Stats {
                 to: row.provider.clone(),
             });
         }
-        let outcome = if row.outcome == "ok" {
-            Outcome::Ok
-        } else {
-            match llm_core::ErrorKind::from_name(&row.outcome) {
+        let outcome = match row.outcome.as_str() {
+            "ok" => Outcome::Ok,
+            "cancelled" => Outcome::Cancelled,
+            name => match llm_core::ErrorKind::from_name(name) {
                 Some(kind) => Outcome::Failed(kind),
                 // A kind from a newer build: count it as a failure of the closest general kind.
                 None => Outcome::Failed(llm_core::ErrorKind::InvalidRequest),
-            }
+            },
         };
         let usage = match (row.input_tokens, row.output_tokens) {
             (None, None) => None,
@@ -493,11 +493,11 @@ fn write_all(path: &Path, receiver: &Receiver<Message>) {
         if let Err(error) = result {
             failed = true;
             tracing::warn!(path = %path.display(), "usage log write failed: {error}");
-            eprintln!(
+            crate::output::err(&format!(
                 "note: not recording usage in {}: {error} (your answers are unaffected; \
                  {DB_VAR}=off turns the log off)",
                 path.display()
-            );
+            ));
         }
     }
 }
@@ -771,5 +771,36 @@ mod tests {
         let recent = aggregate(&rows_since(&conn, Some(250)).expect("rows")).snapshot();
         assert_eq!(recent.total.requests, 3);
         assert!(!recent.providers.contains_key("groq"));
+    }
+
+    #[test]
+    fn cancelled_rows_read_back_as_cancelled_not_as_another_kind() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = open(&dir.path().join("usage.db")).expect("open");
+        let mut row = Row {
+            ts_ms: 100,
+            request_id: "r".to_owned(),
+            command: "ask".to_owned(),
+            provider: "openai".to_owned(),
+            model: "m".to_owned(),
+            attempt: 1,
+            outcome: Outcome::Cancelled.as_str().to_owned(),
+            status: None,
+            latency_ms: 5,
+            input_tokens: None,
+            output_tokens: None,
+            prompt: None,
+            response: None,
+        };
+        insert(&conn, &row).expect("insert");
+        row.outcome = "ok".to_owned();
+        insert(&conn, &row).expect("insert");
+        let snapshot = aggregate(&rows_since(&conn, None).expect("rows")).snapshot();
+        let openai = &snapshot.providers["openai"];
+        assert_eq!((openai.requests, openai.successes), (2, 1));
+        assert_eq!(
+            openai.failures.iter().collect::<Vec<_>>(),
+            vec![(&"cancelled".to_owned(), &1)]
+        );
     }
 }
