@@ -165,3 +165,31 @@ pub fn locals_down() -> Vec<(String, String)> {
         ),
     ]
 }
+
+/// A `cascade` command like [`cascade`]'s (clean environment, `NO_COLOR`, the usage log in `dir`
+/// unless `env` sets it), every stdio piped, for tests that talk to the process while it runs.
+pub fn command(args: &[&str], env: &[(String, String)], dir: &std::path::Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(binary());
+    command
+        .args(args)
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("LLM_USAGE_DB", dir.join("usage.db"))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Sends `signal` (`INT`, `TERM`) to the process, as a user or a service manager would.
+pub fn send_signal(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().expect("the process is running");
+    let status = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}

@@ -3,21 +3,22 @@
 //! On a terminal, lines are edited with rustyline (history in memory only: prompts are never written
 //! to disk); otherwise stdin is read line by line, so scripts and tests can drive a session. Ctrl-C
 //! during an answer cancels that answer (the conversation goes on without it); at the prompt it just
-//! gives a new prompt.
+//! gives a new prompt. SIGTERM ends the session (143, an answer in progress cancelled); a closed
+//! stdout ends it quietly (141).
 
-use std::future::Future;
-use std::io::{BufRead, IsTerminal, Write};
-use std::pin::Pin;
+use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
 use llm_cascade::{
-    Cascade, CascadeError, CascadeEvent, ChatRequest, ErrorKind, Message, StreamEvent,
+    Cascade, CascadeError, ChatRequest, ErrorKind, Message, StreamEvent,
 };
 use rustyline::error::ReadlineError;
 use serde_json::json;
 
 use crate::args::ChatArgs;
+use crate::interrupt::{Interrupt, Tracker, Watch};
 use crate::output;
 use crate::{Ctx, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
@@ -35,7 +36,9 @@ Ctrl-C cancels the answer being written.";
 /// Where lines come from.
 enum Input {
     Editor(Box<rustyline::DefaultEditor>),
-    Plain(std::io::StdinLock<'static>),
+    Plain(std::io::Stdin),
+    /// The reading thread was lost: nothing more comes.
+    Closed,
 }
 
 /// One read from the input.
@@ -54,7 +57,7 @@ impl Input {
                 Err(error) => tracing::warn!("line editing unavailable: {error}"),
             }
         }
-        Self::Plain(std::io::stdin().lock())
+        Self::Plain(std::io::stdin())
     }
 
     fn read(&mut self) -> Read {
@@ -69,17 +72,18 @@ impl Input {
                 Err(ReadlineError::Interrupted) => Read::Interrupted,
                 Err(ReadlineError::Eof) => Read::Eof,
                 Err(error) => {
-                    eprintln!("error: cannot read input: {error}");
+                    output::err(&format!("error: cannot read input: {error}"));
                     Read::Eof
                 }
             },
+            Self::Closed => Read::Eof,
             Self::Plain(stdin) => {
                 let mut line = String::new();
                 match stdin.read_line(&mut line) {
                     Ok(0) => Read::Eof,
                     Ok(_) => Read::Line(line.trim_end_matches(['\n', '\r']).to_owned()),
                     Err(error) => {
-                        eprintln!("error: cannot read input: {error}");
+                        output::err(&format!("error: cannot read input: {error}"));
                         Read::Eof
                     }
                 }
@@ -92,6 +96,9 @@ impl Input {
 struct Session<'a> {
     ctx: &'a Ctx,
     cascade: Cascade,
+    /// The attempts of the current turn, attached to every cascade the session builds.
+    tracker: Arc<Tracker>,
+    watch: Watch,
     /// `Some(id)` when pinned with `/llm switch`.
     pinned: Option<String>,
     system: Option<String>,
@@ -104,45 +111,84 @@ struct Session<'a> {
 enum Turn {
     Answered,
     Failed,
+    /// Ctrl-C: the answer is dropped, the session goes on.
     Cancelled,
+    /// SIGTERM or a closed stdout: the session ends with this status.
+    Ended(u8),
 }
 
-/// Resolves when the user presses Ctrl-C; never when the signal cannot be listened for.
-fn ctrl_c() -> Pin<Box<dyn Future<Output = ()>>> {
-    Box::pin(async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// A line read on a blocking thread (rustyline and stdin block), handing the input back with it.
+type PendingRead = tokio::task::JoinHandle<(Input, Read)>;
+
+/// What the prompt loop waits for.
+enum Prompted {
+    Read(Input, Read),
+    Interrupted(Interrupt),
+}
+
+/// The next line, or an interrupt meanwhile. A read that an interrupt overtook stays in `pending`,
+/// so that Ctrl-C at a plain prompt does not start a second reader.
+async fn prompt(input: &mut Option<Input>, pending: &mut Option<PendingRead>, watch: &mut Watch) -> Prompted {
+    if let Some(mut taken) = input.take() {
+        *pending = Some(tokio::task::spawn_blocking(move || {
+            let read = taken.read();
+            (taken, read)
+        }));
+    }
+    let Some(reading) = pending.as_mut() else {
+        return Prompted::Read(Input::Closed, Read::Eof);
+    };
+    tokio::select! {
+        joined = reading => {
+            *pending = None;
+            match joined {
+                Ok((input, read)) => Prompted::Read(input, read),
+                Err(_) => Prompted::Read(Input::Closed, Read::Eof),
+            }
         }
-    })
+        interrupt = watch.next() => Prompted::Interrupted(interrupt),
+    }
 }
 
 /// Runs `cascade chat`; returns the exit code.
 pub async fn run(args: ChatArgs, ctx: &Ctx) -> u8 {
-    let cascade = match build(ctx, args.provider.as_deref()) {
+    let tracker = Tracker::new();
+    let cascade = match build(ctx, &tracker, args.provider.as_deref()) {
         Ok(cascade) => cascade,
         Err(report) => return output::fail(&report, args.json, EXIT_USAGE),
     };
     let mut session = Session {
         ctx,
         cascade,
+        tracker,
+        watch: Watch::new(),
         pinned: args.provider,
         system: args.system,
         history: Vec::new(),
         json: args.json,
         failed_turns: 0,
     };
-    let mut input = Input::open();
-    if matches!(input, Input::Editor(_)) && !session.json {
+    let opened = Input::open();
+    if matches!(opened, Input::Editor(_)) && !session.json {
         output::print_dim(&format!(
             "cascade chat · {} · /help for commands, /exit to leave",
             session.chain()
         ));
     }
+    let (mut input, mut pending) = (Some(opened), None);
     loop {
-        let line = match input.read() {
-            Read::Line(line) => line,
-            Read::Interrupted => continue,
-            Read::Eof => break,
+        let line = match prompt(&mut input, &mut pending, &mut session.watch).await {
+            Prompted::Read(back, read) => {
+                input = Some(back);
+                match read {
+                    Read::Line(line) => line,
+                    Read::Interrupted => continue,
+                    Read::Eof => break,
+                }
+            }
+            // Ctrl-C at a plain prompt: a new prompt, as the line editor does.
+            Prompted::Interrupted(Interrupt::Sigint) => continue,
+            Prompted::Interrupted(interrupt) => return interrupt.exit_code(),
         };
         let line = line.trim();
         if line.is_empty() {
@@ -157,6 +203,7 @@ pub async fn run(args: ChatArgs, ctx: &Ctx) -> u8 {
         match session.turn(line).await {
             Turn::Answered | Turn::Cancelled => {}
             Turn::Failed => session.failed_turns += 1,
+            Turn::Ended(code) => return code,
         }
     }
     if session.failed_turns > 0 {
@@ -166,14 +213,14 @@ pub async fn run(args: ChatArgs, ctx: &Ctx) -> u8 {
     }
 }
 
-/// The cascade, or one pinned provider, with this process's observers attached.
-fn build(ctx: &Ctx, pin: Option<&str>) -> Result<Cascade, CascadeError> {
+/// The cascade, or one pinned provider, with this process's observers and the turn tracker attached.
+fn build(ctx: &Ctx, tracker: &Arc<Tracker>, pin: Option<&str>) -> Result<Cascade, CascadeError> {
     let built = match pin {
         Some(id) => Cascade::pinned(ctx.env.as_ref(), id),
         None => Cascade::from_env_source(ctx.env.as_ref()),
     };
     built
-        .map(|cascade| ctx.attach(cascade))
+        .map(|cascade| ctx.attach(cascade).with_observer(tracker.clone()))
         .map_err(|error| CascadeError::before_any_attempt(&error, ErrorKind::Config.advice()))
 }
 
@@ -206,15 +253,11 @@ impl Session<'_> {
         self.history.push(Message::user(line));
         let request = self.request();
         self.ctx.usage.begin_call(line);
+        self.tracker.reset();
         let started = Instant::now();
-        let mut cancel = ctrl_c();
         let opened = tokio::select! {
             opened = self.cascade.chat_stream(request) => opened,
-            () = &mut cancel => {
-                self.history.pop();
-                self.cancelled();
-                return Turn::Cancelled;
-            }
+            interrupt = self.watch.next() => return self.cut(interrupt, false),
         };
         let mut stream = match opened {
             Ok(stream) => stream,
@@ -227,34 +270,29 @@ impl Session<'_> {
         let mut content = String::new();
         let mut usage = None;
         let mut model = stream.model().to_owned();
-        let mut stdout = std::io::stdout();
         loop {
-            let item = tokio::select! {
-                item = stream.next() => item,
-                () = &mut cancel => {
-                    // The engine reports an attempt when its stream ends; this one never will.
-                    if let Some(last) = stream.attempts().last() {
-                        self.ctx.emit(&CascadeEvent::AttemptFinished {
-                            attempt: last.clone(),
-                            model: model.clone(),
-                            usage,
-                        });
-                    }
-                    if !self.json {
-                        println!();
-                    }
-                    self.history.pop();
-                    self.cancelled();
-                    return Turn::Cancelled;
+            let next = tokio::select! {
+                item = stream.next() => Ok(item),
+                interrupt = self.watch.next() => Err(interrupt),
+            };
+            let item = match next {
+                Ok(item) => item,
+                Err(interrupt) => {
+                    // Dropping the stream closes the connection: the provider stops generating.
+                    drop(stream);
+                    return self.cut(interrupt, !content.is_empty());
                 }
             };
             match item {
                 Some(Ok(StreamEvent::Delta { text })) => {
-                    if self.json {
-                        output::print_json(&json!({"type": "delta", "text": text}));
+                    let written = if self.json {
+                        output::try_json(&json!({"type": "delta", "text": text}))
                     } else {
-                        let _ = write!(stdout, "{text}");
-                        let _ = stdout.flush();
+                        output::answer(&text)
+                    };
+                    if written.is_err() {
+                        drop(stream);
+                        return self.cut(Interrupt::StdoutClosed, false);
                     }
                     content.push_str(&text);
                 }
@@ -278,20 +316,24 @@ impl Session<'_> {
                         summary["type"] = json!("answer");
                         output::print_json(&summary);
                     } else {
-                        println!();
-                        output::print_dim(&output::summary_line(
+                        let _ = output::out("\n");
+                        let mut line = output::summary_line(
                             stream.provider(),
                             &model,
                             &attempts,
                             started.elapsed(),
-                        ));
+                        );
+                        if output::truncated(Some(&reason)) {
+                            line = format!("{line} · {}", output::CUT_AT_LIMIT);
+                        }
+                        output::print_dim(&line);
                     }
                     self.history.push(Message::assistant(content.clone()));
                     return Turn::Answered;
                 }
                 Some(Err(error)) => {
                     if !self.json {
-                        println!();
+                        let _ = output::out("\n");
                     }
                     self.history.pop();
                     self.failure(&CascadeError::interrupted(stream.attempts(), &error));
@@ -306,11 +348,27 @@ impl Session<'_> {
         }
     }
 
-    fn cancelled(&self) {
+    /// Ends a turn cut short (call it after dropping the stream): the attempt in flight recorded as
+    /// cancelled, the question dropped from the history; Ctrl-C lets the session go on.
+    fn cut(&mut self, interrupt: Interrupt, mid_line: bool) -> Turn {
+        let attempts = self.tracker.cancel(|event| self.ctx.emit(event));
+        self.history.pop();
+        if interrupt == Interrupt::StdoutClosed {
+            return Turn::Ended(interrupt.exit_code());
+        }
         if self.json {
-            output::print_json(&json!({"type": "cancelled"}));
+            let mut value = output::cancelled_json(interrupt.message(), &attempts);
+            value["type"] = json!("cancelled");
+            output::print_json(&value);
         } else {
-            output::print_dim("(cancelled)");
+            if mid_line {
+                let _ = output::out("\n");
+            }
+            output::print_dim(output::CANCELLED_MARK);
+        }
+        match interrupt {
+            Interrupt::Sigint => Turn::Cancelled,
+            other => Turn::Ended(other.exit_code()),
         }
     }
 
@@ -349,7 +407,7 @@ impl Session<'_> {
         if self.json {
             output::print_json(&json!({"type": kind, "text": text}));
         } else {
-            println!("{text}");
+            let _ = output::outln(text);
         }
     }
 
@@ -373,13 +431,13 @@ impl Session<'_> {
             }));
         } else {
             crate::providers::print_table(&rows);
-            println!("Answering now: {}", self.chain());
+            let _ = output::outln(&format!("Answering now: {}", self.chain()));
         }
     }
 
     fn switch(&mut self, id: &str) {
         let pin = (id != "auto").then_some(id);
-        match build(self.ctx, pin) {
+        match build(self.ctx, &self.tracker, pin) {
             Ok(cascade) => {
                 self.cascade = cascade;
                 self.pinned = pin.map(str::to_owned);
@@ -390,7 +448,7 @@ impl Session<'_> {
                         "answering": self.cascade.providers().iter().map(|p| p.id()).collect::<Vec<_>>(),
                     }));
                 } else {
-                    println!("Answering now: {}", self.chain());
+                    let _ = output::outln(&format!("Answering now: {}", self.chain()));
                 }
             }
             Err(report) => self.failure(&report),
@@ -406,9 +464,9 @@ impl Session<'_> {
                 "total": snapshot.total,
             }));
         } else if snapshot.providers.is_empty() {
-            println!("No attempts yet in this session.");
+            let _ = output::outln("No attempts yet in this session.");
         } else {
-            println!("{}", output::stats_table(&snapshot));
+            let _ = output::outln(&output::stats_table(&snapshot).to_string());
         }
     }
 }

@@ -68,10 +68,7 @@ pub async fn run(args: &ProvidersArgs, env: &dyn EnvSource) -> u8 {
         }
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        );
+        let _ = output::outln(&serde_json::to_string_pretty(&rows).unwrap_or_default());
     } else {
         print_table(&rows);
     }
@@ -177,15 +174,15 @@ pub fn print_table(rows: &[Row]) {
             if r.configured {
                 output::colored(status(r), Color::Green)
             } else {
-                Cell::new(status(r))
+                output::cell(status(r))
             },
-            Cell::new(&r.model),
+            output::cell(&r.model),
         ];
         cells.push(match (&r.check, checked) {
             (Some(check), _) if check.ok => output::colored(check.describe(), Color::Green),
             (Some(check), _) => output::colored(check.describe(), Color::Red),
             (None, true) => Cell::new("-"),
-            (None, false) => Cell::new(&r.base_url),
+            (None, false) => output::cell(&r.base_url),
         });
         table.add_row(cells);
     }
@@ -195,5 +192,5 @@ pub fn print_table(rows: &[Row]) {
             column.set_constraint(ColumnConstraint::ContentWidth);
         }
     }
-    println!("{table}");
+    let _ = output::outln(&table.to_string());
 }

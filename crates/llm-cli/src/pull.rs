@@ -43,7 +43,7 @@ pub async fn run(args: &PullArgs, env: &dyn EnvSource) -> u8 {
             if json {
                 output::print_json(&serde_json::json!({"success": true, "model": model}));
             } else {
-                eprintln!("pulled {model}");
+                output::err(&format!("pulled {model}"));
             }
             EXIT_OK
         }
@@ -87,6 +87,8 @@ fn show(bar: &indicatif::ProgressBar, event: &llm_cascade::Progress) {
 /// Without the Ollama provider compiled in there is nothing to pull into.
 #[cfg(not(feature = "provider-ollama"))]
 pub async fn run(_args: &PullArgs, _env: &dyn EnvSource) -> u8 {
-    eprintln!("error: this build has no Ollama provider (enable the `provider-ollama` feature)");
+    crate::output::err(
+        "error: this build has no Ollama provider (enable the `provider-ollama` feature)",
+    );
     crate::EXIT_USAGE
 }

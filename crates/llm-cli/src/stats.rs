@@ -70,11 +70,14 @@ pub fn run(args: &StatsArgs, env: &dyn EnvSource) -> u8 {
 fn print(snapshot: &StatsSnapshot, calls: usize, path: &std::path::Path, since: Option<&str>) {
     let window = since.map_or_else(String::new, |s| format!(" in the last {s}"));
     if snapshot.providers.is_empty() {
-        println!("No attempts recorded{window} (log: {}).", path.display());
+        let _ = output::outln(&format!(
+            "No attempts recorded{window} (log: {}).",
+            path.display()
+        ));
         return;
     }
-    println!("{}", output::stats_table(snapshot));
-    println!(
+    let _ = output::outln(&output::stats_table(snapshot).to_string());
+    let _ = output::outln(&format!(
         "{calls} request{}, {} attempt{}{window} (log: {})",
         if calls == 1 { "" } else { "s" },
         snapshot.total.requests,
@@ -84,7 +87,7 @@ fn print(snapshot: &StatsSnapshot, calls: usize, path: &std::path::Path, since: 
             "s"
         },
         path.display()
-    );
+    ));
 }
 
 /// A duration as `parse_duration` reads it (`30m`, `24h`, `90s`), plus days (`7d`).

@@ -51,11 +51,11 @@ pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
         .collect();
 
     if !json {
-        println!(
+        let _ = output::outln(&format!(
             "Step 1: probing {} provider{}",
             registrations.len(),
             if registrations.len() == 1 { "" } else { "s" }
-        );
+        ));
     }
     let checks = check_registrations(&registrations, &env).await;
     if !json {
@@ -67,7 +67,7 @@ pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
                 output::colored(check.describe(), color),
             ]);
         }
-        println!("{table}");
+        let _ = output::outln(&table.to_string());
     }
 
     let cascade = match Cascade::from_env_source(&env) {
@@ -76,7 +76,7 @@ pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
     };
     if !json {
         let chain: Vec<&str> = cascade.providers().iter().map(|p| p.id()).collect();
-        println!("Step 2: asking the cascade ({})", chain.join(" → "));
+        let _ = output::outln(&format!("Step 2: asking the cascade ({})", chain.join(" → ")));
     }
     ctx.usage.begin_call(TEST_PROMPT);
     let started = Instant::now();
@@ -86,7 +86,7 @@ pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
             let r = &answer.response;
             ctx.usage.record_answer(&r.content);
             if !json {
-                println!(
+                let _ = output::outln(&format!(
                     "✅ {}",
                     output::summary_line(
                         &r.provider,
@@ -95,8 +95,8 @@ pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
                         started.elapsed()
                     )
                     .trim_start_matches("— ")
-                );
-                println!("{}", r.content.trim());
+                ));
+                let _ = output::answer(&format!("{}\n", r.content.trim()));
             }
             let value = output::success_json(
                 &r.provider,

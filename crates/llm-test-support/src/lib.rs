@@ -12,7 +12,7 @@ pub mod replay;
 mod scripted;
 
 pub use fixture::{Fixture, FixtureMeta, workspace_root};
-pub use scripted::{ScriptedServer, Step};
+pub use scripted::{ConnectionEvent, ScriptedServer, Step};
 
 /// A fake API key. Tests configure providers with it and assert it never appears in any output.
 pub const CANARY_KEY: &str = "canary-key-0000-never-print-me";

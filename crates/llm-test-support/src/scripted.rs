@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
 /// One step of a scripted response.
 #[derive(Debug, Clone)]
@@ -32,11 +33,26 @@ impl Step {
     }
 }
 
+/// What happened on a connection, in order (see [`ScriptedServer::next_event`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    /// A request arrived; the script starts.
+    Requested,
+    /// Every step was played.
+    Completed,
+    /// The client closed the connection first, after this many `Send` steps were written.
+    ClosedByClient {
+        /// `Send` steps written before the close was seen.
+        sent: usize,
+    },
+}
+
 /// The server; it stops when dropped.
 #[derive(Debug)]
 pub struct ScriptedServer {
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<ConnectionEvent>>,
 }
 
 impl ScriptedServer {
@@ -46,34 +62,75 @@ impl ScriptedServer {
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
+        let (events, receiver) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let script = script.clone();
+                let events = events.clone();
                 tokio::spawn(async move {
                     read_request_head(&mut socket).await;
-                    for step in script {
-                        match step {
-                            Step::Send(bytes) => {
-                                if socket.write_all(&bytes).await.is_err() {
-                                    return;
-                                }
-                                let _ = socket.flush().await;
-                            }
-                            Step::Wait(duration) => tokio::time::sleep(duration).await,
-                            Step::Hang => {
-                                tokio::time::sleep(Duration::from_secs(3600)).await;
-                            }
-                        }
-                    }
+                    let _ = events.send(ConnectionEvent::Requested);
+                    let _ = events.send(play(&mut socket, script).await);
                 });
             }
         });
-        Self { addr, task }
+        Self {
+            addr,
+            task,
+            events: tokio::sync::Mutex::new(receiver),
+        }
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn uri(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The next thing that happened on any connection (waits for it).
+    pub async fn next_event(&self) -> ConnectionEvent {
+        self.events
+            .lock()
+            .await
+            .recv()
+            .await
+            .expect("the server task is running")
+    }
+}
+
+/// Plays the script on one connection; during waits, watches for the client closing its end.
+async fn play(socket: &mut tokio::net::TcpStream, script: Vec<Step>) -> ConnectionEvent {
+    let mut sent = 0;
+    for step in script {
+        let closed = match step {
+            Step::Send(bytes) => {
+                let written = socket.write_all(&bytes).await.and(socket.flush().await);
+                sent += usize::from(written.is_ok());
+                written.is_err()
+            }
+            Step::Wait(duration) => closed_within(socket, duration).await,
+            Step::Hang => closed_within(socket, Duration::from_secs(3600)).await,
+        };
+        if closed {
+            return ConnectionEvent::ClosedByClient { sent };
+        }
+    }
+    ConnectionEvent::Completed
+}
+
+/// Waits `duration`; true as soon as the client closes the connection meanwhile.
+async fn closed_within(socket: &mut tokio::net::TcpStream, duration: Duration) -> bool {
+    let sleep = tokio::time::sleep(duration);
+    tokio::pin!(sleep);
+    let mut buf = [0_u8; 1024];
+    loop {
+        tokio::select! {
+            () = &mut sleep => return false,
+            read = socket.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return true,
+                // More of the request body: not a close.
+                Ok(_) => {}
+            },
+        }
     }
 }
 
