@@ -7,7 +7,7 @@ use llm_test_support::{CANARY_KEY, Fixture};
 use wiremock::MockServer;
 
 /// The `cascade` binary built by this workspace's test run.
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable");
     let profile_dir = exe
         .parent()

@@ -8,4 +8,5 @@ mod native;
 mod pull;
 mod stats;
 mod stream;
+mod terminal;
 mod test_cmd;

@@ -335,3 +335,47 @@ pub fn stats_table(snapshot: &StatsSnapshot) -> Table {
 pub fn config_report(message: impl Into<String>, hint: impl Into<String>) -> CascadeError {
     CascadeError::before_any_attempt(&llm_cascade::Error::config(message), hint)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_on_a_terminal_show_controls_harmlessly_and_keep_newlines_and_tabs() {
+        let hostile = "a\x1b[2J\x1b]0;title\x07b\r\u{9b}31m\x7f\n\tc";
+        assert_eq!(
+            neutralise(hostile, true),
+            r"a\u{1b}[2J\u{1b}]0;title\u{7}b\u{d}\u{9b}31m\u{7f}".to_owned() + "\n\tc"
+        );
+        // Piped: the bytes the provider sent.
+        assert_eq!(neutralise(hostile, false), hostile);
+        // Plain text is not copied.
+        assert!(matches!(neutralise("plain\ttext\n", true), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn the_summary_line_escapes_provider_supplied_names() {
+        let line = summary_line("openai", "gpt\x1b[31m", &[], Duration::from_millis(400));
+        assert_eq!(line, r"— openai · gpt\u{1b}[31m · 0 attempts · 0.4s");
+    }
+
+    #[test]
+    fn json_says_whether_the_token_limit_cut_the_answer() {
+        let cut = success_json("p", "m", "x", Some(&FinishReason::Length), None, &[]);
+        let whole = success_json("p", "m", "x", Some(&FinishReason::Stop), None, &[]);
+        let unknown = success_json("p", "m", "x", None, None, &[]);
+        assert_eq!(
+            [&cut, &whole, &unknown].map(|v| v["truncated"].clone()),
+            [json!(true), json!(false), json!(false)]
+        );
+    }
+
+    #[test]
+    fn the_cancelled_object_has_the_failure_shape() {
+        let value = cancelled_json("cancelled by SIGTERM", &[]);
+        assert_eq!(
+            value,
+            json!({"success": false, "error": "cancelled", "message": "cancelled by SIGTERM", "attempts": []})
+        );
+    }
+}
