@@ -168,7 +168,11 @@ pub fn locals_down() -> Vec<(String, String)> {
 
 /// A `cascade` command like [`cascade`]'s (clean environment, `NO_COLOR`, the usage log in `dir`
 /// unless `env` sets it), every stdio piped, for tests that talk to the process while it runs.
-pub fn command(args: &[&str], env: &[(String, String)], dir: &std::path::Path) -> tokio::process::Command {
+pub fn command(
+    args: &[&str],
+    env: &[(String, String)],
+    dir: &std::path::Path,
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(binary());
     command
         .args(args)

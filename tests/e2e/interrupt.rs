@@ -87,7 +87,10 @@ fn assert_quiet(ended: &Ended) {
 
 #[tokio::test]
 async fn a_closed_stdout_ends_a_stream_with_141_and_closes_the_connection() {
-    for args in [&["ask", "--stream", "hi"][..], &["ask", "--stream", "--json", "hi"]] {
+    for args in [
+        &["ask", "--stream", "hi"][..],
+        &["ask", "--stream", "--json", "hi"],
+    ] {
         let script = slow_stream();
         let total = sends(&script);
         let server = ScriptedServer::start(script).await;
@@ -208,9 +211,17 @@ async fn sigint_mid_stream_ends_json_with_a_cancelled_object_and_logs_the_attemp
     let last: Value = serde_json::from_str(&last.expect("a final line")).expect("JSON");
     assert_eq!(last["success"], false);
     assert_eq!(last["error"], "cancelled");
-    assert!(last["message"].as_str().is_some_and(|m| m.contains("SIGINT")), "{last}");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("SIGINT")),
+        "{last}"
+    );
     let attempts = last["attempts"].as_array().expect("attempts");
-    assert_eq!(attempts.last().expect("one attempt")["outcome"], "cancelled");
+    assert_eq!(
+        attempts.last().expect("one attempt")["outcome"],
+        "cancelled"
+    );
 
     // The usage log kept the attempt, and `cascade stats` reads it back as cancelled.
     let stats = command(&["stats", "--json"], &[], dir.path())
@@ -218,7 +229,10 @@ async fn sigint_mid_stream_ends_json_with_a_cancelled_object_and_logs_the_attemp
         .await
         .expect("stats");
     let stats: Value = serde_json::from_slice(&stats.stdout).expect("stats JSON");
-    assert_eq!(stats["providers"]["deepseek"]["failures"]["cancelled"], 1, "{stats}");
+    assert_eq!(
+        stats["providers"]["deepseek"]["failures"]["cancelled"], 1,
+        "{stats}"
+    );
 }
 
 #[tokio::test]
@@ -288,7 +302,8 @@ async fn sigterm_at_the_chat_prompt_ends_the_session_with_143() {
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     // The session answered a command: it is now waiting at the prompt, stdin still open.
     let help: Value =
-        serde_json::from_str(&lines.next_line().await.expect("read").expect("a line")).expect("JSON");
+        serde_json::from_str(&lines.next_line().await.expect("read").expect("a line"))
+            .expect("JSON");
     assert_eq!(help["type"], "help");
     send_signal(&child, "TERM");
     // Read to the end rather than close stdout: a closed stdout would end the session too (141).

@@ -70,7 +70,8 @@ async fn a_streamed_cut_is_flagged_in_the_final_object_and_noted_in_plain_mode()
     let (_server, env) = deepseek_cut_stream().await;
     let run = cascade(&["ask", "--stream", "--json", "hi"], &env).await;
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
-    let last: Value = serde_json::from_str(run.stdout.lines().last().expect("lines")).expect("JSON");
+    let last: Value =
+        serde_json::from_str(run.stdout.lines().last().expect("lines")).expect("JSON");
     assert_eq!(last["success"], true);
     assert_eq!(last["finish_reason"], "length");
     assert_eq!(last["truncated"], true);
@@ -78,7 +79,11 @@ async fn a_streamed_cut_is_flagged_in_the_final_object_and_noted_in_plain_mode()
     let (_server, env) = deepseek_cut_stream().await;
     let run = cascade(&["ask", "--stream", "hi"], &env).await;
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
-    assert!(run.stdout.ends_with("silent looking at\n"), "{}", run.stdout);
+    assert!(
+        run.stdout.ends_with("silent looking at\n"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stderr.contains(CUT_NOTE), "stderr: {}", run.stderr);
 }
 
@@ -127,7 +132,11 @@ async fn escape_sequences_are_neutralised_on_a_terminal() {
     let dir = tempfile::tempdir().expect("temp dir");
     // `script` gives the command a pseudo-terminal for stdout and stderr and copies what it shows.
     let output = tokio::process::Command::new("script")
-        .args(["-qec", &format!("{} ask hi", binary().display()), "/dev/null"])
+        .args([
+            "-qec",
+            &format!("{} ask hi", binary().display()),
+            "/dev/null",
+        ])
         .env_clear()
         .env("NO_COLOR", "1")
         .env("LLM_USAGE_DB", "off")
@@ -145,7 +154,10 @@ async fn escape_sequences_are_neutralised_on_a_terminal() {
     );
     // The summary line (on the terminal's stderr) shows the model name escaped too.
     assert!(shown.contains(r"gpt\u{1b}[31m-red"), "{shown:?}");
-    assert!(!shown.contains('\x1b') && !shown.contains('\x07'), "{shown:?}");
+    assert!(
+        !shown.contains('\x1b') && !shown.contains('\x07'),
+        "{shown:?}"
+    );
 }
 
 #[tokio::test]

@@ -95,7 +95,12 @@ impl Stats {
             }
             Outcome::Failed(kind) => *stats.failures.entry(kind.as_str()).or_default() += 1,
             // Counted with the failures under its own name: the attempt gave no answer.
-            Outcome::Cancelled => *stats.failures.entry(Outcome::Cancelled.as_str()).or_default() += 1,
+            Outcome::Cancelled => {
+                *stats
+                    .failures
+                    .entry(Outcome::Cancelled.as_str())
+                    .or_default() += 1
+            }
         }
     }
 

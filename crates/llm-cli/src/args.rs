@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// Exit codes: 0 success; 1 every provider failed or none is configured (`providers --check`: no
 /// configured provider is reachable; `test`: the test answer failed; `chat`: a question went
-/// unanswered); 2 bad flags or invalid configuration.
+/// unanswered); 2 bad flags or invalid configuration; 130 SIGINT, 143 SIGTERM (the request cancelled;
+/// in `chat` Ctrl-C cancels only the answer); 141 stdout was closed (a broken pipe).
 #[derive(Debug, Parser)]
 #[command(name = "cascade", version, about, long_about)]
 pub struct Cli {

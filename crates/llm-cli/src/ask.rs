@@ -131,7 +131,10 @@ impl Asking<'_> {
             ));
             return EXIT_OK;
         }
-        if output::answer(&r.content).and_then(|()| output::out("\n")).is_err() {
+        if output::answer(&r.content)
+            .and_then(|()| output::out("\n"))
+            .is_err()
+        {
             // The answer is whole already: nothing upstream to cancel, nothing more to say.
             return EXIT_BROKEN_PIPE;
         }

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use llm_cascade::{
-    Cascade, CascadeError, ChatRequest, ErrorKind, Message, StreamEvent,
-};
+use llm_cascade::{Cascade, CascadeError, ChatRequest, ErrorKind, Message, StreamEvent};
 use rustyline::error::ReadlineError;
 use serde_json::json;
 
@@ -128,7 +126,11 @@ enum Prompted {
 
 /// The next line, or an interrupt meanwhile. A read that an interrupt overtook stays in `pending`,
 /// so that Ctrl-C at a plain prompt does not start a second reader.
-async fn prompt(input: &mut Option<Input>, pending: &mut Option<PendingRead>, watch: &mut Watch) -> Prompted {
+async fn prompt(
+    input: &mut Option<Input>,
+    pending: &mut Option<PendingRead>,
+    watch: &mut Watch,
+) -> Prompted {
     if let Some(mut taken) = input.take() {
         *pending = Some(tokio::task::spawn_blocking(move || {
             let read = taken.read();

@@ -243,7 +243,8 @@ impl Observer for Tracker {
                 });
             }
             CascadeEvent::AttemptFinished { attempt, .. } => {
-                let same = |f: &InFlight| f.provider == attempt.provider && f.attempt == attempt.attempt;
+                let same =
+                    |f: &InFlight| f.provider == attempt.provider && f.attempt == attempt.attempt;
                 if state.1.as_ref().is_some_and(same) {
                     state.1 = None;
                 }
@@ -282,8 +283,14 @@ mod tests {
                 emitted.lock().expect("lock").push(attempt.outcome);
             }
         });
-        let outcomes: Vec<_> = attempts.iter().map(|a| (a.provider.as_str(), a.outcome)).collect();
-        assert_eq!(outcomes, vec![("groq", Outcome::Ok), ("openai", Outcome::Cancelled)]);
+        let outcomes: Vec<_> = attempts
+            .iter()
+            .map(|a| (a.provider.as_str(), a.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            vec![("groq", Outcome::Ok), ("openai", Outcome::Cancelled)]
+        );
         assert_eq!(*emitted.lock().expect("lock"), vec![Outcome::Cancelled]);
         // Nothing is in flight any more: a second cancel records nothing.
         assert!(tracker.cancel(|_| panic!("emitted twice")).is_empty());
@@ -307,7 +314,12 @@ mod tests {
     #[test]
     fn each_interrupt_has_its_conventional_status() {
         assert_eq!(
-            [Interrupt::Sigint, Interrupt::Sigterm, Interrupt::StdoutClosed].map(Interrupt::exit_code),
+            [
+                Interrupt::Sigint,
+                Interrupt::Sigterm,
+                Interrupt::StdoutClosed
+            ]
+            .map(Interrupt::exit_code),
             [130, 143, 141]
         );
     }

@@ -350,7 +350,10 @@ mod tests {
         // Piped: the bytes the provider sent.
         assert_eq!(neutralise(hostile, false), hostile);
         // Plain text is not copied.
-        assert!(matches!(neutralise("plain\ttext\n", true), Cow::Borrowed(_)));
+        assert!(matches!(
+            neutralise("plain\ttext\n", true),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -76,7 +76,10 @@ pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
     };
     if !json {
         let chain: Vec<&str> = cascade.providers().iter().map(|p| p.id()).collect();
-        let _ = output::outln(&format!("Step 2: asking the cascade ({})", chain.join(" → ")));
+        let _ = output::outln(&format!(
+            "Step 2: asking the cascade ({})",
+            chain.join(" → ")
+        ));
     }
     ctx.usage.begin_call(TEST_PROMPT);
     let started = Instant::now();
