@@ -1,23 +1,84 @@
 //! The registry holds exactly the providers whose features are enabled: no registration is lost to
-//! the linker, none is duplicated.
+//! the linker, none is duplicated. Nothing here names an id: the same tests hold for every feature
+//! subset (`.ci/run` also runs them with two providers).
+
+use llm_cascade::{ENABLED, KNOWN_PROVIDERS, MapEnv, provider_order, resolve_provider};
 
 #[test]
 fn registry_equals_enabled_features() {
     let registry = llm_cascade::registry().expect("no duplicate ids");
     let mut registered = registry.ids();
     registered.sort_unstable();
-    let mut enabled = llm_cascade::ENABLED.to_vec();
+    let mut enabled = ENABLED.to_vec();
     enabled.sort_unstable();
     assert_eq!(registered, enabled);
 }
 
 #[test]
-fn default_order_is_the_priority_order() {
+fn the_default_order_is_the_priority_order() {
     let registry = llm_cascade::registry().expect("registry");
-    let expected: Vec<&str> = llm_cascade::DEFAULT_ORDER
-        .iter()
-        .copied()
-        .filter(|id| llm_cascade::ENABLED.contains(id))
-        .collect();
-    assert_eq!(registry.ids(), expected);
+    let mut by_priority: Vec<(u16, &str)> = registry.iter().map(|r| (r.priority, r.id)).collect();
+    by_priority.sort_unstable();
+    let expected: Vec<&str> = by_priority.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(
+        provider_order(&MapEnv::new(), &registry).expect("default order"),
+        expected
+    );
+}
+
+#[test]
+fn priorities_and_aliases_are_unambiguous() {
+    let registry = llm_cascade::registry().expect("registry");
+    let mut names: Vec<&str> = Vec::new();
+    let mut priorities: Vec<u16> = Vec::new();
+    for registration in registry.iter() {
+        names.push(registration.id);
+        names.extend(registration.aliases);
+        priorities.push(registration.priority);
+        for alias in registration.aliases {
+            assert_eq!(
+                resolve_provider(alias, &registry).ok(),
+                Some(registration.id)
+            );
+            assert_eq!(*alias, alias.to_ascii_lowercase(), "aliases are lower case");
+        }
+    }
+    let (all_names, all_priorities) = (names.len(), priorities.len());
+    names.sort_unstable();
+    names.dedup();
+    priorities.sort_unstable();
+    priorities.dedup();
+    assert_eq!(names.len(), all_names, "an id or alias names two providers");
+    assert_eq!(
+        priorities.len(),
+        all_priorities,
+        "two providers share a priority"
+    );
+}
+
+#[test]
+fn every_provider_not_compiled_in_is_a_config_error_naming_its_feature() {
+    let registry = llm_cascade::registry().expect("registry");
+    for known in KNOWN_PROVIDERS.iter().filter(|p| !p.compiled_in) {
+        let env = MapEnv::new().with("LLM_FALLBACK_ORDER", known.id);
+        let err = provider_order(&env, &registry).expect_err(known.id);
+        assert!(
+            err.message().starts_with("LLM_FALLBACK_ORDER: ")
+                && err.message().contains(&format!("`{}`", known.feature)),
+            "{err}"
+        );
+        let err = llm_cascade::Cascade::pinned(&MapEnv::new(), known.id).expect_err(known.id);
+        assert!(err.message().contains(known.feature), "{err}");
+    }
+}
+
+#[test]
+fn every_compiled_in_provider_can_be_named() {
+    let registry = llm_cascade::registry().expect("registry");
+    for known in KNOWN_PROVIDERS.iter().filter(|p| p.compiled_in) {
+        assert_eq!(
+            resolve_provider(&known.id.to_uppercase(), &registry).ok(),
+            Some(known.id)
+        );
+    }
 }
