@@ -2,6 +2,7 @@
 
 mod ask;
 mod chat;
+mod config;
 mod harness;
 mod native;
 mod pull;
