@@ -2,6 +2,8 @@
 //! the linker, none is duplicated. Nothing here names an id: the same tests hold for every feature
 //! subset (`.ci/run` also runs them with two providers).
 
+use std::collections::BTreeSet;
+
 use llm_cascade::{ENABLED, KNOWN_PROVIDERS, MapEnv, provider_order, resolve_provider};
 
 #[test]
@@ -79,6 +81,64 @@ fn every_compiled_in_provider_can_be_named() {
         assert_eq!(
             resolve_provider(&known.id.to_uppercase(), &registry).ok(),
             Some(known.id)
+        );
+    }
+}
+
+/// The `provider-*` features of `crate_dir`'s manifest, and its `all-providers` list, as sets.
+fn provider_features(crate_dir: &str) -> (Features, BTreeSet<String>, BTreeSet<String>) {
+    let path = llm_test_support::workspace_root()
+        .join(crate_dir)
+        .join("Cargo.toml");
+    let features = llm_test_support::cargo_features(&path);
+    let providers = features
+        .keys()
+        .filter(|name| name.starts_with("provider-"))
+        .cloned()
+        .collect();
+    let all = features["all-providers"].iter().cloned().collect();
+    (features, providers, all)
+}
+
+type Features = std::collections::BTreeMap<String, Vec<String>>;
+
+#[test]
+fn the_provider_table_and_the_cargo_features_agree() {
+    let (features, providers, all) = provider_features("crates/llm-cascade");
+    let table: BTreeSet<String> = KNOWN_PROVIDERS
+        .iter()
+        .map(|p| p.feature.to_owned())
+        .collect();
+    assert_eq!(
+        providers, table,
+        "a feature without a table row, or a row without a feature"
+    );
+    assert_eq!(all, table, "all-providers lists every provider");
+    for known in KNOWN_PROVIDERS {
+        assert_eq!(
+            features[known.feature],
+            [format!("dep:llm-provider-{}", known.id)],
+            "{}",
+            known.feature
+        );
+    }
+}
+
+/// Cargo cannot derive one crate's features from another's: this test is what keeps `llm-cli`'s
+/// list a mirror of `llm-cascade`'s.
+#[test]
+fn llm_cli_features_mirror_llm_cascade() {
+    let (cascade, cascade_providers, cascade_all) = provider_features("crates/llm-cascade");
+    let (cli, cli_providers, cli_all) = provider_features("crates/llm-cli");
+    assert_eq!(cli_providers, cascade_providers);
+    assert_eq!(cli_all, cascade_all);
+    assert_eq!(cli["default"], cascade["default"]);
+    for feature in &cascade_providers {
+        let forwarded = format!("llm-cascade/{feature}");
+        assert!(
+            cli[feature].contains(&forwarded),
+            "llm-cli's `{feature}` must enable `{forwarded}`: {:?}",
+            cli[feature]
         );
     }
 }
