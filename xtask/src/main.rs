@@ -112,6 +112,16 @@ fn new_provider(args: NewProviderArgs) -> Result<ExitCode, String> {
     }
     if !args.dry_run {
         scaffold::apply(&root, &plan)?;
+        // The generated code is laid out by rustfmt, not by the templates (long URLs and models).
+        let crate_manifest = root.join(format!("crates/llm-provider-{}/Cargo.toml", new.id));
+        let formatted = std::process::Command::new("cargo")
+            .args(["fmt", "--manifest-path"])
+            .arg(&crate_manifest)
+            .status()
+            .map_err(|e| format!("cargo fmt: {e}"))?;
+        if !formatted.success() {
+            return Err("cargo fmt failed on the new crate".to_owned());
+        }
         println!(
             "\nNext: record fixtures (fixtures/{id}/README.md), then `cargo test -p llm-provider-{id}`.",
             id = new.id

@@ -194,20 +194,32 @@ fn edit_cli(text: &str, new: &NewProvider) -> Result<String, String> {
     )
 }
 
+/// The table keeps its rows in id order: the new row goes before the first greater id.
 fn edit_table(text: &str, new: &NewProvider) -> Result<String, String> {
     let id = &new.id;
+    let open = "\nprovider_table! {\n";
     let start = text
-        .find("\nprovider_table! {\n")
+        .find(open)
+        .map(|at| at + open.len())
         .ok_or("no `provider_table! {` invocation")?;
     let close = text[start..]
         .find("\n}")
         .map(|n| start + n + 1)
         .ok_or("the `provider_table!` invocation does not end")?;
-    let row = format!(
-        "    \"{id}\" => \"provider-{id}\", llm_provider_{id};\n",
-        id = id
-    );
-    Ok(format!("{}{row}{}", &text[..close], &text[close..]))
+    let mut at = start;
+    for line in text[start..close].split_inclusive('\n') {
+        let row_id = line.trim_start().trim_start_matches('"');
+        if row_id
+            .split('"')
+            .next()
+            .is_some_and(|row_id| row_id > id.as_str())
+        {
+            break;
+        }
+        at += line.len();
+    }
+    let row = format!("    \"{id}\" => \"provider-{id}\", llm_provider_{id};\n");
+    Ok(format!("{}{row}{}", &text[..at], &text[at..]))
 }
 
 /// `fireworks` → `Fireworks`: the type names of the crate.
