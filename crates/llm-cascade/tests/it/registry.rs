@@ -142,3 +142,17 @@ fn llm_cli_features_mirror_llm_cascade() {
         );
     }
 }
+
+#[test]
+fn an_empty_registry_says_no_provider_is_compiled_in() {
+    let empty = llm_cascade::Registry::default();
+    for pin in [None, Some("anything")] {
+        let err = llm_cascade::Cascade::from_registry(&MapEnv::new(), &empty, pin)
+            .expect_err("nothing to build");
+        assert_eq!(err.kind(), llm_cascade::ErrorKind::Config);
+        assert!(
+            err.message().starts_with("no provider is compiled in: "),
+            "{err}"
+        );
+    }
+}
