@@ -137,7 +137,8 @@ impl Cascade {
     /// Builds the chain from `env` and `registry`, optionally pinned to one provider.
     ///
     /// # Errors
-    /// A config error for invalid settings, an unknown id, or a pinned provider that is not configured.
+    /// A config error for invalid settings (see [`provider_order`]), an unknown id, a pinned provider
+    /// that is not configured, or an empty registry ("no provider is compiled in").
     pub fn from_registry(
         env: &dyn EnvSource,
         registry: &Registry,
