@@ -197,3 +197,29 @@ pub fn send_signal(child: &tokio::process::Child, signal: &str) {
         .expect("run kill");
     assert!(status.success(), "kill -{signal} {pid} failed");
 }
+
+/// Like [`cascade`], with `raw` variables whose values are bytes, not necessarily UTF-8 (Unix).
+#[cfg(unix)]
+pub async fn cascade_with_raw_env(
+    args: &[&str],
+    env: &[(String, String)],
+    raw: &[(&str, &[u8])],
+) -> Run {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = tokio::process::Command::new(binary())
+        .args(args)
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("LLM_USAGE_DB", dir.path().join("usage.db"))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(raw.iter().map(|(k, v)| (k, OsStr::from_bytes(v))))
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run cascade");
+    Run::from(output)
+}

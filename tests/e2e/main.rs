@@ -2,6 +2,7 @@
 
 mod ask;
 mod chat;
+mod config;
 mod harness;
 mod interrupt;
 mod native;

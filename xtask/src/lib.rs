@@ -3,6 +3,7 @@
 //! - `record-fixtures`: records real exchanges of every configured provider through our own provider
 //!   code and a loopback recording proxy, scrubs them and writes `fixtures/<id>/recorded/`;
 //!   `--check` decodes every committed fixture with the current code (offline). See `fixtures/README.md`.
+//! - `new-provider`: scaffolds an OpenAI-compatible provider crate and wires it in ([`scaffold`]).
 //!
 //! The pieces are a library so that `tests/` can drive them against a local upstream.
 
@@ -10,6 +11,7 @@ pub mod check;
 pub mod clock;
 pub mod proxy;
 pub mod record;
+pub mod scaffold;
 pub mod scenarios;
 pub mod scrub;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use llm_core::{LayeredEnv, ProcessEnv};
 use xtask::record::{RecordError, Recorder};
-use xtask::{check, record, scenarios};
+use xtask::{check, record, scaffold, scenarios};
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "Project automation for llm-cascade")]
@@ -20,6 +20,33 @@ enum Command {
     /// Record real exchanges of every configured provider into fixtures/<id>/recorded/, or (--check)
     /// decode every committed fixture with the current code.
     RecordFixtures(RecordArgs),
+    /// Scaffold an OpenAI-compatible provider crate (crate, README, registration, tests, fixture
+    /// notes) and wire it into the workspace, llm-cascade's and llm-cli's features and the provider table.
+    NewProvider(NewProviderArgs),
+}
+
+#[derive(Args)]
+struct NewProviderArgs {
+    /// The id: lower-case letters and digits (`fireworks`).
+    id: String,
+    /// The base URL of its OpenAI-compatible API (the part before `/chat/completions`).
+    #[arg(long, value_name = "URL")]
+    base_url: String,
+    /// The variable that holds its key (`FIREWORKS_API_KEY`).
+    #[arg(long, value_name = "NAME")]
+    key_env: String,
+    /// The default model (`<ID>_MODEL` overrides it).
+    #[arg(long, value_name = "MODEL")]
+    model: String,
+    /// A human name [default: the id, capitalised].
+    #[arg(long, value_name = "NAME")]
+    display_name: Option<String>,
+    /// Position in the default order, lower first [default: after every existing provider].
+    #[arg(long, value_name = "N")]
+    priority: Option<u16>,
+    /// Print the files that would be written, without writing them.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -43,6 +70,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::RecordFixtures(args) => record_fixtures(args).await,
+        Command::NewProvider(args) => new_provider(args),
     };
     match result {
         Ok(code) => code,
@@ -51,6 +79,63 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn new_provider(args: NewProviderArgs) -> Result<ExitCode, String> {
+    let registry = llm_cascade::registry().map_err(|e| e.to_string())?;
+    let mut existing: Vec<(&str, u16)> = registry.iter().map(|r| (r.id, r.priority)).collect();
+    // Known but not compiled in: the id is taken all the same (its priority is not known here).
+    existing.extend(
+        llm_cascade::KNOWN_PROVIDERS
+            .iter()
+            .filter(|p| registry.get(p.id).is_none())
+            .map(|p| (p.id, u16::MAX)),
+    );
+    let last = registry.iter().map(|r| r.priority).max().unwrap_or(0);
+    let new = scaffold::NewProvider {
+        display_name: args.display_name.unwrap_or_else(|| capitalised(&args.id)),
+        id: args.id,
+        base_url: args.base_url,
+        key_env: args.key_env,
+        model: args.model,
+        priority: args.priority.unwrap_or(last.saturating_add(10)),
+    };
+    let root = xtask::workspace_root();
+    let plan = scaffold::plan(&root, &new, &existing)?;
+    for path in plan.keys() {
+        let verb = if root.join(path).exists() {
+            "edit "
+        } else {
+            "write"
+        };
+        println!("{verb} {}", path.display());
+    }
+    if !args.dry_run {
+        scaffold::apply(&root, &plan)?;
+        // The generated code is laid out by rustfmt, not by the templates (long URLs and models).
+        let crate_manifest = root.join(format!("crates/llm-provider-{}/Cargo.toml", new.id));
+        let formatted = std::process::Command::new("cargo")
+            .args(["fmt", "--manifest-path"])
+            .arg(&crate_manifest)
+            .status()
+            .map_err(|e| format!("cargo fmt: {e}"))?;
+        if !formatted.success() {
+            return Err("cargo fmt failed on the new crate".to_owned());
+        }
+        println!(
+            "\nNext: record fixtures (fixtures/{id}/README.md), then `cargo test -p llm-provider-{id}`.",
+            id = new.id
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn capitalised(id: &str) -> String {
+    let mut chars = id.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
 }
 
 async fn record_fixtures(args: RecordArgs) -> Result<ExitCode, String> {

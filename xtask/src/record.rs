@@ -60,7 +60,8 @@ pub fn configured_secrets(registry: &Registry, env: &dyn EnvSource) -> Vec<scrub
     let mut secrets: Vec<scrub::SecretValue> = Vec::new();
     for registration in registry.iter() {
         for var in key_vars(registration) {
-            if let Some(value) = env.non_empty(&var)
+            // An unreadable key cannot be sent either: building its provider fails on it.
+            if let Ok(Some(value)) = env.non_empty(&var)
                 && !secrets.iter().any(|s| s.value == value)
             {
                 secrets.push(scrub::SecretValue { var, value });
@@ -211,6 +212,8 @@ pub fn plan(recorder: &Recorder<'_>) -> String {
         let upstream = upstream_url(registration, env);
         let model = env
             .non_empty(&format!("{}_MODEL", env_prefix(registration.id)))
+            .ok()
+            .flatten()
             .unwrap_or_else(|| registration.default_model.to_owned());
         if registration.local {
             let _ = writeln!(
@@ -255,7 +258,10 @@ fn selected<'a>(recorder: &Recorder<'a>) -> Vec<&'a ProviderRegistration> {
 }
 
 fn upstream_url(registration: &ProviderRegistration, env: &dyn EnvSource) -> String {
+    // A plan line or a proxy target: an unreadable value fails later, where the provider reads it.
     env.non_empty(&base_url_var(registration.id))
+        .ok()
+        .flatten()
         .unwrap_or_else(|| registration.default_base_url.to_owned())
 }
 

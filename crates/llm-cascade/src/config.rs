@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use llm_core::{EnvSource, Error, Registry, parse_bool, parse_duration};
+use llm_core::{EnvSource, Error, Registry, parse_bool, parse_duration, parse_timeout};
 
-use crate::providers::DEFAULT_ORDER;
+use crate::providers::{KNOWN_PROVIDERS, known};
 
 /// When a local provider may download its model (Ollama's pull).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,47 +80,41 @@ impl CascadeConfig {
     /// Reads the `LLM_*` settings from `env`; unset ones keep their defaults.
     ///
     /// # Errors
-    /// A config error naming the variable and the accepted values.
+    /// A config error naming the variable and the accepted values (also when a variable is set but
+    /// is not valid UTF-8).
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, Error> {
         let mut config = Self::default();
-        if let Some(n) = read(env, "LLM_MAX_ATTEMPTS", |v| {
-            v.parse::<u32>().map_err(|e| e.to_string())
-        })? {
-            if n == 0 {
-                return Err(Error::config("LLM_MAX_ATTEMPTS must be at least 1"));
-            }
+        if let Some(n) = read(env, "LLM_MAX_ATTEMPTS", |v| at_least_one(v, "attempt"))? {
             config.max_attempts = n;
         }
         if let Some(ms) = read(env, "LLM_BACKOFF_MS", |v| {
-            v.parse::<u64>().map_err(|e| e.to_string())
+            v.parse::<u64>()
+                .map_err(|_| format!("`{v}` is not a whole number of milliseconds (e.g. `500`)"))
         })? {
             config.backoff = Duration::from_millis(ms);
         }
+        // Zero is meaningful here: never wait on a provider's hint.
         if let Some(wait) = read(env, "LLM_MAX_RETRY_WAIT", parse_duration)? {
             config.max_retry_wait = wait;
         }
-        if let Some(deadline) = read(env, "LLM_DEADLINE", parse_duration)? {
+        if let Some(deadline) = read(env, "LLM_DEADLINE", parse_timeout)? {
             config.deadline = deadline;
         }
-        if let Some(t) = read(env, "LLM_FIRST_TOKEN_TIMEOUT", parse_duration)? {
+        if let Some(t) = read(env, "LLM_FIRST_TOKEN_TIMEOUT", parse_timeout)? {
             config.first_token_timeout = t;
         }
-        if let Some(t) = read(env, "LLM_STREAM_IDLE_TIMEOUT", parse_duration)? {
+        if let Some(t) = read(env, "LLM_STREAM_IDLE_TIMEOUT", parse_timeout)? {
             config.stream_idle_timeout = t;
         }
-        config.temperature = read(env, "LLM_TEMPERATURE", |v| {
-            v.parse::<f32>().map_err(|e| e.to_string())
-        })?;
-        config.max_tokens = read(env, "LLM_MAX_TOKENS", |v| {
-            v.parse::<u32>().map_err(|e| e.to_string())
-        })?;
+        config.temperature = read(env, "LLM_TEMPERATURE", parse_temperature)?;
+        config.max_tokens = read(env, "LLM_MAX_TOKENS", parse_max_tokens)?;
         if let Some(auto) = read(env, "LLM_AUTO_FALLBACK", parse_bool)? {
             config.auto_fallback = auto;
         }
         if let Some(pull) = read(env, "LLM_LOCAL_PULL", parse_local_pull)? {
             config.local_pull = pull;
         }
-        if let Some((marker, _)) = env.first_of(&SERVERLESS_MARKERS) {
+        if let Some(marker) = serverless_marker(env) {
             tracing::debug!(
                 marker,
                 "serverless platform detected: local model downloads are disabled"
@@ -131,14 +125,62 @@ impl CascadeConfig {
     }
 }
 
+/// The first serverless marker that is set. Only presence matters: a marker whose value cannot be
+/// read is set all the same.
+fn serverless_marker(env: &dyn EnvSource) -> Option<&'static str> {
+    SERVERLESS_MARKERS
+        .iter()
+        .copied()
+        .find(|marker| !matches!(env.non_empty(marker), Ok(None)))
+}
+
 fn read<T>(
     env: &dyn EnvSource,
     name: &str,
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Option<T>, Error> {
-    env.non_empty(name)
+    env.non_empty(name)?
         .map(|v| parse(&v).map_err(|why| Error::config(format!("{name}: {why}"))))
         .transpose()
+}
+
+/// The accepted sampling temperatures: every provider we support takes 0 to 2 (Anthropic caps at 1
+/// and says so in its own error).
+pub const TEMPERATURE_RANGE: std::ops::RangeInclusive<f32> = 0.0..=2.0;
+
+/// Parses a sampling temperature: a number from 0 to 2 (`LLM_TEMPERATURE`, `--temperature`).
+///
+/// # Errors
+/// A message naming the accepted range when `text` is not a number in it (`NaN` and infinities are
+/// not).
+pub fn parse_temperature(text: &str) -> Result<f32, String> {
+    let text = text.trim();
+    match text.parse::<f32>() {
+        Ok(t) if TEMPERATURE_RANGE.contains(&t) => Ok(t),
+        _ => Err(format!(
+            "`{text}` is not a temperature (use a number from {} to {}, e.g. `0.7`)",
+            TEMPERATURE_RANGE.start(),
+            TEMPERATURE_RANGE.end()
+        )),
+    }
+}
+
+/// Parses a token limit: a whole number of at least 1 (`LLM_MAX_TOKENS`, `--max-tokens`).
+///
+/// # Errors
+/// A message naming the accepted values.
+pub fn parse_max_tokens(text: &str) -> Result<u32, String> {
+    at_least_one(text, "token")
+}
+
+fn at_least_one(text: &str, unit: &str) -> Result<u32, String> {
+    let text = text.trim();
+    match text.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a number of {unit}s (use a whole number of at least 1, e.g. `2`)"
+        )),
+    }
 }
 
 fn parse_local_pull(text: &str) -> Result<LocalPull, String> {
@@ -150,138 +192,296 @@ fn parse_local_pull(text: &str) -> Result<LocalPull, String> {
     }
 }
 
-/// Other spellings users have for provider ids.
-fn canonical_id(name: &str) -> String {
-    let lower = name.trim().to_ascii_lowercase();
-    match lower.as_str() {
-        "lm_studio" | "lm-studio" => "lmstudio".to_owned(),
-        "google" => "gemini".to_owned(),
-        "claude" => "anthropic".to_owned(),
-        _ => lower,
+/// Resolves a provider name (an id or one of its registration's aliases, any case, surrounding
+/// blanks ignored) to the id of a compiled-in provider.
+///
+/// # Errors
+/// A config error when `name` is a provider this workspace has but this build does not compile in
+/// (naming the cargo feature to enable), or no provider at all (naming the valid ids). The message
+/// does not say where the name came from: callers prefix the variable or flag.
+pub fn resolve_provider(name: &str, registry: &Registry) -> Result<&'static str, Error> {
+    let wanted = name.trim().to_ascii_lowercase();
+    if let Some(registration) = registry
+        .iter()
+        .find(|r| r.id == wanted || r.aliases.contains(&wanted.as_str()))
+    {
+        return Ok(registration.id);
+    }
+    if let Some(known) = known(&wanted) {
+        return Err(Error::config(format!(
+            "provider `{}` is not compiled into this build: enable the cargo feature `{}` \
+             (compiled in: {})",
+            known.id,
+            known.feature,
+            compiled_in(registry)
+        )));
+    }
+    Err(Error::config(format!(
+        "unknown provider `{}`; valid ids are: {}",
+        name.trim(),
+        valid_ids(registry)
+    )))
+}
+
+/// The compiled-in ids in default order, or a note that there are none.
+fn compiled_in(registry: &Registry) -> String {
+    if registry.ids().is_empty() {
+        "none".to_owned()
+    } else {
+        registry.ids().join(", ")
     }
 }
 
-/// Every id the order may name: the default order plus any other compiled-in provider.
-fn known_ids(registry: &Registry) -> Vec<&'static str> {
-    let mut ids: Vec<&'static str> = DEFAULT_ORDER.to_vec();
+/// Every id a name may resolve to: the compiled-in ones in default order, then the known ones that
+/// are not compiled in.
+fn valid_ids(registry: &Registry) -> String {
+    let mut ids = registry.ids();
     ids.extend(
-        registry
-            .ids()
-            .into_iter()
-            .filter(|id| !DEFAULT_ORDER.contains(id)),
+        KNOWN_PROVIDERS
+            .iter()
+            .map(|p| p.id)
+            .filter(|id| registry.get(id).is_none()),
     );
-    ids
+    ids.join(", ")
 }
 
-fn parse_id(name: &str, known: &[&'static str], var: &str) -> Result<&'static str, Error> {
-    let id = canonical_id(name);
-    known.iter().copied().find(|k| *k == id).ok_or_else(|| {
-        Error::config(format!(
-            "{var}: unknown provider `{}`; valid ids are: {}",
-            name.trim(),
-            known.join(", ")
-        ))
-    })
+/// The config error of an empty registry.
+pub(crate) fn nothing_compiled_in() -> Error {
+    Error::config(format!(
+        "no provider is compiled in: build with the cargo feature `all-providers` or one of {}",
+        KNOWN_PROVIDERS
+            .iter()
+            .map(|p| format!("`{}`", p.feature))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// `error` with `source` (a variable or a flag) in front of its message.
+fn blame(source: &str, error: &Error) -> Error {
+    Error::config(format!("{source}: {}", error.message()))
 }
 
 /// The order providers are tried in, before filtering by configuration.
 ///
-/// `LLM_FALLBACK_ORDER` (alias `AI_FALLBACK_ORDER`) or the default cheapest-first order; ids not compiled
-/// in are dropped; `LLM_DEFAULT_PROVIDER` moves one provider to the front.
+/// `LLM_FALLBACK_ORDER` (alias `AI_FALLBACK_ORDER`) or the default order (the registrations'
+/// priorities, cheapest first); `LLM_DEFAULT_PROVIDER` moves one provider to the front.
 ///
 /// # Errors
-/// A config error naming the valid ids when an id is unknown.
+/// A config error naming the variable when an id is unknown or not compiled in, when the order names
+/// no provider at all (`,,,`), when `LLM_DEFAULT_PROVIDER` names a provider that is not configured,
+/// when the registry is empty, or when a variable is not valid UTF-8.
 pub fn provider_order(
     env: &dyn EnvSource,
     registry: &Registry,
 ) -> Result<Vec<&'static str>, Error> {
-    let known = known_ids(registry);
+    if registry.ids().is_empty() {
+        return Err(nothing_compiled_in());
+    }
     let mut order: Vec<&'static str> =
-        match env.first_of(&["LLM_FALLBACK_ORDER", "AI_FALLBACK_ORDER"]) {
-            Some((var, list)) => {
-                let mut order = Vec::new();
-                for name in list.split(',').filter(|n| !n.trim().is_empty()) {
-                    let id = parse_id(name, &known, var)?;
-                    if !order.contains(&id) {
-                        order.push(id);
-                    }
-                }
-                order
-            }
-            None => known.clone(),
+        match env.first_of(&["LLM_FALLBACK_ORDER", "AI_FALLBACK_ORDER"])? {
+            Some((var, list)) => explicit_order(var, &list, registry)?,
+            None => registry.ids(),
         };
-    if let Some(name) = env.non_empty("LLM_DEFAULT_PROVIDER") {
-        let first = parse_id(&name, &known, "LLM_DEFAULT_PROVIDER")?;
+    if let Some(name) = env.non_empty("LLM_DEFAULT_PROVIDER")? {
+        let first = default_provider(&name, env, registry)?;
         order.retain(|id| *id != first);
         order.insert(0, first);
     }
-    order.retain(|id| registry.get(id).is_some());
     Ok(order)
+}
+
+/// The ids of an explicit order variable, deduplicated, in the order given.
+fn explicit_order(var: &str, list: &str, registry: &Registry) -> Result<Vec<&'static str>, Error> {
+    let mut order = Vec::new();
+    for name in list.split(',').filter(|n| !n.trim().is_empty()) {
+        let id = resolve_provider(name, registry).map_err(|e| blame(var, &e))?;
+        if !order.contains(&id) {
+            order.push(id);
+        }
+    }
+    if order.is_empty() {
+        return Err(Error::config(format!(
+            "{var} names no provider; give comma-separated ids from: {}, or unset it for the \
+             default order",
+            registry.ids().join(", ")
+        )));
+    }
+    Ok(order)
+}
+
+/// `LLM_DEFAULT_PROVIDER`, resolved. A provider that is not configured is an error rather than a
+/// warning: the user asked for it by name, and going on would have another provider answer with
+/// nothing on screen to say so (the CLI shows no warnings without `-v`).
+fn default_provider(
+    name: &str,
+    env: &dyn EnvSource,
+    registry: &Registry,
+) -> Result<&'static str, Error> {
+    const VAR: &str = "LLM_DEFAULT_PROVIDER";
+    let id = resolve_provider(name, registry).map_err(|e| blame(VAR, &e))?;
+    let registration = registry.get(id).ok_or_else(nothing_compiled_in)?;
+    if !registration.is_configured(env) {
+        return Err(Error::config(format!(
+            "{VAR}: {id} is not configured: set {}, or unset {VAR}",
+            registration.key_env.join(" or ")
+        ))
+        .with_provider(id));
+    }
+    Ok(id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llm_core::{ErrorKind, MapEnv, Provider, ProviderRegistration};
+    use crate::providers::KnownProvider;
+    use llm_core::{ErrorKind, MapEnv, Provider, ProviderRegistration, not_unicode};
 
     fn no_build(_: &dyn EnvSource) -> Result<Box<dyn Provider>, Error> {
         Err(Error::config("unused"))
     }
 
-    fn registry(ids: &[&'static str]) -> Registry {
-        Registry::from_registrations(ids.iter().enumerate().map(|(i, id)| ProviderRegistration {
+    /// A local (always configured) registration.
+    const fn fake(id: &'static str, priority: u16) -> ProviderRegistration {
+        ProviderRegistration {
             id,
             display_name: id,
-            priority: u16::try_from(i).unwrap_or(u16::MAX),
-            local: false,
+            priority,
+            aliases: &[],
+            local: true,
             env_prefix: "TEST",
             key_env: &[],
             default_model: "m",
             default_base_url: "http://127.0.0.1:1",
             build: no_build,
-        }))
-        .expect("registry")
+        }
+    }
+
+    fn registry(registrations: &[ProviderRegistration]) -> Registry {
+        Registry::from_registrations(registrations.iter().copied()).expect("registry")
+    }
+
+    /// Ids that are in the workspace's table but not in the test registries below.
+    fn known_elsewhere() -> &'static KnownProvider {
+        KNOWN_PROVIDERS
+            .iter()
+            .find(|p| !["a", "b", "c"].contains(&p.id))
+            .expect("the workspace has providers")
     }
 
     #[test]
-    fn default_order_is_cheapest_first_and_skips_missing_providers() {
-        let reg = registry(&["openai", "groq", "ollama"]);
+    fn default_order_comes_from_the_priorities() {
+        let reg = registry(&[fake("a", 30), fake("b", 10), fake("c", 20)]);
         assert_eq!(
             provider_order(&MapEnv::new(), &reg).expect("order"),
-            vec!["ollama", "groq", "openai"]
+            vec!["b", "c", "a"]
         );
     }
 
     #[test]
-    fn explicit_order_alias_and_default_provider() {
-        let reg = registry(&["openai", "groq", "lmstudio", "anthropic"]);
-        let env = MapEnv::new().with("AI_FALLBACK_ORDER", "openai, LM-Studio ,groq,,anthropic");
+    fn explicit_order_aliases_from_the_registrations_and_default_provider() {
+        let reg = registry(&[
+            fake("a", 1),
+            ProviderRegistration {
+                aliases: &["bee", "b_b"],
+                ..fake("b", 2)
+            },
+            fake("c", 3),
+        ]);
+        let env = MapEnv::new().with("AI_FALLBACK_ORDER", "c, BEE ,a,,b_b");
         assert_eq!(
             provider_order(&env, &reg).expect("order"),
-            vec!["openai", "lmstudio", "groq", "anthropic"]
+            vec!["c", "b", "a"]
         );
-        let env = env.with("LLM_DEFAULT_PROVIDER", "claude");
+        let env = env.with("LLM_DEFAULT_PROVIDER", "Bee");
         assert_eq!(
             provider_order(&env, &reg).expect("order"),
-            vec!["anthropic", "openai", "lmstudio", "groq"]
+            vec!["b", "c", "a"]
         );
         let env = MapEnv::new()
-            .with("LLM_FALLBACK_ORDER", "groq")
-            .with("AI_FALLBACK_ORDER", "openai");
-        assert_eq!(provider_order(&env, &reg).expect("order"), vec!["groq"]);
+            .with("LLM_FALLBACK_ORDER", "a")
+            .with("AI_FALLBACK_ORDER", "c");
+        assert_eq!(provider_order(&env, &reg).expect("order"), vec!["a"]);
+    }
+
+    fn order_error(env: &MapEnv, reg: &Registry) -> String {
+        let err = provider_order(env, reg).expect_err("invalid order");
+        assert_eq!(err.kind(), ErrorKind::Config);
+        err.message().to_owned()
     }
 
     #[test]
-    fn unknown_ids_name_the_valid_ones() {
-        let reg = registry(&["groq"]);
-        let err = provider_order(&MapEnv::new().with("LLM_FALLBACK_ORDER", "groq,gpt5"), &reg)
-            .expect_err("unknown");
-        assert_eq!(err.kind(), ErrorKind::Config);
+    fn unknown_ids_name_the_variable_and_the_valid_ones() {
+        let reg = registry(&[fake("a", 1), fake("b", 2)]);
+        let message = order_error(&MapEnv::new().with("LLM_FALLBACK_ORDER", "a,gpt5"), &reg);
         assert!(
-            err.message().contains("`gpt5`") && err.message().contains("ollama, lmstudio, groq"),
-            "{}",
-            err
+            message.starts_with("LLM_FALLBACK_ORDER: unknown provider `gpt5`")
+                && message.contains("valid ids are: a, b, "),
+            "{message}"
         );
+        let message = order_error(&MapEnv::new().with("LLM_DEFAULT_PROVIDER", "gpt5"), &reg);
+        assert!(
+            message.starts_with("LLM_DEFAULT_PROVIDER: unknown"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_known_provider_that_is_not_compiled_in_names_its_feature() {
+        let reg = registry(&[fake("a", 1)]);
+        let other = known_elsewhere();
+        for var in ["LLM_FALLBACK_ORDER", "LLM_DEFAULT_PROVIDER"] {
+            let message = order_error(&MapEnv::new().with(var, other.id.to_uppercase()), &reg);
+            assert_eq!(
+                message,
+                format!(
+                    "{var}: provider `{}` is not compiled into this build: enable the cargo \
+                     feature `{}` (compiled in: a)",
+                    other.id, other.feature
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn an_order_of_only_commas_is_an_error_not_an_empty_chain() {
+        let reg = registry(&[fake("a", 1), fake("b", 2)]);
+        let message = order_error(&MapEnv::new().with("LLM_FALLBACK_ORDER", ",, ,"), &reg);
+        assert!(
+            message.starts_with("LLM_FALLBACK_ORDER names no provider") && message.contains("a, b"),
+            "{message}"
+        );
+        // A blank value is unset: the default order.
+        let env = MapEnv::new().with("LLM_FALLBACK_ORDER", "  ");
+        assert_eq!(provider_order(&env, &reg).expect("order"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn an_empty_registry_says_nothing_is_compiled_in() {
+        let message = order_error(&MapEnv::new(), &Registry::default());
+        assert!(
+            message.starts_with("no provider is compiled in")
+                && message.contains(&format!("`{}`", known_elsewhere().feature)),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_default_provider_that_is_not_configured_is_an_error_naming_its_key() {
+        let cloud = ProviderRegistration {
+            local: false,
+            key_env: &["B_API_KEY", "B_KEY"],
+            ..fake("b", 2)
+        };
+        let reg = registry(&[fake("a", 1), cloud]);
+        let env = MapEnv::new().with("LLM_DEFAULT_PROVIDER", "b");
+        assert_eq!(
+            order_error(&env, &reg),
+            "LLM_DEFAULT_PROVIDER: b is not configured: set B_API_KEY or B_KEY, or unset \
+             LLM_DEFAULT_PROVIDER"
+        );
+        let env = env.with("B_KEY", "canary-key-0000-DO-NOT-LEAK");
+        assert_eq!(provider_order(&env, &reg).expect("order"), vec!["b", "a"]);
     }
 
     #[test]
@@ -290,15 +490,19 @@ mod tests {
             .with("LLM_MAX_ATTEMPTS", "3")
             .with("LLM_BACKOFF_MS", "10")
             .with("LLM_DEADLINE", "2m")
+            .with("LLM_MAX_RETRY_WAIT", "0")
             .with("LLM_AUTO_FALLBACK", "false")
             .with("LLM_TEMPERATURE", "0.2")
+            .with("LLM_MAX_TOKENS", "1")
             .with("LLM_LOCAL_PULL", "eager");
         let config = CascadeConfig::from_env(&env).expect("config");
         assert_eq!(config.max_attempts, 3);
         assert_eq!(config.backoff, Duration::from_millis(10));
         assert_eq!(config.deadline, Duration::from_secs(120));
+        assert_eq!(config.max_retry_wait, Duration::ZERO);
         assert!(!config.auto_fallback);
         assert_eq!(config.temperature, Some(0.2));
+        assert_eq!(config.max_tokens, Some(1));
         assert_eq!(config.local_pull, LocalPull::Eager);
 
         let err = CascadeConfig::from_env(&MapEnv::new().with("LLM_MAX_ATTEMPTS", "many"))
@@ -307,6 +511,92 @@ mod tests {
         assert!(
             CascadeConfig::from_env(&MapEnv::new().with("LLM_LOCAL_PULL", "sometimes")).is_err()
         );
+    }
+
+    /// The message of the config error `LLM_*` setting `name=value` gives.
+    fn setting_error(name: &str, value: &str) -> String {
+        let err = CascadeConfig::from_env(&MapEnv::new().with(name, value))
+            .expect_err(&format!("{name}={value} is rejected"));
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.message().starts_with(&format!("{name}: ")), "{err}");
+        err.message().to_owned()
+    }
+
+    #[test]
+    fn zero_timeouts_are_rejected_naming_the_accepted_values() {
+        for name in [
+            "LLM_DEADLINE",
+            "LLM_FIRST_TOKEN_TIMEOUT",
+            "LLM_STREAM_IDLE_TIMEOUT",
+        ] {
+            for zero in ["0", "0s", "0ms"] {
+                assert!(setting_error(name, zero).contains("above zero"));
+            }
+        }
+    }
+
+    #[test]
+    fn temperatures_outside_zero_to_two_are_rejected() {
+        for bad in ["NaN", "nan", "inf", "-inf", "-0.1", "2.01", "99", "warm"] {
+            let message = setting_error("LLM_TEMPERATURE", bad);
+            assert!(message.contains("from 0 to 2"), "{message}");
+        }
+        for good in ["0", "2", "1.0"] {
+            assert!(parse_temperature(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn counts_must_be_at_least_one() {
+        for name in ["LLM_MAX_TOKENS", "LLM_MAX_ATTEMPTS"] {
+            for bad in ["0", "-1", "1.5"] {
+                assert!(setting_error(name, bad).contains("at least 1"));
+            }
+        }
+    }
+
+    /// Every variable set, one of them unreadable (as a non-UTF-8 process variable is).
+    struct OneUnreadable(&'static str);
+
+    impl EnvSource for OneUnreadable {
+        fn var(&self, name: &str) -> Result<Option<String>, Error> {
+            if name == self.0 {
+                Err(not_unicode(name))
+            } else {
+                Ok(None)
+            }
+        }
+    }
+
+    #[test]
+    fn a_variable_that_is_not_utf8_is_an_error_naming_it() {
+        for name in [
+            "LLM_MAX_ATTEMPTS",
+            "LLM_BACKOFF_MS",
+            "LLM_MAX_RETRY_WAIT",
+            "LLM_DEADLINE",
+            "LLM_FIRST_TOKEN_TIMEOUT",
+            "LLM_STREAM_IDLE_TIMEOUT",
+            "LLM_TEMPERATURE",
+            "LLM_MAX_TOKENS",
+            "LLM_AUTO_FALLBACK",
+            "LLM_LOCAL_PULL",
+        ] {
+            let err = CascadeConfig::from_env(&OneUnreadable(name)).expect_err(name);
+            assert!(err.message().starts_with(&format!("{name} ")), "{err}");
+        }
+        let reg = registry(&[fake("a", 1)]);
+        for name in [
+            "LLM_FALLBACK_ORDER",
+            "AI_FALLBACK_ORDER",
+            "LLM_DEFAULT_PROVIDER",
+        ] {
+            let err = provider_order(&OneUnreadable(name), &reg).expect_err(name);
+            assert!(err.message().contains("UTF-8"), "{err}");
+        }
+        // A platform marker is about presence: unreadable is still present.
+        let config = CascadeConfig::from_env(&OneUnreadable("VERCEL")).expect("config");
+        assert_eq!(config.local_pull, LocalPull::Never);
     }
 
     #[test]

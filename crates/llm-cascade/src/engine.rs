@@ -13,7 +13,7 @@ use llm_core::{ChatRequest, EnvSource, Error, ErrorKind, ProcessEnv, Provider, R
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::config::{CascadeConfig, LocalPull, provider_order};
+use crate::config::{CascadeConfig, LocalPull, provider_order, resolve_provider};
 use crate::observer::{CascadeEvent, Observer};
 use crate::report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
 
@@ -137,16 +137,23 @@ impl Cascade {
     /// Builds the chain from `env` and `registry`, optionally pinned to one provider.
     ///
     /// # Errors
-    /// A config error for invalid settings, an unknown id, or a pinned provider that is not configured.
+    /// A config error for invalid settings (see [`provider_order`]), an unknown id, a pinned provider
+    /// that is not configured, or an empty registry ("no provider is compiled in").
     pub fn from_registry(
         env: &dyn EnvSource,
         registry: &Registry,
         pin: Option<&str>,
     ) -> Result<Self, Error> {
+        if registry.ids().is_empty() {
+            return Err(crate::config::nothing_compiled_in());
+        }
         let config = CascadeConfig::from_env(env)?;
+        // The order is read (and so checked) even when pinned: wrong configuration is an error
+        // whichever command meets it first.
+        let order = provider_order(env, registry)?;
         let order = match pin {
             Some(id) => vec![pinned_id(registry, env, id)?],
-            None => provider_order(env, registry)?,
+            None => order,
         };
         let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
         for id in order {
@@ -349,11 +356,23 @@ impl Cascade {
             .iter()
             .all(|a| a.outcome == Outcome::Failed(ErrorKind::NotRunning))
         {
-            // Only local servers were in the chain and none runs: a fresh machine with no keys.
-            report.hint = format!("{} {}", report.hint, self.setup_hint);
+            self.nothing_runs(&mut report);
         }
         error!(category = %report.category, attempts = report.attempts.len(), "{}", report.message);
         Err(report)
+    }
+
+    /// Only local servers were in the chain and none runs (a fresh machine with no keys): the problem
+    /// to act on is configuration, not the network. The attempts stay in the report.
+    fn nothing_runs(&self, report: &mut CascadeError) {
+        let servers: Vec<&str> = self.providers.iter().map(|p| p.id()).collect();
+        report.kind = ErrorKind::Config;
+        report.category = ErrorKind::Config.category();
+        report.message = format!(
+            "no provider is configured: only local servers are in the chain ({}) and none is running",
+            servers.join(", ")
+        );
+        report.hint = format!("{} {}", self.setup_hint, report.hint);
     }
 
     fn announce_fallback(&self, index: usize) {
@@ -514,12 +533,10 @@ fn timeout_error(provider: &dyn Provider, limit: Duration, by_deadline: bool) ->
     Error::new(ErrorKind::Timeout, message).with_provider(provider.id())
 }
 
-fn pinned_id(registry: &Registry, env: &dyn EnvSource, id: &str) -> Result<&'static str, Error> {
+fn pinned_id(registry: &Registry, env: &dyn EnvSource, name: &str) -> Result<&'static str, Error> {
+    let id = resolve_provider(name, registry)?;
     let Some(registration) = registry.get(id) else {
-        return Err(Error::config(format!(
-            "unknown provider `{id}`; compiled-in providers are: {}",
-            registry.ids().join(", ")
-        )));
+        return Err(Error::config(format!("unknown provider `{id}`")));
     };
     if !registration.is_configured(env) {
         return Err(Error::config(format!(

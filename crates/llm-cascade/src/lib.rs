@@ -8,7 +8,10 @@ mod report;
 mod stats;
 mod stream;
 
-pub use config::{CascadeConfig, LocalPull, SERVERLESS_MARKERS, provider_order};
+pub use config::{
+    CascadeConfig, LocalPull, SERVERLESS_MARKERS, TEMPERATURE_RANGE, parse_max_tokens,
+    parse_temperature, provider_order, resolve_provider,
+};
 pub use engine::{Cascade, CascadeBuilder};
 pub use llm_core::{
     Category, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, FinishReason,
@@ -16,7 +19,7 @@ pub use llm_core::{
     ProviderRegistration, Registry, Role, StreamEvent, Usage,
 };
 pub use observer::{CascadeEvent, Observer};
-pub use providers::{DEFAULT_ORDER, ENABLED};
+pub use providers::{ENABLED, KNOWN_PROVIDERS, KnownProvider};
 pub use report::{
     Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome, describe_attempt,
 };

@@ -94,11 +94,11 @@ pub struct AskArgs {
     /// A system prompt.
     #[arg(long, value_name = "TEXT")]
     pub system: Option<String>,
-    /// The most tokens to generate.
-    #[arg(long, value_name = "N")]
+    /// The most tokens to generate (at least 1).
+    #[arg(long, value_name = "N", value_parser = llm_cascade::parse_max_tokens)]
     pub max_tokens: Option<u32>,
-    /// Sampling temperature.
-    #[arg(long, value_name = "T")]
+    /// Sampling temperature, from 0 to 2.
+    #[arg(long, value_name = "T", value_parser = llm_cascade::parse_temperature)]
     pub temperature: Option<f32>,
 }
 

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
-use llm_cascade::{Cascade, CascadeEvent, EnvSource, Observer, Stats};
+use llm_cascade::{Cascade, CascadeEvent, EnvSource, ErrorKind, Observer, Stats};
 
 pub use args::{Cli, Command};
 
@@ -87,15 +87,17 @@ pub fn main() -> ExitCode {
         Command::Test(_) => "test",
         _ => "other",
     };
-    let content = match usage::log_content(&env) {
-        Ok(content) => content,
-        Err(message) => {
-            let report = output::config_report(message, "Set it to true or false.");
+    let (target, content) = match usage::Target::from_env(&env)
+        .and_then(|target| Ok((target, usage::log_content(&env)?)))
+    {
+        Ok(settings) => settings,
+        Err(error) => {
+            let report = output::config_report(error.message(), ErrorKind::Config.advice());
             output::print_failure(&report);
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let recorder = usage::UsageRecorder::new(usage::Target::from_env(&env), content, command_name);
+    let recorder = usage::UsageRecorder::new(target, content, command_name);
     let ctx = Ctx {
         env: Box::new(env),
         stats: Arc::new(Stats::new()),

@@ -97,8 +97,11 @@ fn row(registration: &ProviderRegistration, env: &dyn EnvSource, chain: &[&str])
     let configured_by = if registration.local {
         Some("local".to_owned())
     } else {
-        env.first_of(registration.key_env)
-            .map(|(name, _)| name.to_owned())
+        // An unreadable key counts as set (see `is_configured`); building the provider says why.
+        match env.first_of(registration.key_env) {
+            Ok(found) => found.map(|(name, _)| name.to_owned()),
+            Err(_) => registration.key_env.first().map(|name| (*name).to_owned()),
+        }
     };
     let (model, base_url, error) = if configured {
         match (registration.build)(env) {
@@ -114,7 +117,12 @@ fn row(registration: &ProviderRegistration, env: &dyn EnvSource, chain: &[&str])
             ),
         }
     } else {
-        let var = |suffix: &str| env.non_empty(&format!("{}_{suffix}", registration.env_prefix));
+        // Display only: an unreadable value shows the default; any run that reads it fails on it.
+        let var = |suffix: &str| {
+            env.non_empty(&format!("{}_{suffix}", registration.env_prefix))
+                .ok()
+                .flatten()
+        };
         (
             var("MODEL").unwrap_or_else(|| registration.default_model.to_owned()),
             var("BASE_URL").unwrap_or_else(|| registration.default_base_url.to_owned()),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use llm_cascade::{EnvSource, StatsSnapshot};
+use llm_cascade::{EnvSource, ErrorKind, StatsSnapshot};
 use serde_json::json;
 
 use crate::args::StatsArgs;
@@ -22,7 +22,14 @@ pub fn run(args: &StatsArgs, env: &dyn EnvSource) -> u8 {
             return output::fail(&report, args.json, EXIT_USAGE);
         }
     };
-    let Target::File(path) = Target::from_env(env) else {
+    let target = match Target::from_env(env) {
+        Ok(target) => target,
+        Err(error) => {
+            let report = output::config_report(error.message(), ErrorKind::Config.advice());
+            return output::fail(&report, args.json, EXIT_USAGE);
+        }
+    };
+    let Target::File(path) = target else {
         let report = output::config_report(
             "the usage log is off (LLM_USAGE_DB=off, or no data directory)",
             "Set LLM_USAGE_DB to a file path, or unset it to use the default location.",

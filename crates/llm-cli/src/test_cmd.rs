@@ -5,7 +5,7 @@ use std::time::Instant;
 use comfy_table::{Cell, Color};
 use llm_cascade::{
     Cascade, CascadeError, ChatRequest, Error, ErrorKind, MapEnv, Overlay, ProviderRegistration,
-    provider_order,
+    provider_order, resolve_provider,
 };
 use serde_json::json;
 
@@ -25,20 +25,32 @@ pub async fn run(args: &TestArgs, ctx: &Ctx) -> u8 {
 /// Probes `ids` (or the chain), then asks the cascade restricted to them. 0 only when the answer came.
 pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
     let base = ctx.env.as_ref();
-    // The given ids become the fallback order (a blank default provider cancels any reordering).
-    let top = if ids.is_empty() {
-        MapEnv::new()
-    } else {
-        MapEnv::new()
-            .with("LLM_FALLBACK_ORDER", ids.join(","))
-            .with("LLM_DEFAULT_PROVIDER", "")
-    };
-    // Restricts the order without touching the real environment.
-    let env = Overlay::new(&top, base);
     let registry = match llm_cascade::registry() {
         Ok(registry) => registry,
         Err(error) => return config_failure(&error, json),
     };
+    // The arguments are checked here, so that an error blames them and not the variable they
+    // are passed through below.
+    let mut named: Vec<&str> = Vec::new();
+    for name in ids {
+        match resolve_provider(name, &registry) {
+            Ok(id) => named.push(id),
+            Err(error) => {
+                let error = Error::config(format!("cascade test {name}: {}", error.message()));
+                return config_failure(&error, json);
+            }
+        }
+    }
+    // The given ids become the fallback order (a blank default provider cancels any reordering).
+    let top = if named.is_empty() {
+        MapEnv::new()
+    } else {
+        MapEnv::new()
+            .with("LLM_FALLBACK_ORDER", named.join(","))
+            .with("LLM_DEFAULT_PROVIDER", "")
+    };
+    // Restricts the order without touching the real environment.
+    let env = Overlay::new(&top, base);
     let order = match provider_order(&env, &registry) {
         Ok(order) => order,
         Err(error) => return config_failure(&error, json),

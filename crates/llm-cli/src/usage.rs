@@ -65,20 +65,23 @@ impl Target {
     /// `LLM_USAGE_DB`: `off` (or `false`, `0`, `none`) disables; any other value is the path; unset
     /// means `usage.db` in the platform's data directory (off when there is none, or when `HOME` is
     /// not set on Unix).
-    pub fn from_env(env: &dyn EnvSource) -> Self {
-        match env.non_empty(DB_VAR) {
+    ///
+    /// # Errors
+    /// A config error naming `LLM_USAGE_DB` when it is set but not valid UTF-8.
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, llm_core::Error> {
+        Ok(match env.non_empty(DB_VAR)? {
             Some(value) => match value.to_ascii_lowercase().as_str() {
                 "off" | "false" | "0" | "none" | "no" => Self::Off,
                 _ => Self::File(PathBuf::from(value)),
             },
             // Without a home in the environment (a cleared environment, a service account), there is
-            // no default place: guessing one could write where nobody looks.
-            None if cfg!(unix) && env.non_empty("HOME").is_none() => Self::Off,
+            // no default place: guessing one could write where nobody looks. Only presence matters.
+            None if cfg!(unix) && matches!(env.non_empty("HOME"), Ok(None)) => Self::Off,
             None => directories::ProjectDirs::from("", "", "llm-cascade")
                 .map_or(Self::Off, |dirs| {
                     Self::File(dirs.data_dir().join("usage.db"))
                 }),
-        }
+        })
     }
 
     /// The path, when on.
@@ -93,10 +96,13 @@ impl Target {
 /// Whether prompts and answers are stored (`LLM_USAGE_LOG_CONTENT`, default false).
 ///
 /// # Errors
-/// A message naming the variable when its value is not a boolean.
-pub fn log_content(env: &dyn EnvSource) -> Result<bool, String> {
-    env.non_empty(CONTENT_VAR)
-        .map(|v| llm_core::parse_bool(&v).map_err(|why| format!("{CONTENT_VAR}: {why}")))
+/// A config error naming the variable when its value is not a boolean (or not valid UTF-8).
+pub fn log_content(env: &dyn EnvSource) -> Result<bool, llm_core::Error> {
+    env.non_empty(CONTENT_VAR)?
+        .map(|v| {
+            llm_core::parse_bool(&v)
+                .map_err(|why| llm_core::Error::config(format!("{CONTENT_VAR}: {why}")))
+        })
         .transpose()
         .map(|v| v.unwrap_or(false))
 }
@@ -540,24 +546,22 @@ mod tests {
 
     #[test]
     fn target_from_env() {
+        let target = |env: MapEnv| Target::from_env(&env).expect("readable");
+        assert_eq!(target(MapEnv::new().with(DB_VAR, "OFF")), Target::Off);
         assert_eq!(
-            Target::from_env(&MapEnv::new().with(DB_VAR, "OFF")),
-            Target::Off
-        );
-        assert_eq!(
-            Target::from_env(&MapEnv::new().with(DB_VAR, "/tmp/x.db")),
+            target(MapEnv::new().with(DB_VAR, "/tmp/x.db")),
             Target::File(PathBuf::from("/tmp/x.db"))
         );
-        if let Target::File(default) = Target::from_env(&MapEnv::new().with("HOME", "/home/u")) {
+        if let Target::File(default) = target(MapEnv::new().with("HOME", "/home/u")) {
             assert!(default.ends_with("usage.db"), "{}", default.display());
         }
         if cfg!(unix) {
-            assert_eq!(Target::from_env(&MapEnv::new()), Target::Off);
+            assert_eq!(target(MapEnv::new()), Target::Off);
         }
-        assert_eq!(log_content(&MapEnv::new()), Ok(false));
+        assert_eq!(log_content(&MapEnv::new()).ok(), Some(false));
         assert_eq!(
-            log_content(&MapEnv::new().with(CONTENT_VAR, "true")),
-            Ok(true)
+            log_content(&MapEnv::new().with(CONTENT_VAR, "true")).ok(),
+            Some(true)
         );
         assert!(log_content(&MapEnv::new().with(CONTENT_VAR, "maybe")).is_err());
     }

@@ -4,26 +4,55 @@
 //! process environment (which edition 2024 makes `unsafe` to change).
 
 use std::collections::HashMap;
+use std::env::VarError;
 use std::time::Duration;
 
+use crate::Error;
+
 /// A read-only source of configuration variables.
+///
+/// Reading is fallible: a variable that is set but unreadable (not valid Unicode in the process
+/// environment) is a config error naming it, never treated as unset: a silent default would let a
+/// different provider answer than the one the user configured.
 pub trait EnvSource: Send + Sync {
-    /// The raw value of `name`, if set.
-    fn var(&self, name: &str) -> Option<String>;
+    /// The raw value of `name`: `Ok(None)` when it is not set.
+    ///
+    /// # Errors
+    /// A config error naming `name` (see [`not_unicode`]) when it is set but cannot be read as text.
+    fn var(&self, name: &str) -> Result<Option<String>, Error>;
 
     /// The value of `name`, trimmed, if set and not blank.
-    fn non_empty(&self, name: &str) -> Option<String> {
-        self.var(name)
+    ///
+    /// # Errors
+    /// As [`EnvSource::var`].
+    fn non_empty(&self, name: &str) -> Result<Option<String>, Error> {
+        Ok(self
+            .var(name)?
             .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.is_empty()))
     }
 
     /// The first of `names` that is set and not blank, with its name.
-    fn first_of(&self, names: &[&'static str]) -> Option<(&'static str, String)> {
-        names
-            .iter()
-            .find_map(|name| self.non_empty(name).map(|value| (*name, value)))
+    ///
+    /// # Errors
+    /// As [`EnvSource::var`], for the first of `names` that cannot be read (an unreadable variable
+    /// is set, so it is not skipped in favour of a later one).
+    fn first_of(&self, names: &[&'static str]) -> Result<Option<(&'static str, String)>, Error> {
+        for name in names {
+            if let Some(value) = self.non_empty(name)? {
+                return Ok(Some((*name, value)));
+            }
+        }
+        Ok(None)
     }
+}
+
+/// The config error of a variable that is set but is not valid Unicode. Names the variable, never
+/// its value (it may be a key).
+pub fn not_unicode(name: &str) -> Error {
+    Error::config(format!(
+        "{name} is set but is not valid UTF-8 text; set it to UTF-8 text or unset it"
+    ))
 }
 
 /// The process environment.
@@ -31,8 +60,12 @@ pub trait EnvSource: Send + Sync {
 pub struct ProcessEnv;
 
 impl EnvSource for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
+    fn var(&self, name: &str) -> Result<Option<String>, Error> {
+        match std::env::var(name) {
+            Ok(value) => Ok(Some(value)),
+            Err(VarError::NotPresent) => Ok(None),
+            Err(VarError::NotUnicode(_)) => Err(not_unicode(name)),
+        }
     }
 }
 
@@ -65,8 +98,8 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for MapEnv {
 }
 
 impl EnvSource for MapEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
+    fn var(&self, name: &str) -> Result<Option<String>, Error> {
+        Ok(self.0.get(name).cloned())
     }
 }
 
@@ -89,8 +122,13 @@ impl LayeredEnv {
 }
 
 impl EnvSource for LayeredEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        self.0.iter().find_map(|layer| layer.var(name))
+    fn var(&self, name: &str) -> Result<Option<String>, Error> {
+        for layer in &self.0 {
+            if let Some(value) = layer.var(name)? {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -119,8 +157,11 @@ impl<'a> Overlay<'a> {
 }
 
 impl EnvSource for Overlay<'_> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.top.var(name).or_else(|| self.base.var(name))
+    fn var(&self, name: &str) -> Result<Option<String>, Error> {
+        match self.top.var(name)? {
+            Some(value) => Ok(Some(value)),
+            None => self.base.var(name),
+        }
     }
 }
 
@@ -159,6 +200,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("`{text}` is out of range"))
 }
 
+/// Parses a timeout: a [duration](parse_duration) above zero. A zero timeout would fail every attempt
+/// at once (or, read as "no limit", wait forever): neither is what anyone setting it meant.
+///
+/// # Errors
+/// A message naming the accepted forms when `text` is not a duration or is zero.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "`{}` is not a usable timeout: it must be above zero (e.g. `30`, `500ms`, `2m`)",
+            text.trim()
+        ));
+    }
+    Ok(duration)
+}
+
 /// Parses a boolean flag: `true/false`, `1/0`, `yes/no`, `on/off` (any case).
 ///
 /// # Errors
@@ -194,6 +251,16 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_must_be_above_zero() {
+        assert_eq!(parse_timeout("1ms"), Ok(Duration::from_millis(1)));
+        for zero in ["0", "0s", "0ms", "0.0"] {
+            let err = parse_timeout(zero).expect_err(zero);
+            assert!(err.contains("above zero"), "{err}");
+        }
+        assert!(parse_timeout("soon").is_err());
+    }
+
+    #[test]
     fn booleans() {
         assert_eq!(parse_bool("FALSE"), Ok(false));
         assert_eq!(parse_bool("on"), Ok(true));
@@ -206,9 +273,16 @@ mod tests {
         let top = MapEnv::new().with("A", "top");
         let overlay = Overlay::new(&top, &base);
         assert_eq!(
-            (overlay.var("A").as_deref(), overlay.var("B").as_deref()),
+            (
+                value(&overlay, "A").as_deref(),
+                value(&overlay, "B").as_deref()
+            ),
             (Some("top"), Some("base"))
         );
+    }
+
+    fn value(env: &dyn EnvSource, name: &str) -> Option<String> {
+        env.var(name).expect("readable")
     }
 
     #[test]
@@ -216,12 +290,58 @@ mod tests {
         let env = LayeredEnv::new()
             .then(MapEnv::new().with("A", "top").with("BLANK", "  "))
             .then(MapEnv::new().with("A", "bottom").with("B", "only-below"));
-        assert_eq!(env.var("A").as_deref(), Some("top"));
-        assert_eq!(env.var("B").as_deref(), Some("only-below"));
-        assert_eq!(env.non_empty("BLANK"), None);
+        assert_eq!(value(&env, "A").as_deref(), Some("top"));
+        assert_eq!(value(&env, "B").as_deref(), Some("only-below"));
+        assert_eq!(env.non_empty("BLANK").expect("readable"), None);
         assert_eq!(
-            env.first_of(&["BLANK", "B"]),
+            env.first_of(&["BLANK", "B"]).expect("readable"),
             Some(("B", "only-below".to_owned()))
+        );
+    }
+
+    /// A source whose `BAD` variable is set but unreadable, as a non-UTF-8 process variable is.
+    struct Unreadable;
+
+    impl EnvSource for Unreadable {
+        fn var(&self, name: &str) -> Result<Option<String>, Error> {
+            match name {
+                "BAD" => Err(not_unicode(name)),
+                "GOOD" => Ok(Some("canary-key-0000-DO-NOT-LEAK".to_owned())),
+                _ => Ok(None),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unreadable_variable_is_an_error_through_every_layer() {
+        let layered = LayeredEnv::new().then(MapEnv::new()).then(Unreadable);
+        let err = layered.non_empty("BAD").expect_err("unreadable");
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+        assert!(err.message().starts_with("BAD "), "{err}");
+        // An upper layer that sets the variable hides the unreadable one below, as for any value.
+        let top = MapEnv::new().with("BAD", "fine");
+        assert_eq!(
+            value(&Overlay::new(&top, &Unreadable), "BAD").as_deref(),
+            Some("fine")
+        );
+        let err = Overlay::new(&MapEnv::new(), &Unreadable)
+            .var("BAD")
+            .expect_err("unreadable");
+        assert!(err.message().contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn first_of_never_skips_an_unreadable_variable_for_a_later_one() {
+        let err = Unreadable
+            .first_of(&["UNSET", "BAD", "GOOD"])
+            .expect_err("BAD is set");
+        assert!(err.message().starts_with("BAD "), "{err}");
+        assert_eq!(
+            Unreadable
+                .first_of(&["GOOD", "BAD"])
+                .expect("GOOD first")
+                .map(|(n, _)| n),
+            Some("GOOD")
         );
     }
 }

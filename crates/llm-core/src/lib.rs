@@ -8,7 +8,10 @@ mod registry;
 mod secret;
 mod types;
 
-pub use env::{EnvSource, LayeredEnv, MapEnv, Overlay, ProcessEnv, parse_bool, parse_duration};
+pub use env::{
+    EnvSource, LayeredEnv, MapEnv, Overlay, ProcessEnv, not_unicode, parse_bool, parse_duration,
+    parse_timeout,
+};
 pub use error::{Category, Error, ErrorKind};
 pub use provider::{ChatStream, Progress, ProgressSink, Provider};
 pub use redact::{MIN_SECRET_LEN, REDACTED, longest_secret_len, redact, register_secret, sanitize};

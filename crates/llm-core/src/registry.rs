@@ -20,7 +20,11 @@ pub struct ProviderRegistration {
     /// A human name ("OpenRouter").
     pub display_name: &'static str,
     /// Position in the default order: lower is tried first (cheapest first: local, free tiers, paid).
+    /// The only source of the default order.
     pub priority: u16,
+    /// Other names users have for the id, lower case (`claude` for `anthropic`, `lm-studio` for
+    /// `lmstudio`); accepted wherever an id is.
+    pub aliases: &'static [&'static str],
     /// Whether the provider runs locally and needs no key.
     pub local: bool,
     /// The prefix of its variables, without the underscore (`GROQ`, `LM_STUDIO`): `<PREFIX>_MODEL`,
@@ -40,7 +44,8 @@ pub struct ProviderRegistration {
 impl ProviderRegistration {
     /// Whether `env` configures this provider (its key is set; local providers always are).
     pub fn is_configured(&self, env: &dyn EnvSource) -> bool {
-        self.local || env.first_of(self.key_env).is_some()
+        // An unreadable key is set: the provider counts as configured, and building it reports the error.
+        self.local || !matches!(env.first_of(self.key_env), Ok(None))
     }
 }
 
@@ -134,6 +139,7 @@ mod tests {
             id,
             display_name: id,
             priority,
+            aliases: &[],
             local: false,
             env_prefix: "TEST",
             key_env: &["TEST_API_KEY"],

@@ -15,3 +15,9 @@ pub use stream::{FrameDecoder, decode_stream};
 
 /// Header types, re-exported so provider crates need not depend on `reqwest` or `http` directly.
 pub use reqwest::header;
+
+/// Re-exports used by [`compat_provider!`]; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use llm_core;
+}

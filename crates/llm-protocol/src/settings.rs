@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use llm_core::{EnvSource, Error, ProviderRegistration, Secret, parse_duration};
+use llm_core::{EnvSource, Error, ProviderRegistration, Secret, parse_timeout};
 
 /// The per-attempt timeout of a cloud provider when `<PREFIX>_TIMEOUT` is not set.
 pub const CLOUD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -32,6 +32,8 @@ pub struct SettingsSpec {
     pub local: bool,
     /// Position in the default order (lower first).
     pub priority: u16,
+    /// Other names users have for the id, lower case (`claude` for `anthropic`).
+    pub aliases: &'static [&'static str],
 }
 
 impl SettingsSpec {
@@ -41,6 +43,7 @@ impl SettingsSpec {
             id: self.id,
             display_name: self.display_name,
             priority: self.priority,
+            aliases: self.aliases,
             local: self.local,
             env_prefix: self.env_prefix,
             key_env: self.key_env,
@@ -87,20 +90,25 @@ impl ProviderSettings {
     /// A config error naming the variable when a key is required but missing, a timeout does not
     /// parse, or a base URL is not http(s).
     pub fn from_env(spec: &SettingsSpec, env: &dyn EnvSource) -> Result<Self, Error> {
-        let api_key = env.first_of(spec.key_env).map(|(_, key)| Secret::new(key));
+        let api_key = env
+            .first_of(spec.key_env)
+            .map_err(|e| e.with_provider(spec.id))?
+            .map(|(_, key)| Secret::new(key));
         if api_key.is_none() && !spec.key_env.is_empty() && !spec.local {
             return Err(missing_key(spec));
         }
-        let model = env
-            .non_empty(&spec.var("MODEL"))
-            .unwrap_or_else(|| spec.default_model.to_owned());
-        let base_url = match env.non_empty(&spec.var("BASE_URL")) {
+        let read = |suffix: &str| {
+            env.non_empty(&spec.var(suffix))
+                .map_err(|e| e.with_provider(spec.id))
+        };
+        let model = read("MODEL")?.unwrap_or_else(|| spec.default_model.to_owned());
+        let base_url = match read("BASE_URL")? {
             Some(url) => validate_base_url(spec, &spec.var("BASE_URL"), &url)?,
             None => spec.default_base_url.to_owned(),
         };
         let timeout_var = spec.var("TIMEOUT");
-        let timeout = match env.non_empty(&timeout_var) {
-            Some(text) => parse_duration(&text).map_err(|why| {
+        let timeout = match read("TIMEOUT")? {
+            Some(text) => parse_timeout(&text).map_err(|why| {
                 Error::config(format!("{timeout_var}: {why}")).with_provider(spec.id)
             })?,
             None => spec.default_timeout,
@@ -171,6 +179,7 @@ mod tests {
         default_timeout: CLOUD_TIMEOUT,
         local: false,
         priority: 40,
+        aliases: &["google"],
     };
 
     #[test]
@@ -227,6 +236,51 @@ mod tests {
             &MapEnv::new().with("GEMINI_API_KEY", "secret-value"),
         );
         assert!(!format!("{settings:?}").contains("secret-value"));
+    }
+
+    #[test]
+    fn a_zero_timeout_is_rejected() {
+        for zero in ["0", "0s", "0ms"] {
+            let env = MapEnv::new()
+                .with("GEMINI_API_KEY", "k")
+                .with("GEMINI_TIMEOUT", zero);
+            let bad = ProviderSettings::from_env(&SPEC, &env).expect_err(zero);
+            assert_eq!(bad.provider(), Some("gemini"));
+            assert!(
+                bad.message().starts_with("GEMINI_TIMEOUT: ")
+                    && bad.message().contains("above zero"),
+                "{bad}"
+            );
+        }
+    }
+
+    /// Every variable unset but `name`, which is unreadable (as a non-UTF-8 process variable is).
+    struct OneUnreadable(&'static str);
+
+    impl EnvSource for OneUnreadable {
+        fn var(&self, name: &str) -> Result<Option<String>, Error> {
+            match name {
+                _ if name == self.0 => Err(llm_core::not_unicode(name)),
+                "GEMINI_API_KEY" => Ok(Some("canary-key-0000-DO-NOT-LEAK".to_owned())),
+                _ => Ok(None),
+            }
+        }
+    }
+
+    #[test]
+    fn a_variable_that_is_not_utf8_is_an_error_naming_it_never_a_default() {
+        for name in ["GEMINI_MODEL", "GEMINI_BASE_URL", "GEMINI_TIMEOUT"] {
+            let err = ProviderSettings::from_env(&SPEC, &OneUnreadable(name)).expect_err(name);
+            assert_eq!(
+                (err.kind(), err.provider()),
+                (ErrorKind::Config, Some("gemini"))
+            );
+            assert!(err.message().starts_with(&format!("{name} ")), "{err}");
+        }
+        // The first key variable is unreadable: not skipped for the next one.
+        let err = ProviderSettings::from_env(&SPEC, &OneUnreadable("GEMINI_API_KEY"))
+            .expect_err("unreadable key");
+        assert!(err.message().starts_with("GEMINI_API_KEY "), "{err}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub(crate) const SPEC: SettingsSpec = SettingsSpec {
     default_timeout: CLOUD_TIMEOUT,
     local: false,
     priority: 100,
+    aliases: &["claude"],
 };
 
 fn build_boxed(env: &dyn EnvSource) -> Result<Box<dyn Provider>, Error> {

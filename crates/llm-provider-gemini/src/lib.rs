@@ -24,6 +24,7 @@ pub(crate) const SPEC: SettingsSpec = SettingsSpec {
     default_timeout: CLOUD_TIMEOUT,
     local: false,
     priority: 40,
+    aliases: &["google"],
 };
 
 fn build_boxed(env: &dyn EnvSource) -> Result<Box<dyn Provider>, Error> {

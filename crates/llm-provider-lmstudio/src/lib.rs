@@ -18,6 +18,7 @@ const SETTINGS: SettingsSpec = SettingsSpec {
     default_timeout: Duration::from_secs(120),
     local: true,
     priority: 20,
+    aliases: &["lm-studio", "lm_studio"],
 };
 
 const SPEC: CompatSpec = CompatSpec {

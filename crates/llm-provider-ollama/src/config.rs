@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use llm_core::{EnvSource, Error, Secret, parse_duration};
+use llm_core::{EnvSource, Error, Secret, parse_timeout};
 use llm_protocol::ProviderSettings;
 use llm_protocol::settings::validate_base_url;
 
@@ -69,8 +69,8 @@ impl OllamaConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, Error> {
         let settings = ProviderSettings::from_env(&SPEC, env)?;
         let base_url = match (
-            env.non_empty(&SPEC.var("BASE_URL")),
-            env.non_empty("OLLAMA_HOST"),
+            env.non_empty(&SPEC.var("BASE_URL"))?,
+            env.non_empty("OLLAMA_HOST")?,
         ) {
             (None, Some(host)) => {
                 let url = host_to_base_url(&host);
@@ -79,13 +79,13 @@ impl OllamaConfig {
             // OLLAMA_BASE_URL (validated by ProviderSettings) or the default.
             _ => settings.base_url,
         };
-        let pull_timeout = match env.non_empty("OLLAMA_PULL_TIMEOUT") {
-            Some(text) => parse_duration(&text).map_err(|why| {
+        let pull_timeout = match env.non_empty("OLLAMA_PULL_TIMEOUT")? {
+            Some(text) => parse_timeout(&text).map_err(|why| {
                 Error::config(format!("OLLAMA_PULL_TIMEOUT: {why}")).with_provider(ID)
             })?,
             None => DEFAULT_PULL_TIMEOUT,
         };
-        let api_key = env.non_empty("OLLAMA_API_KEY").map(Secret::new);
+        let api_key = env.non_empty("OLLAMA_API_KEY")?.map(Secret::new);
         Ok(Self {
             base_url: strip_api_suffix(&base_url),
             model: settings.model,

@@ -25,6 +25,7 @@ const SPEC: SettingsSpec = SettingsSpec {
     default_timeout: config::DEFAULT_TIMEOUT,
     local: true,
     priority: 10,
+    aliases: &[],
 };
 
 fn build_boxed(env: &dyn EnvSource) -> Result<Box<dyn Provider>, Error> {

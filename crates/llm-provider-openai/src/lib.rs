@@ -16,6 +16,7 @@ const SETTINGS: SettingsSpec = SettingsSpec {
     default_timeout: CLOUD_TIMEOUT,
     local: false,
     priority: 80,
+    aliases: &[],
 };
 
 const SPEC: CompatSpec = CompatSpec::new(SETTINGS);

@@ -21,6 +21,7 @@ const SETTINGS: SettingsSpec = SettingsSpec {
     default_timeout: CLOUD_TIMEOUT,
     local: false,
     priority: 60,
+    aliases: &[],
 };
 
 const SPEC: CompatSpec = CompatSpec {

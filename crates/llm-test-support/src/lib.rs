@@ -8,10 +8,12 @@
 //! - [`CANARY_KEY`]: a fake key that tests look for in every output.
 
 mod fixture;
+mod manifest;
 pub mod replay;
 mod scripted;
 
 pub use fixture::{Fixture, FixtureMeta, workspace_root};
+pub use manifest::cargo_features;
 pub use scripted::{ConnectionEvent, ScriptedServer, Step};
 
 /// A fake API key. Tests configure providers with it and assert it never appears in any output.

@@ -21,6 +21,7 @@ pub const SPEC: SettingsSpec = SettingsSpec {
     default_timeout: std::time::Duration::from_secs(10),
     local: false,
     priority: 1,
+    aliases: &[],
 };
 
 pub fn registry() -> Registry {

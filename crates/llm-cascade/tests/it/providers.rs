@@ -328,6 +328,12 @@ mod ollama {
             ]
         );
         assert!(report.hint.contains("GROQ_API_KEY"), "{}", report.hint);
+        assert_eq!(report.category, llm_cascade::Category::Config);
+        assert_eq!(
+            report.message,
+            "no provider is configured: only local servers are in the chain (ollama, lmstudio) \
+             and none is running"
+        );
     }
 
     #[tokio::test]

@@ -47,6 +47,9 @@ macro_rules! compat_provider {
             "::from_env(&env)`; its `Debug` never shows the key.")]
         pub type $config = $crate::openai::CompatConfig<$marker>;
 
-        ::llm_core::register_provider!($spec.settings.registration($crate::openai::build_boxed::<$marker>));
+        // Through this crate's re-export: a provider crate needs no `llm-core` dependency of its own.
+        $crate::__private::llm_core::register_provider!(
+            $spec.settings.registration($crate::openai::build_boxed::<$marker>)
+        );
     };
 }

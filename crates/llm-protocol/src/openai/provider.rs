@@ -125,28 +125,25 @@ impl<P: CompatProvider> CompatConfig<P> {
         let mut settings = ProviderSettings::from_env(&spec.settings, env)?;
         if settings.api_key.is_none() {
             settings.api_key = env
-                .first_of(spec.optional_key_env)
+                .first_of(spec.optional_key_env)?
                 .map(|(_, key)| Secret::new(key));
         }
         if let Some(var) = spec.chat_url_env {
-            let base_set = env.non_empty(&spec.settings.var("BASE_URL")).is_some();
-            if let Some(url) = env.non_empty(var).filter(|_| !base_set) {
+            let base_set = env.non_empty(&spec.settings.var("BASE_URL"))?.is_some();
+            if let Some(url) = env.non_empty(var)?.filter(|_| !base_set) {
                 let url = validate_base_url(&spec.settings, var, &url)?;
                 settings.base_url = url.strip_suffix(spec.chat_path).unwrap_or(&url).to_owned();
             }
         }
-        let headers = spec
-            .headers
-            .iter()
-            .filter_map(|header| {
-                let value = env.first_of(header.env).map(|(_, value)| value);
-                value
-                    .or_else(|| header.default.map(str::to_owned))
-                    .map(|value| (header.name, value))
-            })
-            .collect();
+        let mut headers = Vec::new();
+        for header in spec.headers {
+            let value = env.first_of(header.env)?.map(|(_, value)| value);
+            if let Some(value) = value.or_else(|| header.default.map(str::to_owned)) {
+                headers.push((header.name, value));
+            }
+        }
         Ok(Self {
-            model_configured: env.non_empty(&spec.settings.var("MODEL")).is_some(),
+            model_configured: env.non_empty(&spec.settings.var("MODEL"))?.is_some(),
             settings,
             headers,
             marker: PhantomData,
