@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod dotenv;
 mod engine;
 mod observer;
 mod providers;
@@ -8,7 +9,8 @@ mod report;
 mod stats;
 mod stream;
 
-pub use config::{CascadeConfig, LocalPull, SERVERLESS_MARKERS, provider_order};
+pub use config::{CascadeConfig, LocalPull, provider_order};
+pub use dotenv::{DOTENV_SOURCE, env_with_dotenv};
 pub use engine::{Cascade, CascadeBuilder};
 pub use llm_core::{
     Category, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, FinishReason,
@@ -17,10 +19,8 @@ pub use llm_core::{
 };
 pub use observer::{CascadeEvent, Observer};
 pub use providers::{DEFAULT_ORDER, ENABLED};
-pub use report::{
-    Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome, describe_attempt,
-};
-pub use stats::{ProviderSummary, Stats, StatsSnapshot, percentile};
+pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
+pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;
 
 /// The registry of every provider compiled into this build.
