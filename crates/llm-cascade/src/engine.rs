@@ -236,7 +236,14 @@ impl Cascade {
         let response = self
             .run(&mut call, |provider| {
                 let request = request.clone();
-                Box::pin(async move { provider.chat(&request).await })
+                Box::pin(async move {
+                    // Runs inside the attempt's `gen_ai.chat` span.
+                    let span = tracing::Span::current();
+                    crate::spans::record_request(&span, &request);
+                    let response = provider.chat(&request).await?;
+                    crate::spans::record_response(&span, &response);
+                    Ok(response)
+                })
             })
             .instrument(span)
             .await?;
@@ -423,6 +430,9 @@ impl Cascade {
             "gen_ai.chat",
             gen_ai.provider.name = id,
             gen_ai.request.model = provider.model(),
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
             attempt,
             error.r#type = tracing::field::Empty,
         );

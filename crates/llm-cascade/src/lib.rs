@@ -6,6 +6,7 @@ mod engine;
 mod observer;
 mod providers;
 mod report;
+mod spans;
 mod stats;
 mod stream;
 
@@ -30,3 +31,8 @@ pub use stream::CascadeStream;
 pub fn registry() -> Result<Registry, Error> {
     Registry::from_inventory()
 }
+
+/// The workspace README's library example, compiled (not run) as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct WorkspaceReadme;

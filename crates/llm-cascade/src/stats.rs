@@ -35,6 +35,7 @@ struct ProviderStats {
 
 /// A summary of every provider seen, by id.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct StatsSnapshot {
     /// One entry per provider that was attempted (or fallen back from), sorted by id.
     pub providers: BTreeMap<String, ProviderSummary>,
@@ -44,6 +45,7 @@ pub struct StatsSnapshot {
 
 /// What one provider did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ProviderSummary {
     /// Attempts that finished (each retry counts).
     pub requests: u64,
@@ -55,7 +57,8 @@ pub struct ProviderSummary {
     pub success_rate: Option<f64>,
     /// Mean latency of successful attempts, in milliseconds.
     pub mean_latency_ms: Option<u64>,
-    /// 95th percentile (nearest rank) latency of successful attempts, in milliseconds.
+    /// 95th percentile (nearest rank) latency of successful attempts, in milliseconds: exact below 64 ms,
+    /// within 1/64 (1.6 %) above (a bounded histogram, not every latency, is kept).
     pub p95_latency_ms: Option<u64>,
     /// Prompt tokens reported by successful attempts.
     pub input_tokens: u64,
@@ -80,7 +83,7 @@ impl Stats {
         usage: Option<Usage>,
     ) {
         let mut providers = self.lock();
-        let stats = providers.entry(provider.to_owned()).or_default();
+        let stats = entry(&mut providers, provider);
         stats.requests += 1;
         match outcome {
             Outcome::Ok => {
@@ -135,11 +138,25 @@ impl Observer for Stats {
                 self.record(&attempt.provider, attempt.outcome, attempt.elapsed, *usage);
             }
             CascadeEvent::Fallback { from, .. } => {
-                self.lock().entry(from.clone()).or_default().fallbacks += 1;
+                entry(&mut self.lock(), from).fallbacks += 1;
             }
             _ => {}
         }
     }
+}
+
+/// The counts of `id`, created on first sight; the id is copied only then (`record` is on the request
+/// path).
+fn entry<'a>(
+    providers: &'a mut BTreeMap<String, ProviderStats>,
+    id: &str,
+) -> &'a mut ProviderStats {
+    if !providers.contains_key(id) {
+        providers.insert(id.to_owned(), ProviderStats::default());
+    }
+    providers
+        .get_mut(id)
+        .expect("the entry was inserted just above")
 }
 
 fn rate(part: u64, whole: u64) -> Option<f64> {
