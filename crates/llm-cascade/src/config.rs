@@ -21,7 +21,7 @@ pub enum LocalPull {
 
 /// The environment variables that mean "this runs on a serverless platform", where a model download
 /// can never finish (and must not be tried).
-pub const SERVERLESS_MARKERS: [&str; 5] = [
+pub(crate) const SERVERLESS_MARKERS: [&str; 5] = [
     "VERCEL",
     "AWS_LAMBDA_FUNCTION_NAME",
     "NETLIFY",
@@ -30,7 +30,19 @@ pub const SERVERLESS_MARKERS: [&str; 5] = [
 ];
 
 /// Retry, backoff, deadline and stream settings of a cascade.
+///
+/// Start from [`CascadeConfig::default`] or [`CascadeConfig::from_env`] and change what you need with the
+/// `with_*` setters (the struct may gain fields, so it cannot be written as a literal outside this crate):
+///
+/// ```
+/// use std::time::Duration;
+/// let config = llm_cascade::CascadeConfig::default()
+///     .with_max_attempts(3)
+///     .with_deadline(Duration::from_secs(30));
+/// assert_eq!(config.max_attempts, 3);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct CascadeConfig {
     /// Attempts per provider, the first included (`LLM_MAX_ATTEMPTS`, default 2).
     pub max_attempts: u32,
@@ -73,6 +85,86 @@ impl Default for CascadeConfig {
             auto_fallback: true,
             local_pull: LocalPull::LastResort,
         }
+    }
+}
+
+/// Setters, so callers outside this crate can build a config (it is `#[non_exhaustive]`).
+impl CascadeConfig {
+    /// Sets the attempts per provider, the first included.
+    #[must_use]
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Sets the first backoff (it doubles per attempt).
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Sets whether a random jitter is added to each backoff.
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: bool) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sets the longest provider wait hint that is honoured.
+    #[must_use]
+    pub fn with_max_retry_wait(mut self, max_retry_wait: Duration) -> Self {
+        self.max_retry_wait = max_retry_wait;
+        self
+    }
+
+    /// Sets the bound on a whole request, all attempts included.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Sets how long a stream may take to produce its first token.
+    #[must_use]
+    pub fn with_first_token_timeout(mut self, first_token_timeout: Duration) -> Self {
+        self.first_token_timeout = first_token_timeout;
+        self
+    }
+
+    /// Sets how long a started stream may go without data.
+    #[must_use]
+    pub fn with_stream_idle_timeout(mut self, stream_idle_timeout: Duration) -> Self {
+        self.stream_idle_timeout = stream_idle_timeout;
+        self
+    }
+
+    /// Sets the default temperature for requests that set none.
+    #[must_use]
+    pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
+        self.temperature = temperature;
+        self
+    }
+
+    /// Sets the default max tokens for requests that set none.
+    #[must_use]
+    pub fn with_max_tokens(mut self, max_tokens: Option<u32>) -> Self {
+        self.max_tokens = max_tokens;
+        self
+    }
+
+    /// Sets whether to fall back at all.
+    #[must_use]
+    pub fn with_auto_fallback(mut self, auto_fallback: bool) -> Self {
+        self.auto_fallback = auto_fallback;
+        self
+    }
+
+    /// Sets when a local provider may download its model.
+    #[must_use]
+    pub fn with_local_pull(mut self, local_pull: LocalPull) -> Self {
+        self.local_pull = local_pull;
+        self
     }
 }
 

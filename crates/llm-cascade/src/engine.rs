@@ -25,6 +25,8 @@ pub struct Cascade {
     observers: Vec<Arc<dyn Observer>>,
     /// What to tell a user whose chain is empty: the variables that would configure a provider.
     setup_hint: String,
+    /// Where those variables are read from ("the environment"), when the chain was built from one.
+    config_source: Option<String>,
 }
 
 impl std::fmt::Debug for Cascade {
@@ -88,6 +90,7 @@ impl CascadeBuilder {
             config: self.config,
             observers: self.observers,
             setup_hint: ErrorKind::Config.advice().to_owned(),
+            config_source: None,
         }
     }
 }
@@ -110,12 +113,45 @@ impl Call {
 }
 
 impl Cascade {
-    /// Builds the chain from the process environment and the compiled-in providers.
+    /// A builder for a chain of explicit providers, without the environment or the registry.
+    pub fn builder() -> CascadeBuilder {
+        CascadeBuilder::new()
+    }
+
+    /// Builds the chain from the process environment and the compiled-in providers. A `.env` file is
+    /// not read: see [`Cascade::from_env_with_dotenv`].
     ///
     /// # Errors
     /// A config error for invalid settings or an unknown provider id in the order.
     pub fn from_env() -> Result<Self, Error> {
         Self::from_env_source(&ProcessEnv)
+    }
+
+    /// Builds the chain from the process environment over `./.env` (the process wins; the file is read
+    /// into a map, never into the process environment), as the `cascade` CLI does.
+    ///
+    /// # Errors
+    /// A config error when `.env` exists but cannot be parsed, for invalid settings, or for an unknown
+    /// provider id in the order.
+    pub fn from_env_with_dotenv() -> Result<Self, Error> {
+        let env = crate::dotenv::env_with_dotenv(".env")?;
+        Ok(Self::from_env_source(&env)?.configured_in(crate::dotenv::DOTENV_SOURCE))
+    }
+
+    /// Names where this chain's settings came from, for the hint a call on an empty chain gives
+    /// ("set at least one provider's API key … in {source}"). The default is "the environment".
+    #[must_use]
+    pub fn configured_in(mut self, source: impl Into<String>) -> Self {
+        self.config_source = Some(source.into());
+        self
+    }
+
+    /// What to tell a user whose chain is empty.
+    fn setup_hint(&self) -> String {
+        match &self.config_source {
+            Some(source) => format!("{}, in {source}.", self.setup_hint),
+            None => self.setup_hint.clone(),
+        }
     }
 
     /// Builds the chain from `env` and the compiled-in providers. Does no network I/O.
@@ -174,6 +210,7 @@ impl Cascade {
             config,
             observers: Vec::new(),
             setup_hint,
+            config_source: Some("the environment".to_owned()),
         })
     }
 
@@ -206,7 +243,14 @@ impl Cascade {
         let response = self
             .run(&mut call, |provider| {
                 let request = request.clone();
-                Box::pin(async move { provider.chat(&request).await })
+                Box::pin(async move {
+                    // Runs inside the attempt's `gen_ai.chat` span.
+                    let span = tracing::Span::current();
+                    crate::spans::record_request(&span, &request);
+                    let response = provider.chat(&request).await?;
+                    crate::spans::record_response(&span, &response);
+                    Ok(response)
+                })
             })
             .instrument(span)
             .await?;
@@ -224,10 +268,7 @@ impl Cascade {
             "success with {}",
             provider.id()
         );
-        Ok(CascadeResponse {
-            response,
-            attempts: call.attempts,
-        })
+        Ok(CascadeResponse::new(response, call.attempts))
     }
 
     /// Fills settings defaults into the request and rejects requests no provider could answer.
@@ -237,10 +278,7 @@ impl Cascade {
     ) -> Result<ChatRequest, CascadeError> {
         if self.providers.is_empty() {
             let error = Error::config("no provider is configured");
-            return Err(CascadeError::before_any_attempt(
-                &error,
-                self.setup_hint.clone(),
-            ));
+            return Err(CascadeError::before_any_attempt(&error, self.setup_hint()));
         }
         if request.messages.is_empty() {
             let error = Error::new(ErrorKind::InvalidRequest, "the request has no messages");
@@ -372,7 +410,7 @@ impl Cascade {
             "no provider is configured: only local servers are in the chain ({}) and none is running",
             servers.join(", ")
         );
-        report.hint = format!("{} {}", self.setup_hint, report.hint);
+        report.hint = format!("{} {}", self.setup_hint(), report.hint);
     }
 
     fn announce_fallback(&self, index: usize) {
@@ -411,6 +449,9 @@ impl Cascade {
             "gen_ai.chat",
             gen_ai.provider.name = id,
             gen_ai.request.model = provider.model(),
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
             attempt,
             error.r#type = tracing::field::Empty,
         );
@@ -565,6 +606,5 @@ fn setup_hint(registry: &Registry) -> String {
     if !local.is_empty() {
         hint.push_str(&format!(", or start a local server ({})", local.join(", ")));
     }
-    hint.push_str(", in the environment or a .env file.");
     hint
 }

@@ -1,17 +1,20 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod dotenv;
 mod engine;
 mod observer;
 mod providers;
 mod report;
+mod spans;
 mod stats;
 mod stream;
 
 pub use config::{
-    CascadeConfig, LocalPull, SERVERLESS_MARKERS, TEMPERATURE_RANGE, parse_max_tokens,
-    parse_temperature, provider_order, resolve_provider,
+    CascadeConfig, LocalPull, TEMPERATURE_RANGE, parse_max_tokens, parse_temperature,
+    provider_order, resolve_provider,
 };
+pub use dotenv::{DOTENV_SOURCE, env_with_dotenv};
 pub use engine::{Cascade, CascadeBuilder};
 pub use llm_core::{
     Category, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, FinishReason,
@@ -20,10 +23,8 @@ pub use llm_core::{
 };
 pub use observer::{CascadeEvent, Observer};
 pub use providers::{ENABLED, KNOWN_PROVIDERS, KnownProvider};
-pub use report::{
-    Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome, describe_attempt,
-};
-pub use stats::{ProviderSummary, Stats, StatsSnapshot, percentile};
+pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
+pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;
 
 /// The registry of every provider compiled into this build.
@@ -33,3 +34,8 @@ pub use stream::CascadeStream;
 pub fn registry() -> Result<Registry, Error> {
     Registry::from_inventory()
 }
+
+/// The workspace README's library example, compiled (not run) as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct WorkspaceReadme;

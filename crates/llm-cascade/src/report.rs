@@ -47,8 +47,10 @@ fn as_millis_required<S: Serializer>(value: &Duration, serializer: S) -> Result<
     serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// One attempt at one provider.
+/// One attempt at one provider. Built by the cascade ([`Attempt::ok`], [`Attempt::failed`]); it may
+/// gain fields.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Attempt {
     /// Provider id.
     pub provider: String,
@@ -105,10 +107,19 @@ pub enum MoveReason {
 impl Attempt {
     /// A successful attempt.
     pub fn ok(provider: &str, attempt: u32, elapsed: Duration) -> Self {
+        Self::ended(provider, attempt, elapsed, Outcome::Ok)
+    }
+
+    /// An attempt the caller cancelled (a signal, a closed stdout, a dropped stream) before it ended.
+    pub fn cancelled(provider: &str, attempt: u32, elapsed: Duration) -> Self {
+        Self::ended(provider, attempt, elapsed, Outcome::Cancelled)
+    }
+
+    fn ended(provider: &str, attempt: u32, elapsed: Duration, outcome: Outcome) -> Self {
         Self {
             provider: provider.to_owned(),
             attempt,
-            outcome: Outcome::Ok,
+            outcome,
             status: None,
             retry_after: None,
             elapsed,
@@ -132,8 +143,9 @@ impl Attempt {
     }
 }
 
-/// A successful cascade call.
+/// A successful cascade call. It may gain fields.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct CascadeResponse {
     /// The answer.
     pub response: ChatResponse,
@@ -142,8 +154,19 @@ pub struct CascadeResponse {
 }
 
 /// Every provider failed (or none was configured): the whole story and what to do.
+///
+/// The one error type a caller needs: a [`llm_core::Error`] from building a cascade (invalid settings, an
+/// unknown provider id) converts into it with `?`, as a failure before any attempt. It may gain fields.
+///
+/// ```
+/// use llm_cascade::{CascadeError, Error, ErrorKind};
+/// let report = CascadeError::from(Error::config("LLM_MAX_ATTEMPTS must be at least 1"));
+/// assert_eq!(report.kind, ErrorKind::Config);
+/// assert!(report.attempts.is_empty());
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
 #[error("{message}")]
+#[non_exhaustive]
 pub struct CascadeError {
     /// The category the caller should act on.
     #[serde(rename = "error")]
@@ -214,6 +237,26 @@ impl CascadeError {
     }
 }
 
+impl CascadeResponse {
+    /// The record of a successful call: the answer and every attempt that led to it.
+    pub fn new(response: ChatResponse, attempts: Vec<Attempt>) -> Self {
+        Self { response, attempts }
+    }
+
+    /// The answer's text.
+    pub fn text(&self) -> &str {
+        &self.response.content
+    }
+}
+
+/// A cascade that could not be built (or a call that could not start) fails before any attempt; the
+/// hint is the advice for its kind.
+impl From<Error> for CascadeError {
+    fn from(error: Error) -> Self {
+        Self::before_any_attempt(&error, error.kind().advice())
+    }
+}
+
 impl CascadeError {
     /// The account of a stream that failed after its first token (no fallback is possible once text
     /// was shown): the error's own category and advice, with the attempts so far.
@@ -234,7 +277,7 @@ impl CascadeError {
 }
 
 /// One line for an attempt: `groq attempt 1: rate_limit (HTTP 429, asked to wait 30000 ms): message`.
-pub fn describe_attempt(attempt: &Attempt) -> String {
+pub(crate) fn describe_attempt(attempt: &Attempt) -> String {
     let mut line = format!(
         "{} attempt {}: {}",
         attempt.provider,

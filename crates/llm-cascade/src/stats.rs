@@ -26,8 +26,8 @@ struct ProviderStats {
     requests: u64,
     successes: u64,
     failures: BTreeMap<&'static str, u64>,
-    /// Latencies of successful attempts, in milliseconds (for streams: time to the first token).
-    latencies_ms: Vec<u64>,
+    /// Latencies of successful attempts (for streams: time to the first token).
+    latency: Histogram,
     input_tokens: u64,
     output_tokens: u64,
     fallbacks: u64,
@@ -35,6 +35,7 @@ struct ProviderStats {
 
 /// A summary of every provider seen, by id.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct StatsSnapshot {
     /// One entry per provider that was attempted (or fallen back from), sorted by id.
     pub providers: BTreeMap<String, ProviderSummary>,
@@ -44,6 +45,7 @@ pub struct StatsSnapshot {
 
 /// What one provider did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ProviderSummary {
     /// Attempts that finished (each retry counts).
     pub requests: u64,
@@ -55,7 +57,8 @@ pub struct ProviderSummary {
     pub success_rate: Option<f64>,
     /// Mean latency of successful attempts, in milliseconds.
     pub mean_latency_ms: Option<u64>,
-    /// 95th percentile (nearest rank) latency of successful attempts, in milliseconds.
+    /// 95th percentile (nearest rank) latency of successful attempts, in milliseconds: exact below 64 ms,
+    /// within 1/64 (1.6 %) above (a bounded histogram, not every latency, is kept).
     pub p95_latency_ms: Option<u64>,
     /// Prompt tokens reported by successful attempts.
     pub input_tokens: u64,
@@ -80,14 +83,14 @@ impl Stats {
         usage: Option<Usage>,
     ) {
         let mut providers = self.lock();
-        let stats = providers.entry(provider.to_owned()).or_default();
+        let stats = entry(&mut providers, provider);
         stats.requests += 1;
         match outcome {
             Outcome::Ok => {
                 stats.successes += 1;
                 stats
-                    .latencies_ms
-                    .push(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
+                    .latency
+                    .record(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
                 if let Some(usage) = usage {
                     stats.input_tokens += usage.input_tokens;
                     stats.output_tokens += usage.output_tokens;
@@ -114,7 +117,7 @@ impl Stats {
             for (kind, count) in &stats.failures {
                 *total.failures.entry(kind).or_default() += count;
             }
-            total.latencies_ms.extend(&stats.latencies_ms);
+            total.latency.merge(&stats.latency);
             total.input_tokens += stats.input_tokens;
             total.output_tokens += stats.output_tokens;
             total.fallbacks += stats.fallbacks;
@@ -142,11 +145,25 @@ impl Observer for Stats {
                 self.record(&attempt.provider, attempt.outcome, attempt.elapsed, *usage);
             }
             CascadeEvent::Fallback { from, .. } => {
-                self.lock().entry(from.clone()).or_default().fallbacks += 1;
+                entry(&mut self.lock(), from).fallbacks += 1;
             }
             _ => {}
         }
     }
+}
+
+/// The counts of `id`, created on first sight; the id is copied only then (`record` is on the request
+/// path).
+fn entry<'a>(
+    providers: &'a mut BTreeMap<String, ProviderStats>,
+    id: &str,
+) -> &'a mut ProviderStats {
+    if !providers.contains_key(id) {
+        providers.insert(id.to_owned(), ProviderStats::default());
+    }
+    providers
+        .get_mut(id)
+        .expect("the entry was inserted just above")
 }
 
 fn rate(part: u64, whole: u64) -> Option<f64> {
@@ -155,10 +172,6 @@ fn rate(part: u64, whole: u64) -> Option<f64> {
 }
 
 fn summarize(stats: &ProviderStats) -> ProviderSummary {
-    let mut sorted = stats.latencies_ms.clone();
-    sorted.sort_unstable();
-    let count = u64::try_from(sorted.len()).unwrap_or(u64::MAX);
-    let sum: u128 = sorted.iter().map(|&ms| u128::from(ms)).sum();
     ProviderSummary {
         requests: stats.requests,
         successes: stats.successes,
@@ -168,25 +181,102 @@ fn summarize(stats: &ProviderStats) -> ProviderSummary {
             .map(|(kind, count)| ((*kind).to_owned(), *count))
             .collect(),
         success_rate: rate(stats.successes, stats.requests),
-        mean_latency_ms: (count > 0)
-            .then(|| u64::try_from(sum / u128::from(count)).unwrap_or(u64::MAX)),
-        p95_latency_ms: percentile(&sorted, 95),
+        mean_latency_ms: stats.latency.mean(),
+        p95_latency_ms: stats.latency.percentile(95),
         input_tokens: stats.input_tokens,
         output_tokens: stats.output_tokens,
         fallbacks: stats.fallbacks,
     }
 }
 
-/// The nearest-rank `p`th percentile of `sorted` (ascending): the smallest value with at least `p`% of
-/// the values at or below it.
-pub fn percentile(sorted: &[u64], p: u8) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
+/// Each power of two above the exact range is split into `2^SUB_BITS` = 32 buckets.
+const SUB_BITS: u32 = 5;
+const SUB: usize = 1 << SUB_BITS;
+/// Latencies above `u32::MAX` ms (49 days) share the last bucket.
+const MAX_MS: u64 = u32::MAX as u64;
+/// Values below `2 × SUB` have a bucket each; each power of two from 2^6 to 2^31 has `SUB` buckets.
+const BUCKETS: usize = (32 - SUB_BITS as usize + 1) * SUB;
+
+/// A log-linear histogram of milliseconds in a fixed number of buckets (896, 7 KiB), so a long-running
+/// process keeps bounded memory however many latencies it records.
+///
+/// Values below 64 ms are exact; above, each power of two is split into 32 buckets, so a bucket spans at
+/// most 1/32 of its lower bound and a percentile (reported at the bucket's middle) is within 1/64
+/// (1.6 %) of the exact value. The mean is exact (a running sum).
+#[derive(Debug, Clone, PartialEq)]
+struct Histogram {
+    counts: Box<[u64; BUCKETS]>,
+    count: u64,
+    sum: u128,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            counts: Box::new([0; BUCKETS]),
+            count: 0,
+            sum: 0,
+        }
     }
-    let rank = (sorted.len() * usize::from(p.min(100)))
-        .div_ceil(100)
-        .max(1);
-    sorted.get(rank - 1).copied()
+}
+
+impl Histogram {
+    fn record(&mut self, ms: u64) {
+        self.counts[bucket_of(ms.min(MAX_MS))] += 1;
+        self.count += 1;
+        self.sum += u128::from(ms);
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+    }
+
+    fn mean(&self) -> Option<u64> {
+        (self.count > 0)
+            .then(|| u64::try_from(self.sum / u128::from(self.count)).unwrap_or(u64::MAX))
+    }
+
+    /// The nearest-rank `p`th percentile: the bucket holding the smallest value with at least `p`% of
+    /// the values at or below it, reported at its middle.
+    fn percentile(&self, p: u8) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = (self.count * u64::from(p.min(100))).div_ceil(100).max(1);
+        let mut seen = 0;
+        let index = self.counts.iter().position(|&n| {
+            seen += n;
+            seen >= rank
+        })?;
+        let (low, width) = bucket_range(index);
+        Some(low + width / 2)
+    }
+}
+
+/// The bucket of `ms` (at most `MAX_MS`).
+fn bucket_of(ms: u64) -> usize {
+    let exact = 2 * SUB as u64;
+    if ms < exact {
+        return ms as usize;
+    }
+    // ms in [2^power, 2^(power+1)): its top SUB_BITS + 1 bits pick one of SUB buckets.
+    let shift = ms.ilog2() - SUB_BITS;
+    let index = shift as usize * SUB + (ms >> shift) as usize;
+    index.min(BUCKETS - 1)
+}
+
+/// The lowest value of bucket `index` and how many values it spans.
+fn bucket_range(index: usize) -> (u64, u64) {
+    if index < 2 * SUB {
+        return (index as u64, 1);
+    }
+    let shift = (index / SUB - 1) as u32;
+    let low = ((index % SUB + SUB) as u64) << shift;
+    (low, 1 << shift)
 }
 
 #[cfg(test)]
@@ -279,16 +369,87 @@ mod tests {
         assert_eq!(json["providers"]["openai"]["failures"]["auth"], 1);
     }
 
+    /// The exact nearest-rank percentile of `values`.
+    fn exact_percentile(values: &[u64], p: u8) -> u64 {
+        let mut sorted = values.to_vec();
+        sorted.sort_unstable();
+        let rank = (sorted.len() * usize::from(p)).div_ceil(100).max(1);
+        sorted[rank - 1]
+    }
+
+    fn histogram_of(values: &[u64]) -> Histogram {
+        let mut histogram = Histogram::default();
+        for &ms in values {
+            histogram.record(ms);
+        }
+        histogram
+    }
+
     #[test]
-    fn nearest_rank_percentiles() {
-        assert_eq!(percentile(&[], 95), None);
-        assert_eq!(percentile(&[7], 95), Some(7));
-        let hundred: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&hundred, 95), Some(95));
-        assert_eq!(percentile(&hundred, 50), Some(50));
-        assert_eq!(percentile(&hundred, 100), Some(100));
-        assert_eq!(percentile(&[1, 2, 3], 95), Some(3));
-        assert_eq!(percentile(&[1, 2, 3], 0), Some(1));
+    fn percentiles_below_64_ms_are_exact_nearest_ranks() {
+        assert_eq!(Histogram::default().percentile(95), None);
+        assert_eq!(histogram_of(&[7]).percentile(95), Some(7));
+        let fifty: Vec<u64> = (1..=50).collect();
+        assert_eq!(histogram_of(&fifty).percentile(95), Some(48));
+        assert_eq!(histogram_of(&fifty).percentile(50), Some(25));
+        assert_eq!(histogram_of(&[1, 2, 3]).percentile(95), Some(3));
+        assert_eq!(histogram_of(&[1, 2, 3]).percentile(0), Some(1));
+    }
+
+    #[test]
+    fn every_bucket_holds_exactly_the_values_it_claims() {
+        for ms in (0..5_000).chain([u64::from(u32::MAX) - 1, u64::from(u32::MAX)]) {
+            let (low, width) = bucket_range(bucket_of(ms));
+            assert!(low <= ms && ms < low + width, "{ms} outside {low}+{width}");
+            assert!(width == 1 || width * 32 <= low, "{ms}: bucket too wide");
+        }
+        let mut huge = Histogram::default();
+        huge.record(u64::MAX);
+        assert_eq!(huge.counts[BUCKETS - 1], 1);
+    }
+
+    #[test]
+    fn p95_is_within_one_64th_of_the_exact_value() {
+        let mut rng = fastrand::Rng::with_seed(95);
+        for _ in 0..50 {
+            // Log-uniform latencies from 1 ms to about 17 minutes: every bucket width is exercised.
+            let values: Vec<u64> = (0..rng.usize(1..2_000))
+                .map(|_| (1_u64 << rng.u32(0..20)) | (rng.u64(0..1 << 20) >> rng.u32(0..21)))
+                .collect();
+            let exact = exact_percentile(&values, 95);
+            let estimate = histogram_of(&values).percentile(95).expect("p95");
+            assert!(
+                estimate.abs_diff(exact) * 64 <= exact,
+                "p95 {estimate} vs exact {exact}"
+            );
+            let sum: u64 = values.iter().sum();
+            assert_eq!(
+                histogram_of(&values).mean(),
+                Some(sum / values.len() as u64)
+            );
+        }
+    }
+
+    #[test]
+    fn memory_stays_bounded_however_many_latencies_are_recorded() {
+        let stats = Stats::new();
+        let footprint = |stats: &Stats| {
+            let providers = stats.lock();
+            let groq = &providers["groq"];
+            (
+                std::mem::size_of_val(groq),
+                std::mem::size_of_val(&*groq.latency.counts),
+                groq.failures.len(),
+            )
+        };
+        stats.record("groq", Outcome::Ok, Duration::from_millis(1), None);
+        let before = footprint(&stats);
+        for ms in 0..200_000 {
+            stats.record("groq", Outcome::Ok, Duration::from_millis(ms * 7), None);
+        }
+        assert_eq!(footprint(&stats), before);
+        assert!(before.1 <= 8 * 1024, "{} bytes of buckets", before.1);
+        assert_eq!(stats.snapshot().providers["groq"].successes, 200_001);
     }
 
     #[test]

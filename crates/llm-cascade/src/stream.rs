@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt, stream};
 use llm_core::{ChatRequest, ChatStream, Error, ErrorKind, Provider, StreamEvent, Usage};
 use tokio::time::Instant;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, Span, info, info_span, warn};
 
 use crate::engine::Cascade;
 use crate::observer::CascadeEvent;
@@ -24,6 +24,8 @@ use crate::report::{Attempt, CascadeError, Outcome};
 struct Started {
     buffered: Vec<StreamEvent>,
     rest: ChatStream,
+    /// The attempt's `gen_ai.chat` span, kept open until the stream ends to record its usage.
+    span: Span,
 }
 
 /// A streamed answer from the provider that produced the first token.
@@ -88,6 +90,9 @@ async fn open_until_first_token(
     first_token: Duration,
 ) -> Result<Started, Error> {
     let deadline = Instant::now() + first_token;
+    // Runs inside the attempt's `gen_ai.chat` span.
+    let span = Span::current();
+    crate::spans::record_request(&span, &request);
     let no_first_token = || {
         Error::new(
             ErrorKind::Timeout,
@@ -114,7 +119,11 @@ async fn open_until_first_token(
                 let first = is_first_token(&event);
                 buffered.push(event);
                 if first {
-                    return Ok(Started { buffered, rest });
+                    return Ok(Started {
+                        buffered,
+                        rest,
+                        span,
+                    });
                 }
             }
         }
@@ -133,6 +142,7 @@ struct Guarded {
     deadline: Instant,
     attempts: Arc<Mutex<Vec<Attempt>>>,
     usage: Option<Usage>,
+    span: Span,
     done: bool,
 }
 
@@ -146,8 +156,14 @@ impl Guarded {
             None => self.next_from_provider().await?,
         };
         match &item {
-            Ok(StreamEvent::Usage { usage }) => self.usage = Some(*usage),
-            Ok(StreamEvent::Finish { .. }) => {
+            Ok(StreamEvent::Usage { usage }) => {
+                self.usage = Some(*usage);
+                crate::spans::record_usage(&self.span, *usage);
+            }
+            Ok(StreamEvent::Finish { model, .. }) => {
+                if let Some(model) = model {
+                    self.span.record("gen_ai.response.model", model.as_str());
+                }
                 self.done = true;
                 self.report_end(None);
             }
@@ -244,6 +260,7 @@ impl Cascade {
             deadline: call.deadline,
             attempts: attempts.clone(),
             usage: None,
+            span: started.span,
             done: false,
         };
         let inner = stream::unfold(guarded, |mut state| async move {

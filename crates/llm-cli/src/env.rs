@@ -1,25 +1,12 @@
-//! The configuration source: the process environment over a `.env` file in the working directory.
+//! The configuration source: the process environment over a `.env` file in the working directory
+//! (the library's loader, [`llm_cascade::env_with_dotenv`]).
 
-use std::path::Path;
+use llm_cascade::LayeredEnv;
 
-use llm_cascade::{LayeredEnv, MapEnv, ProcessEnv};
-
-/// The process environment, then `.env` (if present) for what the process does not set. The file is
-/// read into a map, never into the process environment.
+/// The process environment, then `.env` (if present) for what the process does not set.
 ///
 /// # Errors
-/// A message naming the file and line when `.env` exists but cannot be parsed.
+/// A message naming the file when `.env` exists but cannot be parsed.
 pub fn load() -> Result<LayeredEnv, String> {
-    let file = Path::new(".env");
-    let layered = LayeredEnv::new().then(ProcessEnv);
-    if !file.is_file() {
-        return Ok(layered);
-    }
-    let entries = dotenvy::from_path_iter(file).map_err(|e| format!(".env: {e}"))?;
-    let mut map = MapEnv::new();
-    for entry in entries {
-        let (name, value) = entry.map_err(|e| format!(".env: {e}"))?;
-        map = map.with(name, value);
-    }
-    Ok(layered.then(map))
+    llm_cascade::env_with_dotenv(".env").map_err(|error| error.message().to_owned())
 }

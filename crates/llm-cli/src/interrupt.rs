@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use llm_cascade::{Attempt, CascadeEvent, Observer, Outcome};
+use llm_cascade::{Attempt, CascadeEvent, Observer};
 
 use crate::output::EXIT_BROKEN_PIPE;
 
@@ -214,16 +214,7 @@ impl Tracker {
 }
 
 fn cancelled(flight: &InFlight, elapsed: Duration) -> Attempt {
-    Attempt {
-        provider: flight.provider.clone(),
-        attempt: flight.attempt,
-        outcome: Outcome::Cancelled,
-        status: None,
-        retry_after: None,
-        elapsed,
-        message: None,
-        decision: None,
-    }
+    Attempt::cancelled(&flight.provider, flight.attempt, elapsed)
 }
 
 impl Observer for Tracker {
@@ -258,6 +249,7 @@ impl Observer for Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use llm_cascade::Outcome;
 
     fn started(provider: &str, attempt: u32) -> CascadeEvent {
         CascadeEvent::AttemptStarted {

@@ -46,9 +46,11 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Attaches the statistics and the usage log to `cascade`.
+    /// Attaches the statistics and the usage log to `cascade`, and says (in its hints) that settings
+    /// come from the environment or `.env`.
     pub fn attach(&self, cascade: Cascade) -> Cascade {
         cascade
+            .configured_in(llm_cascade::DOTENV_SOURCE)
             .with_observer(self.stats.clone())
             .with_observer(self.usage.clone())
     }

@@ -96,11 +96,9 @@ impl Fake {
 
 /// Settings for fast tests: small backoff, no jitter.
 pub fn fast_config() -> CascadeConfig {
-    CascadeConfig {
-        backoff: Duration::from_millis(5),
-        jitter: false,
-        ..CascadeConfig::default()
-    }
+    CascadeConfig::default()
+        .with_backoff(Duration::from_millis(5))
+        .with_jitter(false)
 }
 
 #[async_trait]

@@ -1,5 +1,6 @@
 //! Integration tests of the cascade engine.
 
+mod api;
 mod fake;
 // Needs the provider crates it drives compiled in.
 #[cfg(all(
@@ -11,4 +12,5 @@ mod fake;
 mod providers;
 mod registry;
 mod retry;
+mod spans;
 mod streaming;

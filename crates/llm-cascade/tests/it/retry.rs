@@ -36,10 +36,7 @@ async fn rate_limit_is_retried_with_backoff_then_falls_back() {
         ],
     ));
     let openai = Arc::new(Fake::new("openai", vec![Step::Reply("hello")]));
-    let config = CascadeConfig {
-        backoff: Duration::from_millis(20),
-        ..fast_config()
-    };
+    let config = fast_config().with_backoff(Duration::from_millis(20));
     let result = cascade(vec![groq.clone(), openai.clone()], config)
         .chat(ChatRequest::from_prompt("hi"))
         .await;
@@ -77,11 +74,9 @@ async fn backoff_doubles_per_attempt() {
             Step::Reply("third time"),
         ],
     ));
-    let config = CascadeConfig {
-        max_attempts: 3,
-        backoff: Duration::from_millis(10),
-        ..fast_config()
-    };
+    let config = fast_config()
+        .with_max_attempts(3)
+        .with_backoff(Duration::from_millis(10));
     let result = cascade(vec![flaky], config)
         .chat(ChatRequest::from_prompt("hi"))
         .await
@@ -106,11 +101,9 @@ async fn jitter_adds_at_most_a_quarter() {
             Step::Reply("ok"),
         ],
     ));
-    let config = CascadeConfig {
-        backoff: Duration::from_millis(40),
-        jitter: true,
-        ..fast_config()
-    };
+    let config = fast_config()
+        .with_backoff(Duration::from_millis(40))
+        .with_jitter(true);
     let result = cascade(vec![flaky], config)
         .chat(ChatRequest::from_prompt("hi"))
         .await
@@ -214,10 +207,7 @@ async fn a_hint_longer_than_the_time_left_moves_on() {
         )],
     ));
     let next = Arc::new(Fake::new("openai", vec![Step::Reply("ok")]));
-    let config = CascadeConfig {
-        deadline: Duration::from_secs(1),
-        ..fast_config()
-    };
+    let config = fast_config().with_deadline(Duration::from_secs(1));
     let attempts = cascade(vec![groq, next], config)
         .chat(ChatRequest::from_prompt("hi"))
         .await
@@ -247,10 +237,7 @@ async fn a_hanging_provider_times_out_and_is_not_retried() {
 #[tokio::test]
 async fn the_deadline_bounds_every_attempt() {
     let hang = || Arc::new(Fake::new("together", vec![Step::Hang]));
-    let config = CascadeConfig {
-        deadline: Duration::from_millis(80),
-        ..fast_config()
-    };
+    let config = fast_config().with_deadline(Duration::from_millis(80));
     let cascade = CascadeBuilder::new()
         .config(config)
         .provider_arc(hang())
@@ -282,10 +269,7 @@ async fn auto_fallback_off_uses_the_first_provider_only() {
         vec![Step::Fail(ErrorKind::Auth, Some(401), None)],
     ));
     let second = Arc::new(Fake::new("openai", vec![]));
-    let config = CascadeConfig {
-        auto_fallback: false,
-        ..fast_config()
-    };
+    let config = fast_config().with_auto_fallback(false);
     let report = cascade(vec![first, second.clone()], config)
         .chat(ChatRequest::from_prompt("hi"))
         .await
@@ -372,10 +356,7 @@ async fn a_provider_prepares_at_most_once_per_call() {
         .preparable(),
     );
     let cloud = Arc::new(Fake::new("groq", vec![Step::Reply("from the cloud")]));
-    let config = CascadeConfig {
-        local_pull: llm_cascade::LocalPull::Eager,
-        ..fast_config()
-    };
+    let config = fast_config().with_local_pull(llm_cascade::LocalPull::Eager);
     let result = cascade(vec![local.clone(), cloud], config)
         .chat(ChatRequest::from_prompt("hi"))
         .await;

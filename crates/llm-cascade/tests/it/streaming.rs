@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use llm_cascade::{CascadeBuilder, CascadeConfig, ChatRequest, ErrorKind, Outcome, StreamEvent};
+use llm_cascade::{CascadeBuilder, ChatRequest, ErrorKind, Outcome, StreamEvent};
 
 use crate::fake::{Fake, Item, Step, fast_config};
 
@@ -134,10 +134,7 @@ async fn no_first_token_in_time_moves_on() {
         "mistral",
         vec![Step::Stream(vec![Item::Text("ok"), Item::Finish])],
     ));
-    let config = CascadeConfig {
-        first_token_timeout: Duration::from_millis(50),
-        ..fast_config()
-    };
+    let config = fast_config().with_first_token_timeout(Duration::from_millis(50));
     let cascade = CascadeBuilder::new()
         .config(config)
         .provider_arc(silent)
@@ -165,10 +162,7 @@ async fn a_stalled_stream_after_the_first_token_is_an_error() {
         "groq",
         vec![Step::Stream(vec![Item::Text("start"), Item::Stall])],
     ));
-    let config = CascadeConfig {
-        stream_idle_timeout: Duration::from_millis(50),
-        ..fast_config()
-    };
+    let config = fast_config().with_stream_idle_timeout(Duration::from_millis(50));
     let cascade = CascadeBuilder::new()
         .config(config)
         .provider_arc(stalls)
