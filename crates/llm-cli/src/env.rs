@@ -8,18 +8,151 @@ use llm_cascade::{LayeredEnv, MapEnv, ProcessEnv};
 /// read into a map, never into the process environment.
 ///
 /// # Errors
-/// A message naming the file and line when `.env` exists but cannot be parsed.
+/// A message naming the file, the line and (when it can be told) the variable when `.env` exists but
+/// cannot be read or parsed. The line itself is never quoted: it may hold a key.
 pub fn load() -> Result<LayeredEnv, String> {
     let file = Path::new(".env");
     let layered = LayeredEnv::new().then(ProcessEnv);
     if !file.is_file() {
         return Ok(layered);
     }
-    let entries = dotenvy::from_path_iter(file).map_err(|e| format!(".env: {e}"))?;
+    let text = std::fs::read(file).map_err(|e| format!(".env: cannot read it: {}", e.kind()))?;
+    Ok(layered.then(parse(&text)?))
+}
+
+/// The variables of a `.env` file's contents.
+///
+/// # Errors
+/// As [`load`]: the file, the line number and the variable, never the value.
+fn parse(text: &[u8]) -> Result<MapEnv, String> {
     let mut map = MapEnv::new();
-    for entry in entries {
-        let (name, value) = entry.map_err(|e| format!(".env: {e}"))?;
+    for entry in dotenvy::from_read_iter(text) {
+        let (name, value) = entry.map_err(|error| describe(text, &error))?;
         map = map.with(name, value);
     }
-    Ok(layered.then(map))
+    Ok(map)
+}
+
+/// What is wrong with `text`, without quoting it: dotenvy's own message quotes the failing line whole,
+/// and that line is usually `SOME_API_KEY=…`.
+fn describe(text: &[u8], error: &dotenvy::Error) -> String {
+    match error {
+        dotenvy::Error::LineParse(..) => {
+            let Some((number, name)) = failing_line(text) else {
+                return ".env: cannot parse it (check quotes and escapes)".to_owned();
+            };
+            match name {
+                Some(name) => format!(
+                    ".env line {number}: cannot parse the value of {name} (check its quotes and escapes); the line is not shown, as it may hold a key"
+                ),
+                None => format!(
+                    ".env line {number}: cannot parse this line (expected NAME=value); the line is not shown, as it may hold a key"
+                ),
+            }
+        }
+        dotenvy::Error::Io(io) => format!(".env: cannot read it: {}", io.kind()),
+        // dotenvy reports a missing variable without quoting any value.
+        other => format!(".env: {other}"),
+    }
+}
+
+/// The 1-based number of the first line at which `text` stops parsing, and the variable it sets when
+/// that can be told. Found by parsing ever longer prefixes of the file (a `.env` is short): the first
+/// prefix that fails on a complete line is the culprit; a quote still open at the end of the file is
+/// blamed on the line that opened it.
+fn failing_line(text: &[u8]) -> Option<(usize, Option<String>)> {
+    let text = String::from_utf8_lossy(text);
+    let lines: Vec<&str> = text.lines().collect();
+    for end in 1..=lines.len() {
+        let prefix = lines[..end].join("\n") + "\n";
+        let Some(Err(dotenvy::Error::LineParse(rest, at))) =
+            dotenvy::from_read_iter(prefix.as_bytes()).find(Result::is_err)
+        else {
+            continue;
+        };
+        // An error at the very end of what dotenvy buffered: a quote still open, which a later line
+        // may close.
+        let open_at_end = at == rest.len();
+        if open_at_end && end < lines.len() {
+            continue;
+        }
+        let number = if open_at_end {
+            end + 1 - rest.lines().count().max(1)
+        } else {
+            end
+        };
+        return Some((number, variable_name(lines[number - 1])));
+    }
+    None
+}
+
+/// The variable a `.env` line sets (`NAME=…` or `export NAME=…`), when its name is a plausible one.
+fn variable_name(line: &str) -> Option<String> {
+    let line = line.trim_start();
+    let line = line.strip_prefix("export ").unwrap_or(line);
+    let (name, _) = line.split_once('=')?;
+    let name = name.trim();
+    let plausible = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    plausible.then(|| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llm_cascade::EnvSource;
+
+    const KEY: &str = "canary-env-0000-DO-NOT-LEAK";
+
+    fn error_of(text: &str) -> String {
+        let error = parse(text.as_bytes()).expect_err("malformed");
+        assert!(!error.contains(KEY), "the key leaked: {error}");
+        assert!(!error.contains("DO-NOT"), "part of the key leaked: {error}");
+        error
+    }
+
+    #[test]
+    fn a_well_formed_file_is_read() {
+        let env = parse(
+            format!("# keys\nexport GROQ_API_KEY={KEY}\n\nLLM_DEADLINE=\"30s\"\n").as_bytes(),
+        )
+        .expect("parses");
+        assert_eq!(env.var("GROQ_API_KEY").as_deref(), Some(KEY));
+        assert_eq!(env.var("LLM_DEADLINE").as_deref(), Some("30s"));
+    }
+
+    #[test]
+    fn a_bad_value_names_the_line_and_variable_never_the_value() {
+        let text = format!("# comment\nLLM_DEADLINE=30s\n\nOPENAI_API_KEY={KEY} trailing words\n");
+        assert_eq!(
+            error_of(&text),
+            ".env line 4: cannot parse the value of OPENAI_API_KEY (check its quotes and escapes); the line is not shown, as it may hold a key"
+        );
+        let text = format!("GROQ_API_KEY=\"{KEY}\\q\"\n");
+        assert!(error_of(&text).starts_with(".env line 1: cannot parse the value of GROQ_API_KEY"));
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_blamed_on_the_line_that_opened_it() {
+        let text = format!("A=1\nGEMINI_API_KEY=\"{KEY}\nB=2\n");
+        assert!(
+            error_of(&text).starts_with(".env line 2: cannot parse the value of GEMINI_API_KEY"),
+            "{}",
+            error_of(&text)
+        );
+    }
+
+    #[test]
+    fn a_line_without_a_name_is_described_without_quoting_it() {
+        let text = format!("A=1\n{KEY} oops\n");
+        assert_eq!(
+            error_of(&text),
+            ".env line 2: cannot parse this line (expected NAME=value); the line is not shown, as it may hold a key"
+        );
+    }
 }

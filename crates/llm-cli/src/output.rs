@@ -19,7 +19,7 @@ pub fn success_json(
     json!({
         "success": true,
         "provider": provider,
-        "model": model,
+        "model": llm_core::redact(model),
         "content": content,
         "finish_reason": finish_reason.map(FinishReason::as_str),
         "usage": usage.map(|u| json!({"input_tokens": u.input_tokens, "output_tokens": u.output_tokens})),
@@ -98,6 +98,8 @@ pub fn summary_line(
     elapsed: Duration,
 ) -> String {
     let count = attempts.len();
+    // The model name comes from the provider's answer or from configuration: shown sanitized.
+    let model = llm_core::sanitize(model);
     format!(
         "— {provider} · {model} · {count} attempt{} · {:.1}s",
         if count == 1 { "" } else { "s" },
