@@ -184,9 +184,8 @@ impl HttpClient {
         self.error(
             ErrorKind::Config,
             format!(
-                "the provider redirected the request (HTTP {status}) to {}; redirects to another \
-                 origin are not followed, so the key never reaches another host: point the base URL \
-                 at the final address",
+                "redirect to {} not followed (HTTP {status}): a redirect to another origin would \
+                 carry the key to another host; point the base URL at the final address",
                 redirect_target(headers)
             ),
         )
