@@ -186,7 +186,10 @@ fn spliced_fixture(provider: &str, scenario: &str, status: u16) -> ResponseTempl
     let mut fixture = Fixture::load(provider, scenario);
     let body = fixture.response.body.as_mut().expect("a JSON error body");
     splice_json(body);
-    assert!(body.to_string().contains(CANARY_KEY), "{provider}/{scenario}");
+    assert!(
+        body.to_string().contains(CANARY_KEY),
+        "{provider}/{scenario}"
+    );
     fixture.response.status = status;
     fixture.response_template()
 }
@@ -385,7 +388,11 @@ async fn assert_never_leaks(shape: Shape) {
         }
         let log = usage_log_text(dir.path());
         assert!(!log.is_empty(), "{} {shape:?}: no usage log", spec.id);
-        assert!(!log.contains(CANARY_KEY), "{} {shape:?}: key in the usage log", spec.id);
+        assert!(
+            !log.contains(CANARY_KEY),
+            "{} {shape:?}: key in the usage log",
+            spec.id
+        );
     }
 }
 
@@ -412,4 +419,118 @@ async fn a_key_echoed_in_a_stream_error_event_never_leaks() {
 #[tokio::test]
 async fn a_key_in_a_redirect_header_never_leaks() {
     assert_never_leaks(Shape::Header).await;
+}
+
+/// The successful answer of `spec`, with the canary spliced into its text (a model repeating a key it
+/// was shown).
+fn echoing_answer(spec: &Spec) -> ResponseTemplate {
+    let (provider, scenario, text_at) = spec.success;
+    let mut fixture = Fixture::load(provider, scenario);
+    let body = fixture.response.body.as_mut().expect("a JSON answer");
+    let text = body
+        .pointer_mut(text_at)
+        .unwrap_or_else(|| panic!("{provider}/{scenario} has no text at {text_at}"));
+    *text = Value::from(format!("{} {CANARY_KEY}", text.as_str().expect("text")));
+    fixture.response_template()
+}
+
+#[tokio::test]
+async fn a_key_in_the_prompt_or_the_answer_never_reaches_the_output_or_the_usage_log() {
+    let prompt = format!("my key is {CANARY_KEY}");
+    for spec in &SPECS {
+        let server = MockServer::start().await;
+        if spec.id == "ollama" {
+            Mock::given(method("GET"))
+                .and(path("/api/tags"))
+                .respond_with(Fixture::load("ollama", "tags.success").response_template())
+                .expect(1..)
+                .mount(&server)
+                .await;
+        }
+        Mock::given(method("POST"))
+            .respond_with(echoing_answer(spec))
+            .expect(4)
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = env_for(spec, &server, &dir.path().join("usage.db"));
+        let mut trace = env.clone();
+        trace.push(("RUST_LOG".to_owned(), "trace".to_owned()));
+        for (args, env) in [
+            (vec!["ask", prompt.as_str()], &env),
+            (vec!["ask", "--json", prompt.as_str()], &env),
+            (vec!["-vv", "ask", prompt.as_str()], &env),
+            (vec!["ask", prompt.as_str()], &trace),
+        ] {
+            let run = cascade_with_stdin(&args, env, None).await;
+            let what = format!("{} `{}`", spec.id, args[..args.len() - 1].join(" "));
+            assert_eq!(run.code, Some(0), "{what}: {}", run.stderr);
+            run.assert_no_key();
+            assert!(run.stdout.contains(MARKER), "{what}: {}", run.stdout);
+        }
+        let log = usage_log_text(dir.path());
+        assert!(
+            !log.contains(CANARY_KEY),
+            "{}: key in the usage log",
+            spec.id
+        );
+        assert!(
+            log.matches(MARKER).count() >= 8,
+            "{}: the prompt and answer columns should hold {MARKER} (4 runs)",
+            spec.id
+        );
+    }
+}
+
+/// A provider at `from` that redirects every request to `to`.
+async fn redirecting(to: &MockServer) -> MockServer {
+    let from = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/v1/steal", to.uri()).as_str()),
+        )
+        .expect(1..)
+        .mount(&from)
+        .await;
+    from
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_host_is_not_followed_and_carries_no_key_there() {
+    const KEY_HEADERS: [&str; 3] = ["authorization", "x-api-key", "x-goog-api-key"];
+    for spec in SPECS
+        .iter()
+        .filter(|s| matches!(s.id, "openai" | "anthropic" | "gemini"))
+    {
+        let elsewhere = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&elsewhere)
+            .await;
+        let provider = redirecting(&elsewhere).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run = cascade_with_stdin(
+            &["ask", "hi"],
+            &env_for(spec, &provider, &dir.path().join("usage.db")),
+            None,
+        )
+        .await;
+        assert_eq!(run.code, Some(1), "{}: {}", spec.id, run.stderr);
+        run.assert_no_key();
+        let host = elsewhere.uri().trim_start_matches("http://").to_owned();
+        assert!(
+            run.stderr.contains("HTTP 307") && run.stderr.contains(&format!("redirect to {host}")),
+            "{}: the error names neither the status nor the target: {}",
+            spec.id,
+            run.stderr
+        );
+        let reached = elsewhere.received_requests().await.expect("recording");
+        let keyed = reached
+            .iter()
+            .filter(|r| KEY_HEADERS.iter().any(|h| r.headers.contains_key(*h)))
+            .count();
+        assert_eq!((reached.len(), keyed), (0, 0), "{}", spec.id);
+    }
 }
