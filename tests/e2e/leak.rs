@@ -16,7 +16,7 @@ use serde_json::Value;
 use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::harness::{Run, cascade_with_stdin, fast, locals_down, order};
+use crate::harness::{Run, cascade, cascade_in, cascade_with_stdin, fast, locals_down, order};
 
 const MARKER: &str = "[REDACTED]";
 
@@ -533,4 +533,34 @@ async fn a_redirect_to_another_host_is_not_followed_and_carries_no_key_there() {
             .count();
         assert_eq!((reached.len(), keyed), (0, 0), "{}", spec.id);
     }
+}
+
+#[tokio::test]
+async fn a_malformed_env_file_is_reported_by_line_and_variable_never_quoted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("# keys\nLLM_DEADLINE=30s\nGROQ_API_KEY={CANARY_KEY} pasted twice\n"),
+    )
+    .expect("write .env");
+    let run = cascade_in(dir.path(), &["ask", "hi"], &[], None).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    run.assert_no_key();
+    assert!(
+        run.stderr
+            .contains(".env line 3: cannot parse the value of GROQ_API_KEY"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_key_pasted_into_a_setting_is_redacted_from_its_error() {
+    let mut env = fast();
+    env.push(("OPENAI_API_KEY".to_owned(), CANARY_KEY.to_owned()));
+    env.push(order(CANARY_KEY));
+    let run = cascade(&["ask", "--json", "hi"], &env).await;
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    run.assert_no_key();
+    assert!(run.stdout.contains(MARKER), "{}", run.stdout);
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use llm_cascade::{LayeredEnv, MapEnv, ProcessEnv};
+use llm_cascade::{EnvSource, LayeredEnv, MapEnv, ProcessEnv};
 
 /// The process environment, then `.env` (if present) for what the process does not set. The file is
 /// read into a map, never into the process environment.
@@ -18,6 +18,24 @@ pub fn load() -> Result<LayeredEnv, String> {
     }
     let text = std::fs::read(file).map_err(|e| format!(".env: cannot read it: {}", e.kind()))?;
     Ok(layered.then(parse(&text)?))
+}
+
+/// Registers every provider key `env` holds (each registration's key variables and `<PREFIX>_API_KEY`,
+/// which covers the optional keys of local providers) for redaction, before anything can quote one: a
+/// settings error that quotes a value the user pasted a key into, say. Building a provider registers
+/// its key too; this covers what is read before, or never built.
+pub fn register_keys(env: &dyn EnvSource) {
+    let Ok(registry) = llm_cascade::registry() else {
+        return;
+    };
+    for registration in registry.iter() {
+        let own = format!("{}_API_KEY", registration.env_prefix);
+        for name in registration.key_env.iter().copied().chain([own.as_str()]) {
+            if let Some(value) = env.var(name) {
+                llm_core::register_secret(&value);
+            }
+        }
+    }
 }
 
 /// The variables of a `.env` file's contents.
@@ -105,7 +123,6 @@ fn variable_name(line: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llm_cascade::EnvSource;
 
     const KEY: &str = "canary-env-0000-DO-NOT-LEAK";
 
@@ -124,6 +141,22 @@ mod tests {
         .expect("parses");
         assert_eq!(env.var("GROQ_API_KEY").as_deref(), Some(KEY));
         assert_eq!(env.var("LLM_DEADLINE").as_deref(), Some("30s"));
+    }
+
+    #[test]
+    #[cfg(all(feature = "provider-openai", feature = "provider-lmstudio"))]
+    fn keys_in_the_configuration_are_registered_before_any_provider_is_built() {
+        let env = MapEnv::new()
+            .with("OPENAI_API_KEY", "canary-openai-env-0000-DO-NOT-LEAK")
+            .with("LM_STUDIO_API_KEY", "canary-lmstudio-env-0000-DO-NOT-LEAK")
+            .with("LLM_DEADLINE", "canary-not-a-key-0000");
+        register_keys(&env);
+        assert_eq!(
+            llm_core::redact(
+                "canary-openai-env-0000-DO-NOT-LEAK canary-lmstudio-env-0000-DO-NOT-LEAK canary-not-a-key-0000"
+            ),
+            "[REDACTED] [REDACTED] canary-not-a-key-0000"
+        );
     }
 
     #[test]
