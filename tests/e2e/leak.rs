@@ -30,6 +30,8 @@ struct Spec {
     error_in_200: (&'static str, &'static str),
     /// A stream with an error event in it.
     stream_error: (&'static str, &'static str),
+    /// A streamed answer.
+    stream: (&'static str, &'static str),
     /// A successful answer, and where its text is.
     success: (&'static str, &'static str, &'static str),
 }
@@ -47,6 +49,7 @@ const SPECS: [Spec; 10] = [
         auth: ("openai", "error.401.auth"),
         error_in_200: ("openai", "error.401.auth"),
         stream_error: ("groq", "chat.stream.error_in_200"),
+        stream: ("openai", "chat.stream"),
         success: ("openai", "chat.success", OPENAI_TEXT),
     },
     Spec {
@@ -55,6 +58,7 @@ const SPECS: [Spec; 10] = [
         auth: ("groq", "error.401.auth"),
         error_in_200: ("groq", "error.401.auth"),
         stream_error: ("groq", "chat.stream.error_in_200"),
+        stream: ("groq", "chat.stream"),
         success: ("groq", "chat.success", OPENAI_TEXT),
     },
     Spec {
@@ -63,6 +67,7 @@ const SPECS: [Spec; 10] = [
         auth: ("mistral", "error.401.auth"),
         error_in_200: ("openrouter", "chat.error_in_200"),
         stream_error: ("groq", "chat.stream.error_in_200"),
+        stream: ("mistral", "chat.stream"),
         success: ("mistral", "chat.success", OPENAI_TEXT),
     },
     Spec {
@@ -71,6 +76,7 @@ const SPECS: [Spec; 10] = [
         auth: ("deepseek", "error.401.auth"),
         error_in_200: ("deepseek", "error.401.auth"),
         stream_error: ("groq", "chat.stream.error_in_200"),
+        stream: ("deepseek", "chat.stream"),
         success: ("deepseek", "chat.success", OPENAI_TEXT),
     },
     Spec {
@@ -79,6 +85,7 @@ const SPECS: [Spec; 10] = [
         auth: ("together", "error.401.auth"),
         error_in_200: ("together", "error.401.auth"),
         stream_error: ("groq", "chat.stream.error_in_200"),
+        stream: ("together", "chat.stream"),
         success: ("together", "chat.success", OPENAI_TEXT),
     },
     Spec {
@@ -87,6 +94,7 @@ const SPECS: [Spec; 10] = [
         auth: ("openrouter", "error.401.auth"),
         error_in_200: ("openrouter", "error.401.auth"),
         stream_error: ("openrouter", "chat.stream.error_in_200"),
+        stream: ("openrouter", "chat.stream"),
         success: ("openrouter", "chat.success", OPENAI_TEXT),
     },
     Spec {
@@ -95,6 +103,7 @@ const SPECS: [Spec; 10] = [
         auth: ("openai", "error.401.auth"),
         error_in_200: ("openai", "error.401.auth"),
         stream_error: ("groq", "chat.stream.error_in_200"),
+        stream: ("lmstudio", "chat.stream"),
         success: ("lmstudio", "chat.success", OPENAI_TEXT),
     },
     Spec {
@@ -103,6 +112,7 @@ const SPECS: [Spec; 10] = [
         auth: ("anthropic", "error.401.auth"),
         error_in_200: ("anthropic", "error.401.auth"),
         stream_error: ("anthropic", "chat.stream.error_event"),
+        stream: ("anthropic", "chat.stream"),
         success: ("anthropic", "chat.success", "/content/0/text"),
     },
     Spec {
@@ -114,6 +124,7 @@ const SPECS: [Spec; 10] = [
         // No capture of an error event inside a Gemini stream exists: this is the real error the
         // stream endpoint sends (content-type text/event-stream, a JSON error body).
         stream_error: ("gemini", "error.400.api_key_invalid"),
+        stream: ("gemini", "chat.stream"),
         success: (
             "gemini",
             "chat.success",
@@ -126,6 +137,7 @@ const SPECS: [Spec; 10] = [
         auth: ("ollama", "error.500.server"),
         error_in_200: ("ollama", "error.500.server"),
         stream_error: ("ollama", "chat.stream.error"),
+        stream: ("ollama", "chat.stream"),
         success: ("ollama", "chat.success", "/message/content"),
     },
 ];
@@ -563,4 +575,65 @@ async fn a_key_pasted_into_a_setting_is_redacted_from_its_error() {
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     run.assert_no_key();
     assert!(run.stdout.contains(MARKER), "{}", run.stdout);
+}
+
+/// A stream body with the canary spliced into its first piece of answer text (a model repeating a key
+/// it was shown, in one delta).
+fn splice_answer_stream(body: &str) -> String {
+    let openings = [
+        r#""text_delta","text":""#,
+        r#""content":""#,
+        r#""text": ""#,
+        r#""text":""#,
+    ];
+    let at = openings
+        .iter()
+        .find_map(|opening| {
+            body.match_indices(opening)
+                .map(|(at, _)| at + opening.len())
+                .find(|end| !body[*end..].starts_with('"'))
+        })
+        .expect("the stream has answer text");
+    format!("{}{CANARY_KEY} {}", &body[..at], &body[at..])
+}
+
+#[tokio::test]
+async fn a_key_echoed_in_a_streamed_answer_never_reaches_the_output() {
+    for spec in &SPECS {
+        let (provider, scenario) = spec.stream;
+        let fixture = Fixture::load(provider, scenario);
+        let body = splice_answer_stream(&String::from_utf8(fixture.body_bytes()).expect("text"));
+        let content_type = fixture.response.headers["content-type"].clone();
+        let server = MockServer::start().await;
+        if spec.id == "ollama" {
+            Mock::given(method("GET"))
+                .and(path("/api/tags"))
+                .respond_with(Fixture::load("ollama", "tags.success").response_template())
+                .expect(1..)
+                .mount(&server)
+                .await;
+        }
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body, &content_type))
+            .expect(2)
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = env_for(spec, &server, &dir.path().join("usage.db"));
+        for (args, stdin) in [
+            (vec!["ask", "--stream", "hi"], None),
+            (vec!["chat", "--json"], Some("hi\n")),
+        ] {
+            let run = cascade_with_stdin(&args, &env, stdin).await;
+            let what = format!("{} `{}`", spec.id, args.join(" "));
+            assert_eq!(run.code, Some(0), "{what}: {}", run.stderr);
+            run.assert_no_key();
+            assert!(run.stdout.contains(MARKER), "{what}: {}", run.stdout);
+        }
+        assert!(
+            !usage_log_text(dir.path()).contains(CANARY_KEY),
+            "{}",
+            spec.id
+        );
+    }
 }

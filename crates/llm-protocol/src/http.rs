@@ -462,12 +462,19 @@ mod tests {
         assert!(err.message().contains("exceeds"), "{}", err.message());
     }
 
-    /// A `parse_error` that quotes the body whole, as a careless one would.
+    /// A `parse_error` that quotes the body whole, as a careless one would, and says so if it was handed
+    /// the key itself (`Error`'s own sanitizing would otherwise hide that from the test).
     fn quote_body(failure: &HttpFailure) -> Error {
-        Error::new(
-            ErrorKind::Auth,
-            String::from_utf8_lossy(&failure.body).into_owned(),
-        )
+        let body = String::from_utf8_lossy(&failure.body);
+        let header = failure
+            .headers
+            .get("x-echo")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        if body.contains(ECHOED) || header.contains(ECHOED) {
+            return Error::new(ErrorKind::Auth, "parse_error was handed the key");
+        }
+        Error::new(ErrorKind::Auth, format!("{body} / {header}"))
     }
 
     const ECHOED: &str = "canary-http-0000-DO-NOT-LEAK";
@@ -501,7 +508,7 @@ mod tests {
             .send(client.get(&format!("{}/fail", server.uri())))
             .await
             .expect_err("401");
-        assert_eq!(err.message(), "invalid key [REDACTED]");
+        assert_eq!(err.message(), "invalid key [REDACTED] / key=[REDACTED]");
         let response = client
             .send(client.get(&format!("{}/ok", server.uri())))
             .await
