@@ -77,16 +77,26 @@ pub async fn cascade_with_stdin(
     env: &[(String, String)],
     stdin: Option<&str>,
 ) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    cascade_in(dir.path(), args, env, stdin).await
+}
+
+/// Like [`cascade_with_stdin`], in `dir` (which may hold a `.env`); the usage log goes there too.
+pub async fn cascade_in(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(String, String)],
+    stdin: Option<&str>,
+) -> Run {
     use tokio::io::AsyncWriteExt;
 
-    let dir = tempfile::tempdir().expect("temp dir");
     let mut child = tokio::process::Command::new(binary())
         .args(args)
         .env_clear()
         .env("NO_COLOR", "1")
-        .env("LLM_USAGE_DB", dir.path().join("usage.db"))
+        .env("LLM_USAGE_DB", dir.join("usage.db"))
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdin(if stdin.is_some() {
             std::process::Stdio::piped()
         } else {

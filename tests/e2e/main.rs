@@ -5,6 +5,7 @@ mod chat;
 mod config;
 mod harness;
 mod interrupt;
+mod leak;
 mod native;
 mod pull;
 mod stats;

@@ -83,6 +83,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    env::register_keys(&env);
     let command_name = match &cli.command {
         Command::Ask(_) => "ask",
         Command::Chat(_) => "chat",

@@ -26,7 +26,7 @@ pub fn success_json(
     json!({
         "success": true,
         "provider": provider,
-        "model": model,
+        "model": llm_core::redact(model),
         "content": content,
         "finish_reason": finish_reason.map(FinishReason::as_str),
         "truncated": truncated(finish_reason),
@@ -217,6 +217,7 @@ pub fn summary_line(
     elapsed: Duration,
 ) -> String {
     let count = attempts.len();
+    // The model name comes from the provider's answer or from configuration: shown sanitized.
     format!(
         "— {} · {} · {count} attempt{} · {:.1}s",
         clean(provider),

@@ -129,6 +129,12 @@ fn row(registration: &ProviderRegistration, env: &dyn EnvSource, chain: &[&str])
             None,
         )
     };
+    // Configuration text shown in a table or JSON: a key pasted into the wrong variable stays hidden,
+    // and control characters cannot drive the terminal.
+    let (model, base_url) = (
+        llm_core::sanitize(&model).into_owned(),
+        llm_core::sanitize(&base_url).into_owned(),
+    );
     Row {
         id: registration.id,
         name: registration.display_name,

@@ -384,7 +384,8 @@ impl UsageRecorder {
         let id = request_id();
         let mut call = self.call.lock().unwrap_or_else(PoisonError::into_inner);
         call.request_id = id.clone();
-        call.prompt = self.content.then(|| prompt.to_owned());
+        // A key pasted into the prompt (or echoed in an answer) is not kept in the log.
+        call.prompt = self.content.then(|| llm_core::redact(prompt).into_owned());
         id
     }
 
@@ -401,7 +402,7 @@ impl UsageRecorder {
             .clone();
         self.send(Message::Response {
             request_id,
-            text: text.to_owned(),
+            text: llm_core::redact(text).into_owned(),
         });
     }
 
@@ -464,7 +465,7 @@ impl Observer for UsageRecorder {
             request_id,
             command: self.command.to_owned(),
             provider: attempt.provider.clone(),
-            model: model.clone(),
+            model: llm_core::redact(model).into_owned(),
             attempt: attempt.attempt,
             outcome: attempt.outcome.as_str().to_owned(),
             status: attempt.status,
@@ -640,6 +641,26 @@ mod tests {
         let rows = rows_since(&open(&path).expect("open"), None).expect("rows");
         assert_eq!(rows[0].prompt.as_deref(), Some("hello there"));
         assert_eq!(rows[0].response.as_deref(), Some("general kenobi"));
+    }
+
+    #[test]
+    fn a_registered_secret_never_reaches_the_content_columns() {
+        llm_core::register_secret("canary-usage-0000-DO-NOT-LEAK");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.db");
+        let recorder = UsageRecorder::new(Target::File(path.clone()), true, "ask");
+        recorder.begin_call("my key is canary-usage-0000-DO-NOT-LEAK");
+        recorder.on_event(&finished(
+            Attempt::ok("openai", 1, Duration::from_millis(5)),
+            None,
+        ));
+        recorder.record_answer("you said canary-usage-0000-DO-NOT-LEAK");
+        recorder.close();
+        let rows = rows_since(&open(&path).expect("open"), None).expect("rows");
+        assert_eq!(rows[0].prompt.as_deref(), Some("my key is [REDACTED]"));
+        assert_eq!(rows[0].response.as_deref(), Some("you said [REDACTED]"));
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(!String::from_utf8_lossy(&bytes).contains("canary-usage"));
     }
 
     #[test]

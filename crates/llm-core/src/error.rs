@@ -253,13 +253,22 @@ pub struct Error {
 
 impl Error {
     /// A new error of `kind` with a short message.
+    ///
+    /// The message passes [`crate::sanitize`]: a registered secret in it becomes `[REDACTED]` and
+    /// control characters are escaped, whoever built the text (provider text quoted into a message
+    /// cannot leak a key or drive the terminal).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let message = match crate::sanitize(&message) {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(clean) => clean,
+        };
         Self {
             kind,
             provider: None,
             status: None,
             retry_after: None,
-            message: message.into(),
+            message,
             source: None,
         }
     }
@@ -352,14 +361,43 @@ impl fmt::Debug for Error {
             .field("status", &self.status)
             .field("retry_after", &self.retry_after)
             .field("message", &self.message)
-            .field("source", &self.source)
+            .field(
+                "source",
+                &self.source.as_ref().map(|source| Redacted(source.as_ref())),
+            )
             .finish()
+    }
+}
+
+/// Debug-prints an error's source chain with every registered secret redacted: a source (an I/O error,
+/// a decoder's error) may quote text that came from a provider.
+struct Redacted<'a>(&'a (dyn std::error::Error + Send + Sync));
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::redact(&format!("{:?}", self.0)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_and_sources_never_show_a_secret_or_a_control_character() {
+        crate::register_secret("canary-error-0000-DO-NOT-LEAK");
+        let source = std::io::Error::other("server said: canary-error-0000-DO-NOT-LEAK");
+        let err = Error::new(
+            ErrorKind::Auth,
+            "bad key canary-error-0000-DO-NOT-LEAK\x1b[2J\nnext",
+        )
+        .with_source(source);
+        assert_eq!(err.message(), "bad key [REDACTED]\\u{1b}[2J\\nnext");
+        let debug = format!("{err:?}");
+        assert!(!debug.contains("canary-error"), "{debug}");
+        assert!(debug.contains("server said: [REDACTED]"), "{debug}");
+        assert!(!err.to_string().contains("canary-error"));
+    }
 
     #[test]
     fn quota_is_not_retried_but_rate_limit_is() {

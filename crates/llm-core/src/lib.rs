@@ -14,7 +14,10 @@ pub use env::{
 };
 pub use error::{Category, Error, ErrorKind};
 pub use provider::{ChatStream, Progress, ProgressSink, Provider};
-pub use redact::{MIN_SECRET_LEN, REDACTED, longest_secret_len, redact, register_secret, sanitize};
+pub use redact::{
+    MIN_SECRET_LEN, REDACTED, StreamRedactor, longest_secret_len, redact, redact_bytes,
+    register_secret, sanitize,
+};
 pub use registry::{BuildProvider, ProviderRegistration, Registry};
 pub use secret::Secret;
 pub use types::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use llm_core::{Error, ErrorKind};
+use llm_core::{Error, ErrorKind, StreamRedactor};
 use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 
@@ -56,11 +56,74 @@ impl std::fmt::Debug for HttpClient {
 /// pool shared across them would only add the chance of reusing a connection to a server that is gone.
 fn build_client() -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
+        .redirect(same_origin_redirects())
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .user_agent(concat!("llm-cascade/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::config(format!("cannot build the HTTP client: {}", error_chain(&e))))
+}
+
+/// How many same-origin redirects a request follows before the last one is reported as an error.
+const MAX_REDIRECTS: usize = 5;
+
+/// Follows a redirect only when it stays on the same origin (scheme, host and port): a request carries
+/// the provider's key in a header (`authorization`, `x-api-key`, `x-goog-api-key`), and reqwest strips
+/// only some of those when it crosses hosts. A redirect that is not followed comes back as the 3xx
+/// response itself, which [`HttpClient::send`] turns into an error naming its target.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .last()
+            .is_some_and(|from| from.origin() == attempt.url().origin());
+        if same_origin && attempt.previous().len() <= MAX_REDIRECTS {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
+/// The host (and port) a redirect points to, as the `location` header spells it, cut short and
+/// sanitized: it is provider text quoted into a message. Taken from the raw header rather than a parsed
+/// URL, which would lowercase the host and so hide a key from redaction by value.
+fn redirect_target(headers: &HeaderMap) -> String {
+    let Some(location) = headers
+        .get(reqwest::header::LOCATION)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+    else {
+        return "no location given".to_owned();
+    };
+    let location = location.trim();
+    let after_scheme = location
+        .split_once("://")
+        .map_or(location, |(_, rest)| rest);
+    let authority = if location.contains("://") {
+        after_scheme
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default()
+    } else {
+        // A relative location stays on this host; reqwest only stops it when it loops too long.
+        "the same host"
+    };
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    error_map::one_line(&llm_core::sanitize(host), 80)
+}
+
+/// Response headers with every registered secret scrubbed from their values, so that a `parse_error`
+/// that quotes a header (or a wait hint read from one) never carries a key.
+fn redact_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut clean = headers.clone();
+    for value in clean.values_mut() {
+        if let std::borrow::Cow::Owned(redacted) = llm_core::redact_bytes(value.as_bytes())
+            && let Ok(redacted) = reqwest::header::HeaderValue::from_bytes(&redacted)
+        {
+            *value = redacted;
+        }
+    }
+    clean
 }
 
 impl HttpClient {
@@ -103,13 +166,30 @@ impl HttpClient {
             return Ok(response);
         }
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
+        let headers = redact_headers(response.headers());
+        if response.status().is_redirection() {
+            return Err(self.redirect_error(status, &headers));
+        }
         let body = self.read_body(response).await?;
         Err(self.classify(&HttpFailure {
             status,
             headers,
             body,
         }))
+    }
+
+    /// A redirect that was not followed (it leaves the provider's origin, or loops): a config error, since
+    /// the base URL is what points at the wrong place; never a silent success.
+    fn redirect_error(&self, status: u16, headers: &HeaderMap) -> Error {
+        self.error(
+            ErrorKind::Config,
+            format!(
+                "redirect to {} not followed (HTTP {status}): a redirect to another origin would \
+                 carry the key to another host; point the base URL at the final address",
+                redirect_target(headers)
+            ),
+        )
+        .with_status(status)
     }
 
     /// Runs the provider's `parse_error` and fills in what every error carries: the provider, the
@@ -127,6 +207,10 @@ impl HttpClient {
     }
 
     /// Reads a whole body, refusing one larger than [`MAX_BODY_BYTES`].
+    ///
+    /// Every registered secret in it is replaced by [`llm_core::REDACTED`] here, where each provider's
+    /// bytes enter, so no decoder, `parse_error` or message downstream ever sees a key the provider
+    /// echoed.
     ///
     /// # Errors
     /// Transport failures while reading, or a validation error for an oversized body.
@@ -148,7 +232,11 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body.freeze())
+        let body = body.freeze();
+        Ok(match llm_core::redact_bytes(&body) {
+            std::borrow::Cow::Borrowed(_) => body,
+            std::borrow::Cow::Owned(clean) => Bytes::from(clean),
+        })
     }
 
     /// Reads and decodes a JSON body.
@@ -185,12 +273,16 @@ impl HttpClient {
     }
 
     /// The body of a streamed response as chunks; a failure mid-body is [`ErrorKind::StreamTruncated`].
+    ///
+    /// The chunks are scrubbed of registered secrets (as [`HttpClient::read_body`] does), including a
+    /// secret split across two chunks: a tail that could start one is held back until the next chunk
+    /// shows whether it does, and passed on when the body ends.
     pub fn body_stream(
         &self,
         response: reqwest::Response,
     ) -> impl Stream<Item = Result<Bytes, Error>> + Send + 'static {
         let provider = self.provider.clone();
-        response.bytes_stream().map(move |chunk| {
+        let chunks = response.bytes_stream().map(move |chunk| {
             chunk.map_err(|e| {
                 Error::new(
                     ErrorKind::StreamTruncated,
@@ -198,7 +290,8 @@ impl HttpClient {
                 )
                 .with_provider(provider.as_ref())
             })
-        })
+        });
+        redacted_stream(chunks)
     }
 
     /// An error of `kind` tagged with this provider.
@@ -225,6 +318,39 @@ impl HttpClient {
         };
         self.error(kind, message)
     }
+}
+
+/// `chunks` scrubbed by a [`StreamRedactor`]: held-back bytes go out before the end of the stream, and
+/// are dropped if the stream fails (they may be the start of a key, and the answer is cut anyway).
+fn redacted_stream<S>(chunks: S) -> impl Stream<Item = Result<Bytes, Error>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, Error>> + Send + 'static,
+{
+    let state = (Box::pin(chunks), StreamRedactor::new(), false);
+    futures_util::stream::unfold(state, |(mut chunks, mut redactor, ended)| async move {
+        if ended {
+            return None;
+        }
+        loop {
+            match chunks.next().await {
+                Some(Ok(chunk)) => match redactor.push(&chunk) {
+                    None => return Some((Ok(chunk), (chunks, redactor, false))),
+                    Some(clean) if clean.is_empty() => {}
+                    Some(clean) => {
+                        return Some((Ok(Bytes::from(clean)), (chunks, redactor, false)));
+                    }
+                },
+                Some(Err(error)) => return Some((Err(error), (chunks, redactor, true))),
+                None => {
+                    let rest = redactor.finish();
+                    if rest.is_empty() {
+                        return None;
+                    }
+                    return Some((Ok(Bytes::from(rest)), (chunks, redactor, true)));
+                }
+            }
+        }
+    })
 }
 
 /// Whether any error in the chain is an I/O "connection refused".
@@ -334,6 +460,180 @@ mod tests {
         let err = client.read_body(response).await.expect_err("too big");
         assert_eq!(err.kind(), ErrorKind::MalformedAnswer);
         assert!(err.message().contains("exceeds"), "{}", err.message());
+    }
+
+    /// A `parse_error` that quotes the body whole, as a careless one would, and says so if it was handed
+    /// the key itself (`Error`'s own sanitizing would otherwise hide that from the test).
+    fn quote_body(failure: &HttpFailure) -> Error {
+        let body = String::from_utf8_lossy(&failure.body);
+        let header = failure
+            .headers
+            .get("x-echo")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        if body.contains(ECHOED) || header.contains(ECHOED) {
+            return Error::new(ErrorKind::Auth, "parse_error was handed the key");
+        }
+        Error::new(ErrorKind::Auth, format!("{body} / {header}"))
+    }
+
+    const ECHOED: &str = "canary-http-0000-DO-NOT-LEAK";
+
+    #[tokio::test]
+    async fn an_echoed_key_is_scrubbed_before_parse_error_or_a_decoder_sees_it() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        llm_core::register_secret(ECHOED);
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/fail"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .insert_header("x-echo", format!("key={ECHOED}").as_str())
+                    .set_body_string(format!("invalid key {ECHOED}")),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/ok"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_string(format!("{{\"k\":\"{ECHOED}\"}}")),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = HttpClient::new("anthropic", false, quote_body).expect("client");
+        let err = client
+            .send(client.get(&format!("{}/fail", server.uri())))
+            .await
+            .expect_err("401");
+        assert_eq!(err.message(), "invalid key [REDACTED] / key=[REDACTED]");
+        let response = client
+            .send(client.get(&format!("{}/ok", server.uri())))
+            .await
+            .expect("200");
+        let body = client.read_body(response).await.expect("body");
+        assert_eq!(body.as_ref(), b"{\"k\":\"[REDACTED]\"}");
+    }
+
+    #[test]
+    fn failure_headers_are_scrubbed() {
+        llm_core::register_secret(ECHOED);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-echo",
+            reqwest::header::HeaderValue::from_str(&format!("k {ECHOED}")).expect("value"),
+        );
+        headers.insert(
+            "retry-after",
+            reqwest::header::HeaderValue::from_static("3"),
+        );
+        let clean = redact_headers(&headers);
+        assert_eq!(clean["x-echo"], "k [REDACTED]");
+        assert_eq!(clean["retry-after"], "3");
+    }
+
+    #[tokio::test]
+    async fn a_key_split_across_stream_chunks_is_scrubbed() {
+        llm_core::register_secret(ECHOED);
+        let event = format!("data: {{\"error\":\"bad key {ECHOED}\"}}\n\n");
+        let (head, tail) = event.split_at(event.find("0000").expect("inside the key"));
+        let chunks = futures_util::stream::iter([
+            Ok(Bytes::from(head.to_owned())),
+            Ok(Bytes::from(tail.to_owned())),
+        ]);
+        let out: Vec<Bytes> = redacted_stream(chunks)
+            .map(|chunk| chunk.expect("chunk"))
+            .collect()
+            .await;
+        assert_eq!(
+            out.concat(),
+            b"data: {\"error\":\"bad key [REDACTED]\"}\n\n".to_vec()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_another_origin_is_an_error_and_sends_nothing_there() {
+        use wiremock::matchers::{any, method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let elsewhere = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&elsewhere)
+            .await;
+        let provider = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/chat"))
+            .respond_with(
+                ResponseTemplate::new(307)
+                    .insert_header("location", format!("{}/steal", elsewhere.uri()).as_str()),
+            )
+            .expect(1)
+            .mount(&provider)
+            .await;
+        let client = HttpClient::new("openai", false, parse_as_rate_limit).expect("client");
+        let err = client
+            .send(
+                client
+                    .post(&format!("{}/v1/chat", provider.uri()))
+                    .header("x-api-key", ECHOED),
+            )
+            .await
+            .expect_err("not followed");
+        assert_eq!((err.kind(), err.status()), (ErrorKind::Config, Some(307)));
+        let host = elsewhere.uri().trim_start_matches("http://").to_owned();
+        assert!(err.message().contains(&host), "{}", err.message());
+    }
+
+    #[tokio::test]
+    async fn a_redirect_on_the_same_origin_is_followed() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/models"))
+            .respond_with(ResponseTemplate::new(301).insert_header("location", "/v1/models/"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/models/"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = HttpClient::new("openai", false, parse_as_rate_limit).expect("client");
+        let response = client
+            .send(client.get(&format!("{}/v1/models", server.uri())))
+            .await
+            .expect("followed");
+        assert_eq!(response.status(), 200);
+    }
+
+    #[test]
+    fn redirect_targets_name_the_host_only_and_keep_its_case() {
+        llm_core::register_secret(ECHOED);
+        let target = |location: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                reqwest::header::LOCATION,
+                reqwest::header::HeaderValue::from_str(location).expect("value"),
+            );
+            redirect_target(&headers)
+        };
+        assert_eq!(
+            target("https://Other.example:8443/v1?key=abc"),
+            "Other.example:8443"
+        );
+        assert_eq!(target("https://user:pw@evil.example/x"), "evil.example");
+        assert_eq!(
+            target(&format!("http://{ECHOED}.example/")),
+            "[REDACTED].example"
+        );
+        assert_eq!(target("/elsewhere"), "the same host");
+        assert_eq!(redirect_target(&HeaderMap::new()), "no location given");
     }
 
     #[test]
