@@ -9,7 +9,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use llm_core::{ChatRequest, EnvSource, Error, ErrorKind, ProcessEnv, Provider, Registry};
+use llm_core::{
+    ChatRequest, ChatResponse, EnvSource, Error, ErrorKind, FinishReason, ProcessEnv, Provider,
+    Registry,
+};
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -199,7 +202,7 @@ impl Cascade {
         let response = self
             .run(&mut call, |provider| {
                 let request = request.clone();
-                Box::pin(async move { provider.chat(&request).await })
+                Box::pin(async move { provider.chat(&request).await.and_then(non_empty) })
             })
             .instrument(span)
             .await?;
@@ -502,6 +505,38 @@ impl Cascade {
             );
         }
         result
+    }
+}
+
+/// An answer with no text that is not a tool call is not an answer: a classified failure of the
+/// attempt (retried, then the next provider), never an empty success.
+fn non_empty(response: ChatResponse) -> Result<ChatResponse, Error> {
+    if response.content.is_empty()
+        && let Some(error) = empty_answer(&response.finish_reason)
+    {
+        return Err(error.with_provider(response.provider));
+    }
+    Ok(response)
+}
+
+/// The error for an answer that ended (`reason`) before any text, or `None` when ending without text
+/// is an answer (a tool call). A filtered answer keeps its kind ([`ErrorKind::ContentFilter`]: another
+/// provider may answer, the same one will not); anything else is [`ErrorKind::MalformedAnswer`].
+pub(crate) fn empty_answer(reason: &FinishReason) -> Option<Error> {
+    match reason {
+        FinishReason::ToolCalls => None,
+        FinishReason::ContentFilter => Some(Error::new(
+            ErrorKind::ContentFilter,
+            "the provider filtered the answer and returned no text",
+        )),
+        FinishReason::Length => Some(Error::new(
+            ErrorKind::MalformedAnswer,
+            "the provider returned an empty answer (the token limit was reached before any text)",
+        )),
+        FinishReason::Stop | FinishReason::Other(_) => Some(Error::new(
+            ErrorKind::MalformedAnswer,
+            "the provider returned an empty answer",
+        )),
     }
 }
 

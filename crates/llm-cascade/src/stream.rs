@@ -2,8 +2,10 @@
 //!
 //! A provider is chosen when it produces its first token: until then every failure (an error, a
 //! stream that ends or stalls, no first token within `LLM_FIRST_TOKEN_TIMEOUT`) falls over to the next
-//! provider invisibly to the caller. After the first token, failures are errors in the stream, and a
-//! stream that goes quiet for `LLM_STREAM_IDLE_TIMEOUT` is reported as stalled.
+//! provider invisibly to the caller. A stream that finishes before any text is an empty answer, a
+//! failure like any other (unless it is a tool call). After the first token, failures are errors in the
+//! stream, a stream that goes quiet for `LLM_STREAM_IDLE_TIMEOUT` is reported as stalled, and one whose
+//! text passes `LLM_MAX_ANSWER_BYTES` ends with an error (memory stays bounded).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -16,7 +18,7 @@ use llm_core::{ChatRequest, ChatStream, Error, ErrorKind, Provider, StreamEvent,
 use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::engine::Cascade;
+use crate::engine::{Cascade, empty_answer};
 use crate::observer::CascadeEvent;
 use crate::report::{Attempt, CascadeError, Outcome};
 
@@ -73,11 +75,13 @@ impl Stream for CascadeStream {
     }
 }
 
-fn is_first_token(event: &StreamEvent) -> bool {
+/// Whether `event` is the first token: a non-empty delta. A `Finish` before any text is not a first
+/// token but an empty answer (an error, see [`empty_answer`]), unless the answer is a tool call.
+fn is_first_token(event: &StreamEvent) -> Result<bool, Error> {
     match event {
-        StreamEvent::Delta { text } => !text.is_empty(),
-        StreamEvent::Finish { .. } => true,
-        StreamEvent::Usage { .. } => false,
+        StreamEvent::Delta { text } => Ok(!text.is_empty()),
+        StreamEvent::Finish { reason, .. } => empty_answer(reason).map_or(Ok(true), Err),
+        StreamEvent::Usage { .. } => Ok(false),
     }
 }
 
@@ -111,7 +115,7 @@ async fn open_until_first_token(
             }
             Ok(Some(Err(error))) => return Err(error),
             Ok(Some(Ok(event))) => {
-                let first = is_first_token(&event);
+                let first = is_first_token(&event).map_err(|e| e.with_provider(provider.id()))?;
                 buffered.push(event);
                 if first {
                     return Ok(Started { buffered, rest });
@@ -133,6 +137,9 @@ struct Guarded {
     deadline: Instant,
     attempts: Arc<Mutex<Vec<Attempt>>>,
     usage: Option<Usage>,
+    /// Bytes of text received so far, and the bound (`LLM_MAX_ANSWER_BYTES`).
+    answer_bytes: usize,
+    max_answer_bytes: usize,
     done: bool,
 }
 
@@ -145,6 +152,7 @@ impl Guarded {
             Some(event) => Ok(event),
             None => self.next_from_provider().await?,
         };
+        let item = self.bounded(item);
         match &item {
             Ok(StreamEvent::Usage { usage }) => self.usage = Some(*usage),
             Ok(StreamEvent::Finish { .. }) => {
@@ -155,9 +163,31 @@ impl Guarded {
             Err(error) => {
                 self.done = true;
                 self.report_end(Some(error));
+                // Hang up at once: nothing more is read (or paid for) from the provider.
+                self.rest = Box::pin(stream::empty());
             }
         }
         Some(item)
+    }
+
+    /// Counts the text of `item`; past `max_answer_bytes` the answer is an error instead, so that memory
+    /// stays bounded whatever the provider sends and an over-long answer is never passed off as whole.
+    fn bounded(&mut self, item: Result<StreamEvent, Error>) -> Result<StreamEvent, Error> {
+        if let Ok(StreamEvent::Delta { text }) = &item {
+            self.answer_bytes = self.answer_bytes.saturating_add(text.len());
+            if self.answer_bytes > self.max_answer_bytes {
+                return Err(Error::new(
+                    ErrorKind::MalformedAnswer,
+                    format!(
+                        "the streamed answer passed the limit of {} bytes (LLM_MAX_ANSWER_BYTES): \
+                         stopped reading; raise LLM_MAX_ANSWER_BYTES if answers this long are expected",
+                        self.max_answer_bytes
+                    ),
+                )
+                .with_provider(self.provider.clone()));
+            }
+        }
+        item
     }
 
     async fn next_from_provider(&mut self) -> Option<Result<StreamEvent, Error>> {
@@ -244,6 +274,8 @@ impl Cascade {
             deadline: call.deadline,
             attempts: attempts.clone(),
             usage: None,
+            answer_bytes: 0,
+            max_answer_bytes: self.config().max_answer_bytes,
             done: false,
         };
         let inner = stream::unfold(guarded, |mut state| async move {

@@ -1,5 +1,6 @@
 //! Integration tests of the cascade engine.
 
+mod complete;
 mod fake;
 // Needs the provider crates it drives compiled in.
 #[cfg(all(
