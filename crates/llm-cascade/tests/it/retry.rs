@@ -26,7 +26,7 @@ fn outcomes(attempts: &[llm_cascade::Attempt]) -> Vec<(String, u32, Outcome)> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rate_limit_is_retried_with_backoff_then_falls_back() {
     let groq = Arc::new(Fake::new(
         "groq",
@@ -67,7 +67,7 @@ async fn rate_limit_is_retried_with_backoff_then_falls_back() {
     assert_eq!((groq.calls(), openai.calls()), (2, 1));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn backoff_doubles_per_attempt() {
     let flaky = Arc::new(Fake::new(
         "groq",
@@ -97,7 +97,7 @@ async fn backoff_doubles_per_attempt() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn jitter_adds_at_most_a_quarter() {
     let flaky = Arc::new(Fake::new(
         "groq",
@@ -121,7 +121,7 @@ async fn jitter_adds_at_most_a_quarter() {
     assert!((40..=50).contains(&waited_ms), "{waited_ms}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn auth_moves_on_at_once() {
     let groq = Arc::new(Fake::new(
         "groq",
@@ -141,7 +141,7 @@ async fn auth_moves_on_at_once() {
     assert_eq!(groq.calls(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn quota_exhausted_is_not_retried() {
     let openai = Arc::new(Fake::new(
         "openai",
@@ -158,7 +158,7 @@ async fn quota_exhausted_is_not_retried() {
     assert_eq!(openai.calls(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn short_wait_hint_is_honoured_long_one_moves_on() {
     let short = Arc::new(Fake::new(
         "groq",
@@ -203,7 +203,7 @@ async fn short_wait_hint_is_honoured_long_one_moves_on() {
     assert_eq!(long.calls(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hint_longer_than_the_time_left_moves_on() {
     let groq = Arc::new(Fake::new(
         "groq",
@@ -231,7 +231,7 @@ async fn a_hint_longer_than_the_time_left_moves_on() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hanging_provider_times_out_and_is_not_retried() {
     let slow =
         Arc::new(Fake::new("together", vec![Step::Hang]).with_timeout(Duration::from_millis(50)));
@@ -244,7 +244,7 @@ async fn a_hanging_provider_times_out_and_is_not_retried() {
     assert_eq!(slow.calls(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_deadline_bounds_every_attempt() {
     let hang = || Arc::new(Fake::new("together", vec![Step::Hang]));
     let config = CascadeConfig {
@@ -275,7 +275,7 @@ async fn the_deadline_bounds_every_attempt() {
     assert_eq!(first.decision, Some(Decision::Stop));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn auto_fallback_off_uses_the_first_provider_only() {
     let first = Arc::new(Fake::new(
         "groq",
@@ -294,7 +294,7 @@ async fn auto_fallback_off_uses_the_first_provider_only() {
     assert_eq!(second.calls(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn exhausted_report_and_events() {
     let events = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = events.clone();
@@ -342,7 +342,7 @@ async fn exhausted_report_and_events() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn empty_chain_and_empty_request_fail_before_any_attempt() {
     let report = CascadeBuilder::new()
         .build()
@@ -358,7 +358,7 @@ async fn empty_chain_and_empty_request_fail_before_any_attempt() {
     assert_eq!(report.kind, ErrorKind::InvalidRequest);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_provider_prepares_at_most_once_per_call() {
     // The server still says "missing" after a successful pull: no second pull, move on.
     let local = Arc::new(
@@ -386,7 +386,7 @@ async fn a_provider_prepares_at_most_once_per_call() {
     assert_eq!((local.prepares(), local.calls()), (1, 2));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn last_resort_prepares_only_after_every_provider_failed() {
     let local = Arc::new(
         Fake::new(

@@ -25,7 +25,7 @@ async fn collect(stream: llm_cascade::CascadeStream) -> (Vec<String>, Option<Err
     )
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failure_before_the_first_token_falls_over_invisibly() {
     let broken = Arc::new(Fake::new(
         "groq",
@@ -68,7 +68,7 @@ async fn failure_before_the_first_token_falls_over_invisibly() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failure_after_the_first_token_is_an_error_in_the_stream() {
     let cut = Arc::new(Fake::new(
         "groq",
@@ -103,7 +103,7 @@ async fn failure_after_the_first_token_is_an_error_in_the_stream() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_attempt_record_reflects_a_late_failure() {
     let cut = Arc::new(Fake::new(
         "groq",
@@ -127,7 +127,7 @@ async fn the_attempt_record_reflects_a_late_failure() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn no_first_token_in_time_moves_on() {
     let silent = Arc::new(Fake::new("gemini", vec![Step::Stream(vec![Item::Stall])]));
     let good = Arc::new(Fake::new(
@@ -159,7 +159,7 @@ async fn no_first_token_in_time_moves_on() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stalled_stream_after_the_first_token_is_an_error() {
     let stalls = Arc::new(Fake::new(
         "groq",
