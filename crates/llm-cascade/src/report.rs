@@ -14,13 +14,17 @@ pub enum Outcome {
     Ok,
     /// The attempt failed with this kind.
     Failed(ErrorKind),
+    /// The caller stopped reading (dropped the stream) before the answer ended: neither the provider's
+    /// success nor its failure.
+    Cancelled,
 }
 
 impl Outcome {
-    /// `"ok"` or the kind's snake_case name.
+    /// `"ok"`, `"cancelled"` or the kind's snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
+            Outcome::Cancelled => "cancelled",
             Outcome::Failed(kind) => kind.as_str(),
         }
     }
@@ -179,7 +183,7 @@ impl CascadeError {
             .rev()
             .find_map(|a| match a.outcome {
                 Outcome::Failed(kind) => Some(kind),
-                Outcome::Ok => None,
+                Outcome::Ok | Outcome::Cancelled => None,
             })
             .or(stopped_by.map(Error::kind))
             .unwrap_or(ErrorKind::Config);

@@ -94,6 +94,8 @@ impl Stats {
                 }
             }
             Outcome::Failed(kind) => *stats.failures.entry(kind.as_str()).or_default() += 1,
+            // Not the provider's failure, but counted so that requests = successes + the rest.
+            Outcome::Cancelled => *stats.failures.entry("cancelled").or_default() += 1,
         }
     }
 

@@ -232,6 +232,28 @@ impl Guarded {
     }
 }
 
+/// A stream dropped before its end (the caller stopped reading: Ctrl-C, a closed pipe) is recorded as
+/// a `cancelled` attempt, so that every started attempt is reported exactly once.
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(last) = attempts.last_mut() else {
+            return;
+        };
+        info!(provider = %self.provider, "the caller dropped the stream from {} before its end", self.provider);
+        last.outcome = Outcome::Cancelled;
+        last.message = Some("the caller stopped reading before the answer ended".to_owned());
+        self.cascade.emit(&CascadeEvent::AttemptFinished {
+            attempt: last.clone(),
+            model: self.model.clone(),
+            usage: self.usage,
+        });
+    }
+}
+
 impl Cascade {
     /// Asks the chain for a streamed answer. Returns once a provider produced its first token.
     ///

@@ -183,3 +183,82 @@ async fn a_stalled_stream_after_the_first_token_is_an_error() {
         (vec!["start".to_owned()], Some(ErrorKind::Timeout))
     );
 }
+
+/// The attempts of every `AttemptFinished` event `cascade` emits.
+fn finished_attempts(
+    cascade: llm_cascade::Cascade,
+) -> (
+    llm_cascade::Cascade,
+    Arc<std::sync::Mutex<Vec<llm_cascade::Attempt>>>,
+) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let cascade = cascade.with_observer(Arc::new(move |e: &llm_cascade::CascadeEvent| {
+        if let llm_cascade::CascadeEvent::AttemptFinished { attempt, .. } = e {
+            sink.lock().expect("lock").push(attempt.clone());
+        }
+    }));
+    (cascade, seen)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_dropped_before_its_end_is_recorded_once_as_cancelled() {
+    let long = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Stream(vec![
+            Item::Text("one"),
+            Item::Text("two"),
+            Item::Finish,
+        ])],
+    ));
+    let (cascade, seen) = finished_attempts(
+        CascadeBuilder::new()
+            .config(fast_config())
+            .provider_arc(long)
+            .build(),
+    );
+    let mut stream = cascade
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("starts");
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(StreamEvent::Delta { .. }))
+    ));
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "nothing finished yet"
+    );
+    drop(stream);
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].outcome, Outcome::Cancelled);
+    assert_eq!(
+        serde_json::to_value(&seen[0]).expect("json")["outcome"],
+        "cancelled"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_read_to_its_end_is_recorded_once_and_not_cancelled() {
+    let good = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Stream(vec![Item::Text("one"), Item::Finish])],
+    ));
+    let (cascade, seen) = finished_attempts(
+        CascadeBuilder::new()
+            .config(fast_config())
+            .provider_arc(good)
+            .build(),
+    );
+    let stream = cascade
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("starts");
+    let _ = collect(stream).await;
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+        vec![Outcome::Ok]
+    );
+}
