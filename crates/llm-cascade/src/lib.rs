@@ -3,6 +3,7 @@
 mod config;
 mod engine;
 mod observer;
+mod policy;
 mod providers;
 mod report;
 mod stats;

@@ -100,6 +100,8 @@ pub enum MoveReason {
     AttemptsExhausted,
     /// The provider asked for a wait longer than `LLM_MAX_RETRY_WAIT` or the time left.
     WaitTooLong,
+    /// The retry budget is spent: too many retries lately for the requests sent (a storm of failures).
+    RetryBudget,
 }
 
 impl Attempt {

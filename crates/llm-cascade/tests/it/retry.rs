@@ -420,3 +420,30 @@ async fn last_resort_prepares_only_after_every_provider_failed() {
     );
     assert_eq!(local.prepares(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_storm_of_failures_spends_the_retry_budget_instead_of_doubling_the_load() {
+    // 20 calls to a provider that always fails: without a budget, 2 attempts each (40 requests).
+    let failing = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Fail(ErrorKind::ServerError, Some(500), None); 33],
+    ));
+    let cascade = cascade(vec![failing.clone()], fast_config());
+    let mut last_decisions = Vec::new();
+    for _ in 0..20 {
+        let report = cascade
+            .chat(ChatRequest::from_prompt("hi"))
+            .await
+            .expect_err("always fails");
+        last_decisions.push(report.attempts.last().and_then(|a| a.decision));
+    }
+    // The reserve (10 retries, full) plus a fifth of a retry per request: 12 retries for the first 12
+    // calls, then one more once five requests have paid for it (call 16): 13 retries in all.
+    assert_eq!(failing.calls(), 20 + 13);
+    assert_eq!(
+        last_decisions[12],
+        Some(Decision::NextProvider {
+            reason: MoveReason::RetryBudget
+        })
+    );
+}
