@@ -150,7 +150,14 @@ impl Guarded {
         }
         let item = match self.buffered.pop_front() {
             Some(event) => Ok(event),
-            None => self.next_from_provider().await?,
+            // A provider stream must end with `Finish` or an error; one that just stops was cut short.
+            None => self.next_from_provider().await.unwrap_or_else(|| {
+                Err(Error::new(
+                    ErrorKind::StreamTruncated,
+                    "the stream ended without a finish: the answer is incomplete",
+                )
+                .with_provider(self.provider.clone()))
+            }),
         };
         let item = self.bounded(item);
         match &item {

@@ -262,3 +262,27 @@ async fn a_stream_read_to_its_end_is_recorded_once_and_not_cancelled() {
         vec![Outcome::Ok]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_stream_that_just_stops_is_truncated_not_complete() {
+    let quiet_end = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Stream(vec![Item::Text("half an ans")])],
+    ));
+    let stream = CascadeBuilder::new()
+        .config(fast_config())
+        .provider_arc(quiet_end)
+        .build()
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("starts");
+    let attempts = stream.attempts();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        collect(stream).await,
+        (
+            vec!["half an ans".to_owned()],
+            Some(ErrorKind::StreamTruncated)
+        )
+    );
+}
