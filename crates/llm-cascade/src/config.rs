@@ -68,6 +68,9 @@ pub struct CascadeConfig {
     /// When a local provider may download its model (`LLM_LOCAL_PULL`, default last-resort; never on
     /// serverless platforms).
     pub local_pull: LocalPull,
+    /// The most text a streamed answer may carry, in bytes (`LLM_MAX_ANSWER_BYTES`, default 16 MiB, like
+    /// a non-streamed body); a stream that sends more ends with an error, never a silent cut.
+    pub max_answer_bytes: usize,
 }
 
 impl Default for CascadeConfig {
@@ -84,6 +87,7 @@ impl Default for CascadeConfig {
             max_tokens: None,
             auto_fallback: true,
             local_pull: LocalPull::LastResort,
+            max_answer_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -166,6 +170,13 @@ impl CascadeConfig {
         self.local_pull = local_pull;
         self
     }
+
+    /// Sets the bound on a streamed answer's text, in bytes.
+    #[must_use]
+    pub fn with_max_answer_bytes(mut self, max_answer_bytes: usize) -> Self {
+        self.max_answer_bytes = max_answer_bytes;
+        self
+    }
 }
 
 impl CascadeConfig {
@@ -212,6 +223,16 @@ impl CascadeConfig {
                 "serverless platform detected: local model downloads are disabled"
             );
             config.local_pull = LocalPull::Never;
+        }
+        // A positive number of bytes; 0 would refuse every answer.
+        if let Some(bytes) = read(env, "LLM_MAX_ANSWER_BYTES", |v| match v.parse::<usize>() {
+            Ok(0) => Err("must be at least 1 byte (e.g. 16777216 for 16 MiB)".to_owned()),
+            Ok(bytes) => Ok(bytes),
+            Err(e) => Err(format!(
+                "`{v}` is not a number of bytes (e.g. 16777216): {e}"
+            )),
+        })? {
+            config.max_answer_bytes = bytes;
         }
         Ok(config)
     }

@@ -9,19 +9,25 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use llm_core::{ChatRequest, EnvSource, Error, ErrorKind, ProcessEnv, Provider, Registry};
+use llm_core::{
+    ChatRequest, ChatResponse, EnvSource, Error, ErrorKind, FinishReason, ProcessEnv, Provider,
+    Registry,
+};
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::config::{CascadeConfig, LocalPull, provider_order, resolve_provider};
 use crate::observer::{CascadeEvent, Observer};
-use crate::report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
+use crate::policy::RetryPolicy;
+use crate::report::{Attempt, CascadeError, CascadeResponse, Decision, Outcome};
 
 /// An ordered chain of providers with the retry and deadline policy around them. Cheap to clone.
 #[derive(Clone)]
 pub struct Cascade {
     providers: Vec<Arc<dyn Provider>>,
     config: CascadeConfig,
+    /// The retry decision and its budget (shared by clones).
+    policy: RetryPolicy,
     observers: Vec<Arc<dyn Observer>>,
     /// What to tell a user whose chain is empty: the variables that would configure a provider.
     setup_hint: String,
@@ -87,6 +93,7 @@ impl CascadeBuilder {
     pub fn build(self) -> Cascade {
         Cascade {
             providers: self.providers,
+            policy: RetryPolicy::new(self.config.clone()),
             config: self.config,
             observers: self.observers,
             setup_hint: ErrorKind::Config.advice().to_owned(),
@@ -207,6 +214,7 @@ impl Cascade {
         let setup_hint = setup_hint(registry);
         Ok(Self {
             providers,
+            policy: RetryPolicy::new(config.clone()),
             config,
             observers: Vec::new(),
             setup_hint,
@@ -247,7 +255,7 @@ impl Cascade {
                     // Runs inside the attempt's `gen_ai.chat` span.
                     let span = tracing::Span::current();
                     crate::spans::record_request(&span, &request);
-                    let response = provider.chat(&request).await?;
+                    let response = provider.chat(&request).await.and_then(non_empty)?;
                     crate::spans::record_response(&span, &response);
                     Ok(response)
                 })
@@ -307,7 +315,9 @@ impl Cascade {
     /// Tries the chain with `attempt_fn` until one attempt succeeds; returns the provider that answered.
     ///
     /// The successful attempt is recorded in `call` but its `AttemptFinished` event is left to the
-    /// caller, which knows the model and usage.
+    /// caller, which knows the model and usage. Three steps: each provider in order
+    /// ([`Cascade::try_provider`]), then the last resort (providers that can prepare themselves), then
+    /// the report of every attempt.
     pub(crate) async fn run<T>(
         &self,
         call: &mut Call,
@@ -315,80 +325,123 @@ impl Cascade {
     ) -> Result<(Arc<dyn Provider>, T), CascadeError> {
         let mut preparable: Vec<Arc<dyn Provider>> = Vec::new();
         let mut stop: Option<Error> = None;
-        'providers: for (index, provider) in self.providers.iter().enumerate() {
+        for (index, provider) in self.providers.iter().enumerate() {
             if index > 0 {
                 self.announce_fallback(index);
             }
-            let mut attempt = 1;
-            // A provider prepares at most once per call: a server that still reports the model
-            // missing after a successful pull must not make the cascade pull again and again.
-            let mut prepared = false;
-            loop {
-                match self.attempt(call, provider, attempt, &attempt_fn).await {
-                    Ok(value) => return Ok((provider.clone(), value)),
-                    Err(error) => {
-                        if !prepared && provider.can_prepare(&error) {
-                            prepared = true;
-                            match self.config.local_pull {
-                                LocalPull::Eager => {
-                                    if self.prepare(provider).await.is_ok() {
-                                        attempt += 1;
-                                        continue;
-                                    }
-                                }
-                                LocalPull::LastResort => preparable.push(provider.clone()),
-                                LocalPull::Never => {}
-                            }
-                        }
-                        match self.decide(call, &error, attempt) {
-                            Decision::Retry { waited_ms } => {
-                                self.set_decision(call, Decision::Retry { waited_ms });
-                                let wait = Duration::from_millis(waited_ms);
-                                info!(
-                                    provider = provider.id(),
-                                    wait_ms = waited_ms,
-                                    "waiting {wait:?}"
-                                );
-                                self.emit(&CascadeEvent::Waiting {
-                                    provider: provider.id().to_owned(),
-                                    wait,
-                                });
-                                tokio::time::sleep(wait).await;
-                                attempt += 1;
-                            }
-                            decision @ Decision::NextProvider { .. } => {
-                                self.set_decision(call, decision);
-                                continue 'providers;
-                            }
-                            Decision::Stop => {
-                                self.set_decision(call, Decision::Stop);
-                                stop = Some(error);
-                                break 'providers;
-                            }
-                        }
-                    }
+            match self
+                .try_provider(call, provider, &attempt_fn, &mut preparable)
+                .await
+            {
+                ProviderOutcome::Answered(value) => return Ok((provider.clone(), value)),
+                ProviderOutcome::MoveOn => {}
+                ProviderOutcome::Stop(error) => {
+                    stop = Some(error);
+                    break;
                 }
             }
         }
-        if stop.is_none() {
-            for provider in preparable {
-                if self.prepare(&provider).await.is_ok() {
-                    // A fresh budget: the user asked to wait for the download and then be answered.
-                    call.deadline = Instant::now() + self.config.deadline;
-                    let next = call
-                        .attempts
-                        .iter()
-                        .filter(|a| a.provider == provider.id())
-                        .count()
-                        + 1;
-                    let attempt = u32::try_from(next).unwrap_or(u32::MAX);
-                    if let Ok(value) = self.attempt(call, &provider, attempt, &attempt_fn).await {
-                        return Ok((provider, value));
+        if stop.is_none()
+            && let Some(answer) = self.last_resort(call, preparable, &attempt_fn).await
+        {
+            return Ok(answer);
+        }
+        Err(self.exhausted(call, stop.as_ref()))
+    }
+
+    /// One provider's attempts: retried as the policy decides. A provider that can fix the failure by
+    /// preparing itself (Ollama pulling its model) does so now (`eager`) or is kept in `preparable` for
+    /// the last resort.
+    async fn try_provider<T>(
+        &self,
+        call: &mut Call,
+        provider: &Arc<dyn Provider>,
+        attempt_fn: &impl Fn(Arc<dyn Provider>) -> AttemptFuture<T>,
+        preparable: &mut Vec<Arc<dyn Provider>>,
+    ) -> ProviderOutcome<T> {
+        // A first attempt is a request: it pays into the retry budget.
+        self.policy.budget().deposit();
+        let mut attempt = 1;
+        // A provider prepares at most once per call: a server that still reports the model missing
+        // after a successful pull must not make the cascade pull again and again.
+        let mut prepared = false;
+        loop {
+            let error = match self.attempt(call, provider, attempt, attempt_fn).await {
+                Ok(value) => return ProviderOutcome::Answered(value),
+                Err(error) => error,
+            };
+            if !prepared && provider.can_prepare(&error) {
+                prepared = true;
+                match self.config.local_pull {
+                    LocalPull::Eager => {
+                        if self.prepare(provider).await.is_ok() {
+                            attempt += 1;
+                            continue;
+                        }
                     }
+                    LocalPull::LastResort => preparable.push(provider.clone()),
+                    LocalPull::Never => {}
                 }
             }
+            let remaining = call.deadline.saturating_duration_since(Instant::now());
+            let decision = self.policy.decide(&error, attempt, remaining);
+            set_decision(call, decision);
+            match decision {
+                Decision::Retry { waited_ms } => {
+                    self.wait_before_retry(provider, waited_ms).await;
+                    attempt += 1;
+                }
+                Decision::NextProvider { .. } => return ProviderOutcome::MoveOn,
+                Decision::Stop => return ProviderOutcome::Stop(error),
+            }
         }
-        let mut report = CascadeError::exhausted(std::mem::take(&mut call.attempts), stop.as_ref());
+    }
+
+    async fn wait_before_retry(&self, provider: &Arc<dyn Provider>, waited_ms: u64) {
+        let wait = Duration::from_millis(waited_ms);
+        info!(
+            provider = provider.id(),
+            wait_ms = waited_ms,
+            "waiting {wait:?}"
+        );
+        self.emit(&CascadeEvent::Waiting {
+            provider: provider.id().to_owned(),
+            wait,
+        });
+        tokio::time::sleep(wait).await;
+    }
+
+    /// After every provider failed: the providers that can prepare themselves do so, one at a time,
+    /// and each gets one more attempt with a fresh deadline.
+    async fn last_resort<T>(
+        &self,
+        call: &mut Call,
+        preparable: Vec<Arc<dyn Provider>>,
+        attempt_fn: &impl Fn(Arc<dyn Provider>) -> AttemptFuture<T>,
+    ) -> Option<(Arc<dyn Provider>, T)> {
+        for provider in preparable {
+            if self.prepare(&provider).await.is_err() {
+                continue;
+            }
+            // A fresh budget: the user asked to wait for the download and then be answered.
+            call.deadline = Instant::now() + self.config.deadline;
+            let next = call
+                .attempts
+                .iter()
+                .filter(|a| a.provider == provider.id())
+                .count()
+                + 1;
+            let attempt = u32::try_from(next).unwrap_or(u32::MAX);
+            if let Ok(value) = self.attempt(call, &provider, attempt, attempt_fn).await {
+                return Some((provider, value));
+            }
+        }
+        None
+    }
+
+    /// The report of a call whose every attempt failed.
+    fn exhausted(&self, call: &mut Call, stop: Option<&Error>) -> CascadeError {
+        let mut report = CascadeError::exhausted(std::mem::take(&mut call.attempts), stop);
         if report
             .attempts
             .iter()
@@ -397,7 +450,7 @@ impl Cascade {
             self.nothing_runs(&mut report);
         }
         error!(category = %report.category, attempts = report.attempts.len(), "{}", report.message);
-        Err(report)
+        report
     }
 
     /// Only local servers were in the chain and none runs (a fresh machine with no keys): the problem
@@ -491,61 +544,6 @@ impl Cascade {
         result
     }
 
-    /// What to do after `error` on attempt number `attempt`.
-    fn decide(&self, call: &Call, error: &Error, attempt: u32) -> Decision {
-        let remaining = call.deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() || (!self.config.auto_fallback && !error.is_retryable()) {
-            return Decision::Stop;
-        }
-        let move_on = |reason| {
-            if self.config.auto_fallback {
-                Decision::NextProvider { reason }
-            } else {
-                Decision::Stop
-            }
-        };
-        if !error.is_retryable() {
-            return move_on(MoveReason::NotRetryable);
-        }
-        if attempt >= self.config.max_attempts {
-            return move_on(MoveReason::AttemptsExhausted);
-        }
-        let wait = match error.retry_after() {
-            // Another provider can answer sooner than a long wait.
-            Some(hint) if hint > self.config.max_retry_wait => {
-                return move_on(MoveReason::WaitTooLong);
-            }
-            Some(hint) => hint,
-            None => self.backoff(attempt),
-        };
-        if wait >= remaining {
-            return move_on(MoveReason::WaitTooLong);
-        }
-        Decision::Retry {
-            waited_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-        }
-    }
-
-    /// `backoff × 2^(attempt-1)`, plus up to a quarter of that as jitter so that clients do not retry
-    /// in lockstep.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .config
-            .backoff
-            .saturating_mul(1_u32 << (attempt - 1).min(16));
-        if !self.config.jitter {
-            return base;
-        }
-        let quarter = u64::try_from(base.as_millis() / 4).unwrap_or(0);
-        base + Duration::from_millis(fastrand::u64(0..=quarter))
-    }
-
-    fn set_decision(&self, call: &mut Call, decision: Decision) {
-        if let Some(last) = call.attempts.last_mut() {
-            last.decision = Some(decision);
-        }
-    }
-
     async fn prepare(&self, provider: &Arc<dyn Provider>) -> Result<(), Error> {
         info!(
             provider = provider.id(),
@@ -562,6 +560,55 @@ impl Cascade {
             );
         }
         result
+    }
+}
+
+/// How one provider's turn ended.
+enum ProviderOutcome<T> {
+    /// It answered.
+    Answered(T),
+    /// It failed; the next provider's turn.
+    MoveOn,
+    /// It failed and the call stops here (deadline, fallback disabled).
+    Stop(Error),
+}
+
+/// Notes on the last attempt what the cascade did next.
+fn set_decision(call: &mut Call, decision: Decision) {
+    if let Some(last) = call.attempts.last_mut() {
+        last.decision = Some(decision);
+    }
+}
+
+/// An answer with no text that is not a tool call is not an answer: a classified failure of the
+/// attempt (retried, then the next provider), never an empty success.
+fn non_empty(response: ChatResponse) -> Result<ChatResponse, Error> {
+    if response.content.is_empty()
+        && let Some(error) = empty_answer(&response.finish_reason)
+    {
+        return Err(error.with_provider(response.provider));
+    }
+    Ok(response)
+}
+
+/// The error for an answer that ended (`reason`) before any text, or `None` when ending without text
+/// is an answer (a tool call). A filtered answer keeps its kind ([`ErrorKind::ContentFilter`]: another
+/// provider may answer, the same one will not); anything else is [`ErrorKind::MalformedAnswer`].
+pub(crate) fn empty_answer(reason: &FinishReason) -> Option<Error> {
+    match reason {
+        FinishReason::ToolCalls => None,
+        FinishReason::ContentFilter => Some(Error::new(
+            ErrorKind::ContentFilter,
+            "the provider filtered the answer and returned no text",
+        )),
+        FinishReason::Length => Some(Error::new(
+            ErrorKind::MalformedAnswer,
+            "the provider returned an empty answer (the token limit was reached before any text)",
+        )),
+        FinishReason::Stop | FinishReason::Other(_) => Some(Error::new(
+            ErrorKind::MalformedAnswer,
+            "the provider returned an empty answer",
+        )),
     }
 }
 

@@ -4,6 +4,7 @@ mod config;
 mod dotenv;
 mod engine;
 mod observer;
+mod policy;
 mod providers;
 mod report;
 mod spans;

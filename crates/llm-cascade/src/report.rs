@@ -14,8 +14,8 @@ pub enum Outcome {
     Ok,
     /// The attempt failed with this kind.
     Failed(ErrorKind),
-    /// The caller gave up on the attempt before it ended (a signal, a closed output): neither the
-    /// provider's success nor its failure.
+    /// The caller gave up on the attempt before it ended (a signal, a closed output, a dropped stream):
+    /// neither the provider's success nor its failure.
     Cancelled,
 }
 
@@ -102,6 +102,8 @@ pub enum MoveReason {
     AttemptsExhausted,
     /// The provider asked for a wait longer than `LLM_MAX_RETRY_WAIT` or the time left.
     WaitTooLong,
+    /// The retry budget is spent: too many retries lately for the requests sent (a storm of failures).
+    RetryBudget,
 }
 
 impl Attempt {

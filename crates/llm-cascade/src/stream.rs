@@ -2,8 +2,10 @@
 //!
 //! A provider is chosen when it produces its first token: until then every failure (an error, a
 //! stream that ends or stalls, no first token within `LLM_FIRST_TOKEN_TIMEOUT`) falls over to the next
-//! provider invisibly to the caller. After the first token, failures are errors in the stream, and a
-//! stream that goes quiet for `LLM_STREAM_IDLE_TIMEOUT` is reported as stalled.
+//! provider invisibly to the caller. A stream that finishes before any text is an empty answer, a
+//! failure like any other (unless it is a tool call). After the first token, failures are errors in the
+//! stream, a stream that goes quiet for `LLM_STREAM_IDLE_TIMEOUT` is reported as stalled, and one whose
+//! text passes `LLM_MAX_ANSWER_BYTES` ends with an error (memory stays bounded).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -16,7 +18,7 @@ use llm_core::{ChatRequest, ChatStream, Error, ErrorKind, Provider, StreamEvent,
 use tokio::time::Instant;
 use tracing::{Instrument, Span, info, info_span, warn};
 
-use crate::engine::Cascade;
+use crate::engine::{Cascade, empty_answer};
 use crate::observer::CascadeEvent;
 use crate::report::{Attempt, CascadeError, Outcome};
 
@@ -75,11 +77,13 @@ impl Stream for CascadeStream {
     }
 }
 
-fn is_first_token(event: &StreamEvent) -> bool {
+/// Whether `event` is the first token: a non-empty delta. A `Finish` before any text is not a first
+/// token but an empty answer (an error, see [`empty_answer`]), unless the answer is a tool call.
+fn is_first_token(event: &StreamEvent) -> Result<bool, Error> {
     match event {
-        StreamEvent::Delta { text } => !text.is_empty(),
-        StreamEvent::Finish { .. } => true,
-        StreamEvent::Usage { .. } => false,
+        StreamEvent::Delta { text } => Ok(!text.is_empty()),
+        StreamEvent::Finish { reason, .. } => empty_answer(reason).map_or(Ok(true), Err),
+        StreamEvent::Usage { .. } => Ok(false),
     }
 }
 
@@ -116,7 +120,7 @@ async fn open_until_first_token(
             }
             Ok(Some(Err(error))) => return Err(error),
             Ok(Some(Ok(event))) => {
-                let first = is_first_token(&event);
+                let first = is_first_token(&event).map_err(|e| e.with_provider(provider.id()))?;
                 buffered.push(event);
                 if first {
                     return Ok(Started {
@@ -143,6 +147,9 @@ struct Guarded {
     attempts: Arc<Mutex<Vec<Attempt>>>,
     usage: Option<Usage>,
     span: Span,
+    /// Bytes of text received so far, and the bound (`LLM_MAX_ANSWER_BYTES`).
+    answer_bytes: usize,
+    max_answer_bytes: usize,
     done: bool,
 }
 
@@ -153,8 +160,16 @@ impl Guarded {
         }
         let item = match self.buffered.pop_front() {
             Some(event) => Ok(event),
-            None => self.next_from_provider().await?,
+            // A provider stream must end with `Finish` or an error; one that just stops was cut short.
+            None => self.next_from_provider().await.unwrap_or_else(|| {
+                Err(Error::new(
+                    ErrorKind::StreamTruncated,
+                    "the stream ended without a finish: the answer is incomplete",
+                )
+                .with_provider(self.provider.clone()))
+            }),
         };
+        let item = self.bounded(item);
         match &item {
             Ok(StreamEvent::Usage { usage }) => {
                 self.usage = Some(*usage);
@@ -171,9 +186,31 @@ impl Guarded {
             Err(error) => {
                 self.done = true;
                 self.report_end(Some(error));
+                // Hang up at once: nothing more is read (or paid for) from the provider.
+                self.rest = Box::pin(stream::empty());
             }
         }
         Some(item)
+    }
+
+    /// Counts the text of `item`; past `max_answer_bytes` the answer is an error instead, so that memory
+    /// stays bounded whatever the provider sends and an over-long answer is never passed off as whole.
+    fn bounded(&mut self, item: Result<StreamEvent, Error>) -> Result<StreamEvent, Error> {
+        if let Ok(StreamEvent::Delta { text }) = &item {
+            self.answer_bytes = self.answer_bytes.saturating_add(text.len());
+            if self.answer_bytes > self.max_answer_bytes {
+                return Err(Error::new(
+                    ErrorKind::MalformedAnswer,
+                    format!(
+                        "the streamed answer passed the limit of {} bytes (LLM_MAX_ANSWER_BYTES): \
+                         stopped reading; raise LLM_MAX_ANSWER_BYTES if answers this long are expected",
+                        self.max_answer_bytes
+                    ),
+                )
+                .with_provider(self.provider.clone()));
+            }
+        }
+        item
     }
 
     async fn next_from_provider(&mut self) -> Option<Result<StreamEvent, Error>> {
@@ -210,6 +247,28 @@ impl Guarded {
             last.status = error.status();
             last.message = Some(error.message().to_owned());
         }
+        self.cascade.emit(&CascadeEvent::AttemptFinished {
+            attempt: last.clone(),
+            model: self.model.clone(),
+            usage: self.usage,
+        });
+    }
+}
+
+/// A stream dropped before its end (the caller stopped reading: Ctrl-C, a closed pipe) is recorded as
+/// a `cancelled` attempt, so that every started attempt is reported exactly once.
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(last) = attempts.last_mut() else {
+            return;
+        };
+        info!(provider = %self.provider, "the caller dropped the stream from {} before its end", self.provider);
+        last.outcome = Outcome::Cancelled;
+        last.message = Some("the caller stopped reading before the answer ended".to_owned());
         self.cascade.emit(&CascadeEvent::AttemptFinished {
             attempt: last.clone(),
             model: self.model.clone(),
@@ -261,6 +320,8 @@ impl Cascade {
             attempts: attempts.clone(),
             usage: None,
             span: started.span,
+            answer_bytes: 0,
+            max_answer_bytes: self.config().max_answer_bytes,
             done: false,
         };
         let inner = stream::unfold(guarded, |mut state| async move {

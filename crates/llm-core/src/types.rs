@@ -123,6 +123,15 @@ impl FinishReason {
             FinishReason::Other(other) => other,
         }
     }
+
+    /// Whether the answer was cut by the token limit ([`FinishReason::Length`]).
+    ///
+    /// Such an answer is a success (the provider finished the response) but not a whole answer: callers
+    /// should say so (the CLI prints a note and `"truncated": true`) and may retry with a larger
+    /// `max_tokens`.
+    pub fn is_truncated(&self) -> bool {
+        matches!(self, FinishReason::Length)
+    }
 }
 
 impl Serialize for FinishReason {
@@ -192,4 +201,22 @@ pub enum StreamEvent {
         /// The model that answered, when the stream said.
         model: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_token_limit_cut_is_truncated() {
+        assert!(FinishReason::Length.is_truncated());
+        for reason in [
+            FinishReason::Stop,
+            FinishReason::ContentFilter,
+            FinishReason::ToolCalls,
+            FinishReason::Other("length_ish".into()),
+        ] {
+            assert!(!reason.is_truncated(), "{reason:?}");
+        }
+    }
 }

@@ -130,21 +130,27 @@ struct ErrorObject {
     details: Option<serde_json::Value>,
 }
 
-/// Maps a `stop_reason`.
-pub(crate) fn finish_reason(stop_reason: Option<&str>) -> FinishReason {
-    match stop_reason {
+/// Maps a `stop_reason`; a missing or `null` one is [`ErrorKind::StreamTruncated`]: only the provider
+/// can say the answer is complete.
+pub(crate) fn finish_reason(stop_reason: Option<&str>) -> Result<FinishReason, Error> {
+    Ok(match stop_reason {
         Some("end_turn" | "stop_sequence") => FinishReason::Stop,
         Some("max_tokens" | "model_context_window_exceeded") => FinishReason::Length,
         Some("refusal") => FinishReason::ContentFilter,
         Some("tool_use") => FinishReason::ToolCalls,
         Some(other) => FinishReason::Other(other.to_owned()),
-        None => FinishReason::Other("unknown".to_owned()),
-    }
+        None => {
+            return Err(Error::new(
+                ErrorKind::StreamTruncated,
+                "the answer has no stop_reason: the provider did not say it is complete",
+            ));
+        }
+    })
 }
 
 /// Turns a decoded 2xx body into our response; an error object in it is a classified error, a body
-/// without `content` is a validation error. Text blocks are concatenated; other blocks (thinking,
-/// tool use) are not content.
+/// without `content` is a validation error, one without `stop_reason` a truncation. Text blocks are
+/// concatenated; other blocks (thinking, tool use) are not content.
 pub(crate) fn decode_response(
     response: MessagesResponse,
     requested_model: &str,
@@ -171,7 +177,7 @@ pub(crate) fn decode_response(
         content,
         provider: ID.to_owned(),
         model: response.model.unwrap_or_else(|| requested_model.to_owned()),
-        finish_reason: finish_reason(response.stop_reason.as_deref()),
+        finish_reason: finish_reason(response.stop_reason.as_deref())?,
         usage,
     })
 }
@@ -355,8 +361,10 @@ struct FrameDelta {
     stop_reason: Option<String>,
 }
 
-/// Decodes a Messages API event stream. The stream is complete only at `message_stop`; a body that
-/// ends before it is truncated (the driver reports it, since [`FrameDecoder::end`] yields no `Finish`).
+/// Decodes a Messages API event stream. The stream is complete only at `message_stop` after a
+/// `message_delta` gave the `stop_reason`; a body that ends before `message_stop` is truncated (the
+/// driver reports it, since [`FrameDecoder::end`] yields no `Finish`), and so is a `message_stop` with
+/// no `stop_reason` seen.
 #[derive(Debug, Default)]
 pub(crate) struct StreamDecoder {
     model: Option<String>,
@@ -422,6 +430,7 @@ impl FrameDecoder<SseEvent> for StreamDecoder {
                 Ok(vec![])
             }
             "message_stop" => {
+                let reason = finish_reason(self.stop_reason.as_deref())?;
                 let mut events = Vec::with_capacity(2);
                 if self.input_tokens.is_some() || self.output_tokens.is_some() {
                     events.push(StreamEvent::Usage {
@@ -432,7 +441,7 @@ impl FrameDecoder<SseEvent> for StreamDecoder {
                     });
                 }
                 events.push(StreamEvent::Finish {
-                    reason: finish_reason(self.stop_reason.as_deref()),
+                    reason,
                     model: self.model.clone(),
                 });
                 Ok(events)
@@ -533,15 +542,44 @@ mod tests {
 
     #[test]
     fn stop_reasons() {
-        assert_eq!(finish_reason(Some("end_turn")), FinishReason::Stop);
-        assert_eq!(finish_reason(Some("stop_sequence")), FinishReason::Stop);
-        assert_eq!(finish_reason(Some("max_tokens")), FinishReason::Length);
-        assert_eq!(finish_reason(Some("refusal")), FinishReason::ContentFilter);
-        assert_eq!(finish_reason(Some("tool_use")), FinishReason::ToolCalls);
+        let reason = |r| finish_reason(Some(r)).expect("a reason");
+        assert_eq!(reason("end_turn"), FinishReason::Stop);
+        assert_eq!(reason("stop_sequence"), FinishReason::Stop);
+        assert_eq!(reason("max_tokens"), FinishReason::Length);
+        assert!(reason("max_tokens").is_truncated());
+        assert_eq!(reason("refusal"), FinishReason::ContentFilter);
+        assert_eq!(reason("tool_use"), FinishReason::ToolCalls);
         assert_eq!(
-            finish_reason(Some("pause_turn")),
+            reason("pause_turn"),
             FinishReason::Other("pause_turn".into())
         );
+        assert_eq!(
+            finish_reason(None).expect_err("no reason").kind(),
+            ErrorKind::StreamTruncated
+        );
+    }
+
+    #[test]
+    fn null_stop_reason_is_truncated() {
+        let response: MessagesResponse = serde_json::from_str(
+            r#"{"model":"m","content":[{"type":"text","text":"Hel"}],"stop_reason":null}"#,
+        )
+        .expect("decode");
+        assert_eq!(
+            decode_response(response, "m").expect_err("cut").kind(),
+            ErrorKind::StreamTruncated
+        );
+        let mut decoder = StreamDecoder::default();
+        decoder
+            .frame(sse(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+            ))
+            .expect("delta");
+        let err = decoder
+            .frame(sse("message_stop", r#"{"type":"message_stop"}"#))
+            .expect_err("message_stop without stop_reason");
+        assert_eq!(err.kind(), ErrorKind::StreamTruncated);
     }
 
     #[test]

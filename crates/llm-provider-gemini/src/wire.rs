@@ -354,7 +354,8 @@ impl FrameDecoder<SseEvent> for StreamDecoder {
 }
 
 /// Turns a decoded 2xx body into our response. An error object, a blocked prompt or a blocked answer
-/// is an error; a body without candidates is a validation error. Text parts are concatenated, thought
+/// is an error; a body without candidates is a validation error; one whose candidate has no
+/// `finishReason` is a truncation. Text parts are concatenated, thought
 /// parts skipped.
 pub(crate) fn decode_response(
     body: OneOrMany,
@@ -379,9 +380,12 @@ pub(crate) fn decode_response(
         content,
         provider: ID.to_owned(),
         model: decoder.model.unwrap_or_else(|| requested_model.to_owned()),
-        finish_reason: decoder
-            .finish
-            .unwrap_or_else(|| FinishReason::Other("unspecified".to_owned())),
+        finish_reason: decoder.finish.ok_or_else(|| {
+            Error::new(
+                ErrorKind::StreamTruncated,
+                "the answer has no finishReason: the provider did not say it is complete",
+            )
+        })?,
         usage: decoder.usage,
     })
 }
@@ -609,6 +613,21 @@ mod tests {
                 .kind(),
             ErrorKind::Overloaded
         );
+    }
+
+    #[test]
+    fn a_candidate_without_finish_reason_is_truncated() {
+        for body in [
+            r#"{"candidates":[{"content":{"parts":[{"text":"The"}],"role":"model"}}]}"#,
+            r#"{"candidates":[{"content":{"parts":[{"text":"The"}]},"finishReason":"FINISH_REASON_UNSPECIFIED"}]}"#,
+            r#"[{"candidates":[{"content":{"parts":[{"text":"The"}]}}]},{"candidates":[{"content":{"parts":[{"text":" end"}]},"finishReason":null}]}]"#,
+        ] {
+            assert_eq!(
+                decode(body).expect_err(body).kind(),
+                ErrorKind::StreamTruncated,
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -149,7 +149,9 @@ impl ChatChunk {
 /// Turns a non-streamed `/api/chat` answer into a [`ChatResponse`].
 ///
 /// # Errors
-/// A classified error for an `{"error": …}` body; a validation error when there is no `message`.
+/// A classified error for an `{"error": …}` body; a validation error when there is no `message`; a
+/// truncation when the answer is not `done: true` (a missing `done_reason` with `done: true` is a stop:
+/// older servers and the documented example send none).
 pub(crate) fn decode_chat(chunk: ChatChunk, requested_model: &str) -> Result<ChatResponse, Error> {
     if let Some(error) = &chunk.error {
         return Err(error_from_text(None, &error_text(error)));
@@ -160,6 +162,13 @@ pub(crate) fn decode_chat(chunk: ChatChunk, requested_model: &str) -> Result<Cha
             "the answer has no `message`: not an /api/chat response",
         ));
     };
+    if !chunk.done {
+        // A non-streamed answer is one `done: true` object; anything else is a cut answer.
+        return Err(Error::new(
+            ErrorKind::StreamTruncated,
+            "the answer says `done: false`: the provider did not finish it",
+        ));
+    }
     Ok(ChatResponse {
         content: message.content.clone().unwrap_or_default(),
         provider: ID.to_owned(),
@@ -561,6 +570,20 @@ mod tests {
             decode_chat(unload, "m").expect("ok").finish_reason,
             FinishReason::Other("unload".to_owned())
         );
+    }
+
+    #[test]
+    fn an_answer_not_done_is_truncated_never_a_stop() {
+        for body in [
+            json!({"model": "m", "message": {"content": "Hel"}, "done": false}),
+            json!({"model": "m", "message": {"content": "Hel"}}),
+        ] {
+            let chunk: ChatChunk = serde_json::from_value(body).expect("chunk");
+            assert_eq!(
+                decode_chat(chunk, "m").expect_err("not done").kind(),
+                ErrorKind::StreamTruncated
+            );
+        }
     }
 
     #[test]

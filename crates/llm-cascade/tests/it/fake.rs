@@ -16,6 +16,8 @@ use llm_cascade::{
 pub enum Step {
     /// Answer with this text.
     Reply(&'static str),
+    /// Answer with this text and finish reason.
+    Answer(&'static str, FinishReason),
     /// Fail with this kind, status and wait hint.
     Fail(ErrorKind, Option<u16>, Option<Duration>),
     /// Never answer.
@@ -29,6 +31,8 @@ pub enum Step {
 pub enum Item {
     Text(&'static str),
     Finish,
+    /// A `Finish` with this reason.
+    FinishWith(FinishReason),
     Error(ErrorKind),
     Stall,
 }
@@ -83,6 +87,16 @@ impl Fake {
             .expect("the script ran out: unexpected extra call")
     }
 
+    fn answer(&self, text: &str, finish_reason: FinishReason) -> ChatResponse {
+        ChatResponse {
+            content: text.to_owned(),
+            provider: self.id.to_owned(),
+            model: "fake-model".to_owned(),
+            finish_reason,
+            usage: None,
+        }
+    }
+
     fn error(&self, kind: ErrorKind, status: Option<u16>, wait: Option<Duration>) -> Error {
         let mut error = Error::new(kind, format!("scripted {kind}"))
             .with_provider(self.id)
@@ -118,13 +132,8 @@ impl Provider for Fake {
 
     async fn chat(&self, _request: &ChatRequest) -> Result<ChatResponse, Error> {
         match self.next_step() {
-            Step::Reply(text) => Ok(ChatResponse {
-                content: text.to_owned(),
-                provider: self.id.to_owned(),
-                model: "fake-model".to_owned(),
-                finish_reason: FinishReason::Stop,
-                usage: None,
-            }),
+            Step::Reply(text) => Ok(self.answer(text, FinishReason::Stop)),
+            Step::Answer(text, reason) => Ok(self.answer(text, reason)),
             Step::Fail(kind, status, wait) => Err(self.error(kind, status, wait)),
             Step::Hang => std::future::pending().await,
             Step::Stream(_) => panic!("a stream step in a chat call"),
@@ -144,6 +153,10 @@ impl Provider for Fake {
                             reason: FinishReason::Stop,
                             model: None,
                         }),
+                        Item::FinishWith(reason) => Ok(StreamEvent::Finish {
+                            reason,
+                            model: None,
+                        }),
                         Item::Error(kind) => {
                             Err(Error::new(kind, "scripted stream error").with_provider(id))
                         }
@@ -155,7 +168,7 @@ impl Provider for Fake {
             }
             Step::Fail(kind, status, wait) => Err(self.error(kind, status, wait)),
             Step::Hang => std::future::pending().await,
-            Step::Reply(_) => panic!("a reply step in a stream call"),
+            Step::Reply(_) | Step::Answer(..) => panic!("a reply step in a stream call"),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Integration tests of the cascade engine.
 
 mod api;
+mod complete;
 mod fake;
 // Needs the provider crates it drives compiled in.
 #[cfg(all(

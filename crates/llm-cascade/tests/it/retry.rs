@@ -26,7 +26,7 @@ fn outcomes(attempts: &[llm_cascade::Attempt]) -> Vec<(String, u32, Outcome)> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rate_limit_is_retried_with_backoff_then_falls_back() {
     let groq = Arc::new(Fake::new(
         "groq",
@@ -64,7 +64,7 @@ async fn rate_limit_is_retried_with_backoff_then_falls_back() {
     assert_eq!((groq.calls(), openai.calls()), (2, 1));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn backoff_doubles_per_attempt() {
     let flaky = Arc::new(Fake::new(
         "groq",
@@ -92,7 +92,7 @@ async fn backoff_doubles_per_attempt() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn jitter_adds_at_most_a_quarter() {
     let flaky = Arc::new(Fake::new(
         "groq",
@@ -114,7 +114,7 @@ async fn jitter_adds_at_most_a_quarter() {
     assert!((40..=50).contains(&waited_ms), "{waited_ms}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn auth_moves_on_at_once() {
     let groq = Arc::new(Fake::new(
         "groq",
@@ -134,7 +134,7 @@ async fn auth_moves_on_at_once() {
     assert_eq!(groq.calls(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn quota_exhausted_is_not_retried() {
     let openai = Arc::new(Fake::new(
         "openai",
@@ -151,7 +151,7 @@ async fn quota_exhausted_is_not_retried() {
     assert_eq!(openai.calls(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn short_wait_hint_is_honoured_long_one_moves_on() {
     let short = Arc::new(Fake::new(
         "groq",
@@ -196,7 +196,7 @@ async fn short_wait_hint_is_honoured_long_one_moves_on() {
     assert_eq!(long.calls(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hint_longer_than_the_time_left_moves_on() {
     let groq = Arc::new(Fake::new(
         "groq",
@@ -221,7 +221,7 @@ async fn a_hint_longer_than_the_time_left_moves_on() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hanging_provider_times_out_and_is_not_retried() {
     let slow =
         Arc::new(Fake::new("together", vec![Step::Hang]).with_timeout(Duration::from_millis(50)));
@@ -234,7 +234,7 @@ async fn a_hanging_provider_times_out_and_is_not_retried() {
     assert_eq!(slow.calls(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_deadline_bounds_every_attempt() {
     let hang = || Arc::new(Fake::new("together", vec![Step::Hang]));
     let config = fast_config().with_deadline(Duration::from_millis(80));
@@ -262,7 +262,7 @@ async fn the_deadline_bounds_every_attempt() {
     assert_eq!(first.decision, Some(Decision::Stop));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn auto_fallback_off_uses_the_first_provider_only() {
     let first = Arc::new(Fake::new(
         "groq",
@@ -278,7 +278,7 @@ async fn auto_fallback_off_uses_the_first_provider_only() {
     assert_eq!(second.calls(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn exhausted_report_and_events() {
     let events = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = events.clone();
@@ -326,7 +326,7 @@ async fn exhausted_report_and_events() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn empty_chain_and_empty_request_fail_before_any_attempt() {
     let report = CascadeBuilder::new()
         .build()
@@ -342,7 +342,7 @@ async fn empty_chain_and_empty_request_fail_before_any_attempt() {
     assert_eq!(report.kind, ErrorKind::InvalidRequest);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_provider_prepares_at_most_once_per_call() {
     // The server still says "missing" after a successful pull: no second pull, move on.
     let local = Arc::new(
@@ -367,7 +367,7 @@ async fn a_provider_prepares_at_most_once_per_call() {
     assert_eq!((local.prepares(), local.calls()), (1, 2));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn last_resort_prepares_only_after_every_provider_failed() {
     let local = Arc::new(
         Fake::new(
@@ -400,4 +400,31 @@ async fn last_resort_prepares_only_after_every_provider_failed() {
         ]
     );
     assert_eq!(local.prepares(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_storm_of_failures_spends_the_retry_budget_instead_of_doubling_the_load() {
+    // 20 calls to a provider that always fails: without a budget, 2 attempts each (40 requests).
+    let failing = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Fail(ErrorKind::ServerError, Some(500), None); 33],
+    ));
+    let cascade = cascade(vec![failing.clone()], fast_config());
+    let mut last_decisions = Vec::new();
+    for _ in 0..20 {
+        let report = cascade
+            .chat(ChatRequest::from_prompt("hi"))
+            .await
+            .expect_err("always fails");
+        last_decisions.push(report.attempts.last().and_then(|a| a.decision));
+    }
+    // The reserve (10 retries, full) plus a fifth of a retry per request: 12 retries for the first 12
+    // calls, then one more once five requests have paid for it (call 16): 13 retries in all.
+    assert_eq!(failing.calls(), 20 + 13);
+    assert_eq!(
+        last_decisions[12],
+        Some(Decision::NextProvider {
+            reason: MoveReason::RetryBudget
+        })
+    );
 }

@@ -25,7 +25,7 @@ async fn collect(stream: llm_cascade::CascadeStream) -> (Vec<String>, Option<Err
     )
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failure_before_the_first_token_falls_over_invisibly() {
     let broken = Arc::new(Fake::new(
         "groq",
@@ -68,7 +68,7 @@ async fn failure_before_the_first_token_falls_over_invisibly() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failure_after_the_first_token_is_an_error_in_the_stream() {
     let cut = Arc::new(Fake::new(
         "groq",
@@ -103,7 +103,7 @@ async fn failure_after_the_first_token_is_an_error_in_the_stream() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_attempt_record_reflects_a_late_failure() {
     let cut = Arc::new(Fake::new(
         "groq",
@@ -127,7 +127,7 @@ async fn the_attempt_record_reflects_a_late_failure() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn no_first_token_in_time_moves_on() {
     let silent = Arc::new(Fake::new("gemini", vec![Step::Stream(vec![Item::Stall])]));
     let good = Arc::new(Fake::new(
@@ -156,7 +156,7 @@ async fn no_first_token_in_time_moves_on() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stalled_stream_after_the_first_token_is_an_error() {
     let stalls = Arc::new(Fake::new(
         "groq",
@@ -175,5 +175,108 @@ async fn a_stalled_stream_after_the_first_token_is_an_error() {
     assert_eq!(
         (texts, error),
         (vec!["start".to_owned()], Some(ErrorKind::Timeout))
+    );
+}
+
+/// The attempts of every `AttemptFinished` event `cascade` emits.
+fn finished_attempts(
+    cascade: llm_cascade::Cascade,
+) -> (
+    llm_cascade::Cascade,
+    Arc<std::sync::Mutex<Vec<llm_cascade::Attempt>>>,
+) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let cascade = cascade.with_observer(Arc::new(move |e: &llm_cascade::CascadeEvent| {
+        if let llm_cascade::CascadeEvent::AttemptFinished { attempt, .. } = e {
+            sink.lock().expect("lock").push(attempt.clone());
+        }
+    }));
+    (cascade, seen)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_dropped_before_its_end_is_recorded_once_as_cancelled() {
+    let long = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Stream(vec![
+            Item::Text("one"),
+            Item::Text("two"),
+            Item::Finish,
+        ])],
+    ));
+    let (cascade, seen) = finished_attempts(
+        CascadeBuilder::new()
+            .config(fast_config())
+            .provider_arc(long)
+            .build(),
+    );
+    let mut stream = cascade
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("starts");
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(StreamEvent::Delta { .. }))
+    ));
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "nothing finished yet"
+    );
+    drop(stream);
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].outcome, Outcome::Cancelled);
+    assert_eq!(
+        serde_json::to_value(&seen[0]).expect("json")["outcome"],
+        "cancelled"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_read_to_its_end_is_recorded_once_and_not_cancelled() {
+    let good = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Stream(vec![Item::Text("one"), Item::Finish])],
+    ));
+    let (cascade, seen) = finished_attempts(
+        CascadeBuilder::new()
+            .config(fast_config())
+            .provider_arc(good)
+            .build(),
+    );
+    let stream = cascade
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("starts");
+    let _ = collect(stream).await;
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+        vec![Outcome::Ok]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_stream_that_just_stops_is_truncated_not_complete() {
+    let quiet_end = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Stream(vec![Item::Text("half an ans")])],
+    ));
+    let stream = CascadeBuilder::new()
+        .config(fast_config())
+        .provider_arc(quiet_end)
+        .build()
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("starts");
+    let attempts = stream.attempts();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        collect(stream).await,
+        (
+            vec!["half an ans".to_owned()],
+            Some(ErrorKind::StreamTruncated)
+        )
     );
 }

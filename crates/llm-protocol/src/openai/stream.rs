@@ -5,8 +5,9 @@
 //! - Usage arrives in its own chunk (`choices: []` with `usage`, the answer to `include_usage`), on the
 //!   last chunk, or as Groq's `x_groq.usage`; each chunk's counts become one `Usage` event.
 //! - The finish reason is remembered (later chunks often carry `null`) and `Finish` is emitted at
-//!   `data: [DONE]`. A body that ends without `[DONE]` is complete only if a finish reason was seen;
-//!   otherwise the driver reports it as truncated.
+//!   `data: [DONE]`. The answer is complete only if a finish reason was seen: `[DONE]` without one is
+//!   [`ErrorKind::StreamTruncated`], and so is a body that ends without one (Together's streams end at
+//!   the chunk with `finish_reason` and send no `[DONE]`: complete).
 //! - `event: error`, or a chunk with a top-level `error` (Groq's `tool_use_failed`, OpenRouter's "Token
 //!   limit reached" inside a 200 stream), ends the stream with the classified error.
 
@@ -37,11 +38,19 @@ impl ChunkDecoder {
         }
     }
 
-    fn finish_event(&mut self) -> StreamEvent {
-        StreamEvent::Finish {
-            reason: self.finish.take().unwrap_or(FinishReason::Stop),
+    /// The closing `Finish`, or a truncation error when no chunk carried a finish reason: only the
+    /// provider can say an answer is complete.
+    fn finish_event(&mut self) -> Result<StreamEvent, Error> {
+        let reason = self.finish.take().ok_or_else(|| {
+            Error::new(
+                ErrorKind::StreamTruncated,
+                "the stream ended ([DONE]) without a finish_reason: the answer may be incomplete",
+            )
+        })?;
+        Ok(StreamEvent::Finish {
+            reason,
             model: self.model.take(),
-        }
+        })
     }
 
     fn chunk(&mut self, chunk: &Value) -> Vec<StreamEvent> {
@@ -90,7 +99,7 @@ impl FrameDecoder<SseEvent> for ChunkDecoder {
     fn frame(&mut self, frame: SseEvent) -> Result<Vec<StreamEvent>, Error> {
         let data = frame.data.trim();
         if data == "[DONE]" {
-            return Ok(vec![self.finish_event()]);
+            return Ok(vec![self.finish_event()?]);
         }
         let parsed = serde_json::from_str::<Value>(data);
         if frame.event.as_deref() == Some("error") {
@@ -111,8 +120,9 @@ impl FrameDecoder<SseEvent> for ChunkDecoder {
     }
 
     fn end(&mut self) -> Result<Vec<StreamEvent>, Error> {
+        // Without a finish reason the driver reports the body as truncated.
         Ok(if self.finish.is_some() {
-            vec![self.finish_event()]
+            vec![self.finish_event()?]
         } else {
             Vec::new()
         })
@@ -239,6 +249,25 @@ mod tests {
             r#"{"choices":[{"delta":{"content":"x"},"finish_reason":null}]}"#,
         )]);
         assert_eq!(events, vec![delta("x")]);
+    }
+
+    #[test]
+    fn done_without_a_finish_reason_is_truncated() {
+        let (events, error) = run(vec![
+            data(r#"{"choices":[{"delta":{"content":"x"},"finish_reason":null}]}"#),
+            data("[DONE]"),
+        ]);
+        assert_eq!(events, vec![delta("x")]);
+        assert_eq!(
+            error.expect("no finish reason").kind(),
+            ErrorKind::StreamTruncated
+        );
+        let (events, error) = run(vec![
+            data(r#"{"choices":[{"delta":{"content":""}}]}"#),
+            data("[DONE]"),
+        ]);
+        assert!(events.is_empty());
+        assert_eq!(error.expect("empty").kind(), ErrorKind::StreamTruncated);
     }
 
     #[test]

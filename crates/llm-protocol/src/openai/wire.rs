@@ -140,11 +140,13 @@ pub(crate) fn error_in(value: &Value) -> bool {
 
 /// Decodes a 200 chat-completions body into a [`ChatResponse`] of `provider`.
 ///
-/// A finish reason missing from the choice (Together's JSON mode) counts as a stop: the body is whole.
+/// The answer is complete only when the choice says why it ended: a `finish_reason` that is missing or
+/// `null` is [`ErrorKind::StreamTruncated`] (retried like any cut), never a silent stop.
 ///
 /// # Errors
-/// The classified error when the body carries `{"error": …}` (OpenRouter, LM Studio), and a
-/// [`ErrorKind::MalformedAnswer`] error when it is not JSON or has no choices.
+/// The classified error when the body carries `{"error": …}` (OpenRouter, LM Studio), a
+/// [`ErrorKind::MalformedAnswer`] error when it is not JSON or has no choices, and
+/// [`ErrorKind::StreamTruncated`] when the choice has no finish reason.
 pub fn decode_response(
     provider: &str,
     body: &[u8],
@@ -180,14 +182,18 @@ pub fn decode_response(
             )
             .with_provider(provider)
         })?;
+    let reason = choice.finish_reason.as_deref().ok_or_else(|| {
+        Error::new(
+            ErrorKind::StreamTruncated,
+            "the answer has no finish_reason: the provider did not say it is complete",
+        )
+        .with_provider(provider)
+    })?;
     Ok(ChatResponse {
         content: content_text(choice.message.as_ref().and_then(|m| m.content.as_ref())),
         provider: provider.to_owned(),
         model: completion.model.unwrap_or_default(),
-        finish_reason: choice
-            .finish_reason
-            .as_deref()
-            .map_or(FinishReason::Stop, finish_reason),
+        finish_reason: finish_reason(reason),
         usage: completion.usage.map(WireUsage::to_usage),
     })
 }
@@ -255,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn null_content_unknown_reasons_and_missing_reason() {
+    fn null_content_and_unknown_reasons() {
         let body =
             br#"{"model":"m","choices":[{"message":{"content":null},"finish_reason":"eos"}]}"#;
         let response = decode_response("together", body, parse_error).expect("decodes");
@@ -267,9 +273,19 @@ mod tests {
             br#"{"model":"m","choices":[{"message":{"content":"x"},"finish_reason":"weird"}]}"#;
         let response = decode_response("x", body, parse_error).expect("decodes");
         assert_eq!(response.finish_reason, FinishReason::Other("weird".into()));
-        let body = br#"{"model":"m","choices":[{"message":{"content":"{}"}}]}"#;
-        let response = decode_response("x", body, parse_error).expect("decodes");
-        assert_eq!(response.finish_reason, FinishReason::Stop);
+    }
+
+    #[test]
+    fn missing_or_null_finish_reason_is_truncated() {
+        for body in [
+            &br#"{"model":"m","choices":[{"message":{"content":"{}"}}]}"#[..],
+            br#"{"model":"m","choices":[{"message":{"content":"Hel"},"finish_reason":null}]}"#,
+            br#"{"model":"m","choices":[{"message":{"content":""},"finish_reason":null}]}"#,
+        ] {
+            let err = decode_response("x", body, parse_error).expect_err("no finish reason");
+            assert_eq!(err.kind(), ErrorKind::StreamTruncated);
+            assert_eq!(err.provider(), Some("x"));
+        }
     }
 
     #[test]

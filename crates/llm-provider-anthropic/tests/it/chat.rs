@@ -37,3 +37,14 @@ async fn check_available_reports_a_bad_key() {
         .expect_err("bad key");
     insta::assert_json_snapshot!("check_available.401", crate::support::error_json(&err));
 }
+
+#[tokio::test]
+async fn null_stop_reason_is_truncated_not_a_success() {
+    let (server, _fixture) = serve("chat.no_stop_reason.truncated").await;
+    let err = provider(&server)
+        .chat(&ChatRequest::from_prompt("How are you?"))
+        .await
+        .expect_err("no stop_reason");
+    assert_eq!(err.kind(), llm_core::ErrorKind::StreamTruncated);
+    assert_eq!(err.provider(), Some("anthropic"));
+}

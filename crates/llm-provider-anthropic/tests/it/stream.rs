@@ -51,3 +51,16 @@ async fn error_status_before_the_stream_starts() {
         .expect("529");
     insta::assert_json_snapshot!("chat.stream.529", crate::support::error_json(&err));
 }
+
+#[tokio::test]
+async fn message_stop_without_stop_reason_is_truncated() {
+    // Cut from the real capture: the `message_delta` event is gone, `message_stop` still comes.
+    let events = run("chat.stream.no_stop_reason.truncated").await;
+    let items = events.as_array().expect("a list");
+    assert!(items.iter().any(|e| e["type"] == "delta"), "{events:#}");
+    assert_eq!(
+        items.last().map(|e| &e["error"]["kind"]),
+        Some(&serde_json::json!("stream_truncated")),
+        "{events:#}"
+    );
+}

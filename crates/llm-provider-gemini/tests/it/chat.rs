@@ -58,3 +58,12 @@ async fn check_available_reports_a_bad_key() {
         .expect_err("bad key");
     insta::assert_json_snapshot!("check_available.400", error_json(&err));
 }
+
+#[tokio::test]
+async fn no_finish_reason_is_truncated_not_a_success() {
+    let err = chat("chat.no_finish_reason.truncated")
+        .await
+        .expect_err("no finishReason");
+    assert_eq!(err.kind(), llm_core::ErrorKind::StreamTruncated);
+    assert_eq!(err.provider(), Some("gemini"));
+}

@@ -107,3 +107,16 @@ async fn api_key_is_sent_as_bearer_and_never_shown() {
         assert!(!shown.contains(CANARY_KEY), "{shown}");
     }
 }
+
+#[tokio::test]
+async fn an_answer_not_done_is_truncated_not_a_stop() {
+    let server = MockServer::start().await;
+    mount(&server, "tags.success.doc", 1).await;
+    mount(&server, "chat.not_done.truncated", 1).await;
+    let err = provider(&server.uri(), &[])
+        .chat(&ChatRequest::from_prompt("Why is the sky blue?"))
+        .await
+        .expect_err("done: false");
+    assert_eq!(err.kind(), llm_core::ErrorKind::StreamTruncated);
+    assert_eq!(err.provider(), Some("ollama"));
+}

@@ -107,3 +107,25 @@ async fn error_line_mid_stream_is_a_classified_error() {
         error.message()
     );
 }
+
+#[tokio::test]
+async fn stream_ending_on_a_whole_done_false_line_is_truncated() {
+    let server = MockServer::start().await;
+    mount(&server, "tags.success.doc", 1).await;
+    mount(&server, "chat.stream.not_done.truncated", 1).await;
+    let ollama = provider(&server.uri(), &[]);
+
+    let items = collect(
+        ollama
+            .chat_stream(&ChatRequest::from_prompt("Hello"))
+            .await
+            .expect("stream starts"),
+    )
+    .await;
+
+    assert!(items.iter().all(|i| i["type"] != "finish"), "{items:?}");
+    assert_eq!(
+        items.last().map(|i| &i["error"]["kind"]),
+        Some(&json!("stream_truncated"))
+    );
+}

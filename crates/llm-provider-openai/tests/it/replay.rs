@@ -9,6 +9,12 @@ const CASES: &[Case] = &[
     Case::chat("chat.success", None),
     Case::stream("chat.stream", None),
     Case::stream("chat.stream.truncated", Some("stream_truncated")),
+    // Cut from the real captures: `[DONE]` (or a whole body) without any finish_reason.
+    Case::stream(
+        "chat.stream.no_finish_reason.truncated",
+        Some("stream_truncated"),
+    ),
+    Case::chat("chat.no_finish_reason.truncated", Some("stream_truncated")),
     Case::chat("error.429.rate_limit", Some("rate_limit")),
     // A 429 that is billing, not a rate limit: retrying cannot help.
     Case::chat("error.429.insufficient_quota", Some("quota_exhausted")),
