@@ -16,6 +16,7 @@ use llm_core::{
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::chain::Pool;
 use crate::config::{CascadeConfig, LocalPull, provider_order, resolve_provider};
 use crate::observer::{CascadeEvent, Observer};
 use crate::policy::RetryPolicy;
@@ -33,6 +34,8 @@ pub struct Cascade {
     setup_hint: String,
     /// Where those variables are read from ("the environment"), when the chain was built from one.
     config_source: Option<String>,
+    /// Every provider [`Cascade::restricted`] may choose from.
+    pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for Cascade {
@@ -92,6 +95,7 @@ impl CascadeBuilder {
     /// The cascade.
     pub fn build(self) -> Cascade {
         Cascade {
+            pool: Arc::new(Pool::of(&self.providers)),
             providers: self.providers,
             policy: RetryPolicy::new(self.config.clone()),
             config: self.config,
@@ -213,6 +217,7 @@ impl Cascade {
         }
         let setup_hint = setup_hint(registry);
         Ok(Self {
+            pool: Arc::new(Pool::from_registry(env, registry, &providers)),
             providers,
             policy: RetryPolicy::new(config.clone()),
             config,
@@ -237,6 +242,19 @@ impl Cascade {
     /// The settings.
     pub fn config(&self) -> &CascadeConfig {
         &self.config
+    }
+
+    /// Every provider [`Cascade::restricted`] may choose from.
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// This cascade (settings, observers, retry budget, pool) with `providers` as its chain.
+    pub(crate) fn with_chain(&self, providers: Vec<Arc<dyn Provider>>) -> Self {
+        Self {
+            providers,
+            ..self.clone()
+        }
     }
 
     /// Asks the chain for a complete answer.
@@ -612,7 +630,7 @@ pub(crate) fn empty_answer(reason: &FinishReason) -> Option<Error> {
     }
 }
 
-fn timeout_error(provider: &dyn Provider, limit: Duration, by_deadline: bool) -> Error {
+pub(crate) fn timeout_error(provider: &dyn Provider, limit: Duration, by_deadline: bool) -> Error {
     let message = if by_deadline {
         format!("the request deadline (LLM_DEADLINE) ran out after this attempt had {limit:?}")
     } else {

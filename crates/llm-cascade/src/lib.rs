@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod chain;
 mod config;
 mod dotenv;
 mod engine;
 mod observer;
 mod policy;
+mod probe;
 mod providers;
 mod report;
 mod spans;
@@ -24,6 +26,7 @@ pub use llm_core::{
 };
 pub use observer::{CascadeEvent, Observer};
 pub use providers::{ENABLED, KNOWN_PROVIDERS, KnownProvider};
+pub use probe::{ProbeResult, probe_provider, probe_registrations};
 pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
 pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;

@@ -46,6 +46,8 @@ pub struct Fake {
     /// Whether `model_not_found` errors can be fixed by `prepare` (like Ollama's pull).
     preparable: bool,
     prepares: Mutex<u32>,
+    /// What `check_available` does (`Reply` for success, `Fail`, `Hang`).
+    probe: Step,
 }
 
 impl Fake {
@@ -57,11 +59,18 @@ impl Fake {
             timeout: Duration::from_secs(5),
             preparable: false,
             prepares: Mutex::new(0),
+            probe: Step::Reply("ok"),
         }
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// What each probe (`check_available`) does.
+    pub fn probing(mut self, step: Step) -> Self {
+        self.probe = step;
         self
     }
 
@@ -173,7 +182,11 @@ impl Provider for Fake {
     }
 
     async fn check_available(&self) -> Result<(), Error> {
-        Ok(())
+        match self.probe.clone() {
+            Step::Fail(kind, status, wait) => Err(self.error(kind, status, wait)),
+            Step::Hang => std::future::pending().await,
+            _ => Ok(()),
+        }
     }
 
     fn can_prepare(&self, error: &Error) -> bool {

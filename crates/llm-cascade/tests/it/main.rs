@@ -1,8 +1,10 @@
 //! Integration tests of the cascade engine.
 
 mod api;
+mod chain;
 mod complete;
 mod fake;
+mod probe;
 // Needs the provider crates it drives compiled in.
 #[cfg(all(
     feature = "provider-anthropic",
