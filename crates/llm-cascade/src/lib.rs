@@ -25,8 +25,8 @@ pub use llm_core::{
     ProviderRegistration, Registry, Role, StreamEvent, Usage,
 };
 pub use observer::{CascadeEvent, Observer};
-pub use providers::{ENABLED, KNOWN_PROVIDERS, KnownProvider};
 pub use probe::{ProbeResult, probe_provider, probe_registrations};
+pub use providers::{ENABLED, KNOWN_PROVIDERS, KnownProvider};
 pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
 pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;

@@ -27,16 +27,9 @@ pub async fn run(args: AskArgs, ctx: &Ctx) -> u8 {
             );
         }
     };
-    let built = match &args.provider {
-        Some(id) => Cascade::pinned(env, id),
-        None => Cascade::from_env_source(env),
-    };
-    let cascade = match built {
+    let cascade = match Cascade::from_env_pinned(env, args.provider.as_deref()) {
         Ok(cascade) => ctx.attach(cascade),
-        Err(error) => {
-            let report = CascadeError::before_any_attempt(&error, ErrorKind::Config.advice());
-            return fail(&report, args.json, EXIT_USAGE);
-        }
+        Err(error) => return fail(&CascadeError::from(error), args.json, EXIT_USAGE),
     };
     let tracker = Tracker::new();
     let mut asking = Asking {

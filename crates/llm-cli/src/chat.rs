@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use llm_cascade::{Cascade, CascadeError, ChatRequest, ErrorKind, Message, StreamEvent};
+use llm_cascade::{Cascade, CascadeError, ChatRequest, Message, StreamEvent};
 use rustyline::error::ReadlineError;
 use serde_json::json;
 
@@ -217,13 +217,9 @@ pub async fn run(args: ChatArgs, ctx: &Ctx) -> u8 {
 
 /// The cascade, or one pinned provider, with this process's observers and the turn tracker attached.
 fn build(ctx: &Ctx, tracker: &Arc<Tracker>, pin: Option<&str>) -> Result<Cascade, CascadeError> {
-    let built = match pin {
-        Some(id) => Cascade::pinned(ctx.env.as_ref(), id),
-        None => Cascade::from_env_source(ctx.env.as_ref()),
-    };
-    built
+    Cascade::from_env_pinned(ctx.env.as_ref(), pin)
         .map(|cascade| ctx.attach(cascade).with_observer(tracker.clone()))
-        .map_err(|error| CascadeError::before_any_attempt(&error, ErrorKind::Config.advice()))
+        .map_err(CascadeError::from)
 }
 
 impl Session<'_> {
@@ -417,10 +413,7 @@ impl Session<'_> {
         let rows = match crate::providers::rows(self.ctx.env.as_ref()) {
             Ok(rows) => rows,
             Err(error) => {
-                self.failure(&CascadeError::before_any_attempt(
-                    &error,
-                    ErrorKind::Config.advice(),
-                ));
+                self.failure(&CascadeError::from(error));
                 return;
             }
         };

@@ -1,11 +1,10 @@
-//! Live probes of providers (`Provider::check_available`), run concurrently, each bounded by the
-//! provider's own timeout.
+//! Live probes of providers as the CLI shows them: the engine probes
+//! ([`llm_cascade::probe_registrations`]); this module turns each result into a table cell or a JSON
+//! object.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::future::join_all;
-use llm_cascade::{EnvSource, Error, ErrorKind, Provider, ProviderRegistration};
+use llm_cascade::{EnvSource, Error, ProbeResult, ProviderRegistration, probe_registrations};
 use serde::Serialize;
 
 /// The result of probing one provider.
@@ -69,60 +68,41 @@ fn short(message: &str) -> String {
     }
 }
 
-/// Probes one provider within its timeout.
-pub async fn check(provider: Arc<dyn Provider>) -> Check {
-    let started = Instant::now();
-    let limit = provider.timeout();
-    let result = match tokio::time::timeout(limit, provider.check_available()).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!("no answer within {limit:?} (the provider's timeout)"),
-        )
-        .with_provider(provider.id())),
-    };
-    match result {
-        Ok(()) => Check {
-            provider: provider.id().to_owned(),
-            ok: true,
-            latency_ms: millis(started.elapsed()),
-            kind: None,
-            status: None,
-            message: None,
-        },
-        Err(error) => Check::failed(provider.id(), &error, started.elapsed()),
+impl From<&ProbeResult> for Check {
+    fn from(probe: &ProbeResult) -> Self {
+        match probe.error() {
+            None => Self {
+                provider: probe.provider.clone(),
+                ok: true,
+                latency_ms: millis(probe.elapsed),
+                kind: None,
+                status: None,
+                message: None,
+            },
+            Some(error) => Self::failed(&probe.provider, error, probe.elapsed),
+        }
     }
 }
 
-/// Builds and probes each registration concurrently; the results come back in the given order.
-/// Registrations that are not configured fail with a config reason naming their variables.
+/// Probes each registration (the engine's [`probe_registrations`]), each bounded by its timeout
+/// and `deadline`; the results come back in the given order. Registrations that are not configured
+/// fail with a config reason naming their variables.
 pub async fn check_registrations(
     registrations: &[&ProviderRegistration],
     env: &dyn EnvSource,
+    deadline: Duration,
 ) -> Vec<Check> {
-    let probes = registrations.iter().map(|registration| {
-        let built = if registration.is_configured(env) {
-            (registration.build)(env).map(Arc::<dyn Provider>::from)
-        } else {
-            Err(Error::config(format!(
-                "not configured: set {}",
-                registration.key_env.join(" or ")
-            )))
-        };
-        let id = registration.id;
-        async move {
-            match built {
-                Ok(provider) => check(provider).await,
-                Err(error) => Check::failed(id, &error, Duration::ZERO),
-            }
-        }
-    });
-    join_all(probes).await
+    probe_registrations(registrations, env, deadline)
+        .await
+        .iter()
+        .map(Check::from)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use llm_cascade::ErrorKind;
 
     #[test]
     fn descriptions_name_the_kind_status_and_a_short_message() {

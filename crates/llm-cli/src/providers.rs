@@ -3,7 +3,7 @@
 
 use comfy_table::{Cell, Color, ColumnConstraint};
 use llm_cascade::{
-    CascadeError, EnvSource, ErrorKind, ProviderRegistration, Registry, provider_order,
+    CascadeConfig, CascadeError, EnvSource, ProviderRegistration, Registry, provider_order,
 };
 use serde::Serialize;
 
@@ -39,25 +39,23 @@ pub struct Row {
 pub async fn run(args: &ProvidersArgs, env: &dyn EnvSource) -> u8 {
     let mut rows = match rows(env) {
         Ok(rows) => rows,
-        Err(error) => {
-            let report = CascadeError::before_any_attempt(&error, ErrorKind::Config.advice());
-            return output::fail(&report, args.json, EXIT_USAGE);
-        }
+        Err(error) => return output::fail(&CascadeError::from(error), args.json, EXIT_USAGE),
     };
     let mut code = EXIT_OK;
     if args.check {
-        let registry = match llm_cascade::registry() {
-            Ok(registry) => registry,
-            Err(error) => {
-                let report = CascadeError::before_any_attempt(&error, ErrorKind::Config.advice());
-                return output::fail(&report, args.json, EXIT_USAGE);
-            }
-        };
+        // The probes honour the request deadline (`LLM_DEADLINE`), so the settings must be valid.
+        let (registry, config) =
+            match llm_cascade::registry().and_then(|r| Ok((r, CascadeConfig::from_env(env)?))) {
+                Ok(found) => found,
+                Err(error) => {
+                    return output::fail(&CascadeError::from(error), args.json, EXIT_USAGE);
+                }
+            };
         let configured: Vec<&ProviderRegistration> = registry
             .iter()
             .filter(|r| rows.iter().any(|row| row.id == r.id && row.configured))
             .collect();
-        let checks = check_registrations(&configured, env).await;
+        let checks = check_registrations(&configured, env, config.deadline).await;
         if !checks.iter().any(|c| c.ok) {
             code = EXIT_FAILED;
         }

@@ -7,7 +7,7 @@ use crate::args::PullArgs;
 /// Runs `cascade pull`; returns the exit code.
 #[cfg(feature = "provider-ollama")]
 pub async fn run(args: &PullArgs, env: &dyn EnvSource) -> u8 {
-    use llm_cascade::{CascadeError, ErrorKind, Progress};
+    use llm_cascade::{CascadeError, Progress};
     use llm_provider_ollama::Ollama;
 
     use crate::output;
@@ -15,10 +15,7 @@ pub async fn run(args: &PullArgs, env: &dyn EnvSource) -> u8 {
 
     let ollama = match Ollama::from_env(env) {
         Ok(ollama) => ollama,
-        Err(error) => {
-            let report = CascadeError::before_any_attempt(&error, ErrorKind::Config.advice());
-            return output::fail(&report, args.json, EXIT_USAGE);
-        }
+        Err(error) => return output::fail(&CascadeError::from(error), args.json, EXIT_USAGE),
     };
     let model = args
         .model
@@ -47,11 +44,7 @@ pub async fn run(args: &PullArgs, env: &dyn EnvSource) -> u8 {
             }
             EXIT_OK
         }
-        Err(error) => output::fail(
-            &CascadeError::before_any_attempt(&error, error.kind().advice()),
-            json,
-            EXIT_FAILED,
-        ),
+        Err(error) => output::fail(&CascadeError::from(error), json, EXIT_FAILED),
     }
 }
 

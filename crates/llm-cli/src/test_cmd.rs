@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use comfy_table::{Cell, Color};
 use llm_cascade::{
-    Cascade, CascadeError, ChatRequest, Error, ErrorKind, MapEnv, Overlay, ProviderRegistration,
-    provider_order, resolve_provider,
+    Cascade, CascadeError, ChatRequest, Error, ProviderRegistration, provider_order,
+    resolve_provider,
 };
 use serde_json::json;
 
@@ -24,52 +24,65 @@ pub async fn run(args: &TestArgs, ctx: &Ctx) -> u8 {
 
 /// Probes `ids` (or the chain), then asks the cascade restricted to them. 0 only when the answer came.
 pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
-    let base = ctx.env.as_ref();
+    let env = ctx.env.as_ref();
     let registry = match llm_cascade::registry() {
         Ok(registry) => registry,
-        Err(error) => return config_failure(&error, json),
+        Err(error) => return config_failure(error, json),
     };
-    // The arguments are checked here, so that an error blames them and not the variable they
-    // are passed through below.
+    // The arguments are resolved here, so that an error blames them.
     let mut named: Vec<&str> = Vec::new();
     for name in ids {
         match resolve_provider(name, &registry) {
+            // A provider named twice is probed once.
+            Ok(id) if named.contains(&id) => {}
             Ok(id) => named.push(id),
             Err(error) => {
                 let error = Error::config(format!("cascade test {name}: {}", error.message()));
-                return config_failure(&error, json);
+                return config_failure(error, json);
             }
         }
     }
-    // The given ids become the fallback order (a blank default provider cancels any reordering).
-    let top = if named.is_empty() {
-        MapEnv::new()
+    // The whole configuration is checked before anything is probed.
+    let full = match Cascade::from_env_source(env) {
+        Ok(cascade) => ctx.attach(cascade),
+        Err(error) => return config_failure(error, json),
+    };
+    // Named providers are probed even when not configured (the probe then says what to set); the
+    // cascade is asked through the configured ones, in the order given.
+    let probed: Vec<&ProviderRegistration> = if named.is_empty() {
+        match provider_order(env, &registry) {
+            Ok(order) => order
+                .iter()
+                .filter_map(|id| registry.get(id))
+                .filter(|r| r.is_configured(env))
+                .collect(),
+            Err(error) => return config_failure(error, json),
+        }
     } else {
-        MapEnv::new()
-            .with("LLM_FALLBACK_ORDER", named.join(","))
-            .with("LLM_DEFAULT_PROVIDER", "")
+        named.iter().filter_map(|id| registry.get(id)).collect()
     };
-    // Restricts the order without touching the real environment.
-    let env = Overlay::new(&top, base);
-    let order = match provider_order(&env, &registry) {
-        Ok(order) => order,
-        Err(error) => return config_failure(&error, json),
+    let cascade = if named.is_empty() {
+        full
+    } else {
+        let configured: Vec<&str> = probed
+            .iter()
+            .filter(|r| r.is_configured(env))
+            .map(|r| r.id)
+            .collect();
+        match full.restricted(&configured) {
+            Ok(cascade) => cascade,
+            Err(error) => return config_failure(error, json),
+        }
     };
-    // Named providers are probed even when not configured (the probe then says what to set).
-    let registrations: Vec<&ProviderRegistration> = order
-        .iter()
-        .filter_map(|id| registry.get(id))
-        .filter(|r| !ids.is_empty() || r.is_configured(&env))
-        .collect();
 
     if !json {
         let _ = output::outln(&format!(
             "Step 1: probing {} provider{}",
-            registrations.len(),
-            if registrations.len() == 1 { "" } else { "s" }
+            probed.len(),
+            if probed.len() == 1 { "" } else { "s" }
         ));
     }
-    let checks = check_registrations(&registrations, &env).await;
+    let checks = check_registrations(&probed, env, cascade.config().deadline).await;
     if !json {
         let mut table = output::table(&["PROVIDER", "CHECK"]);
         for check in &checks {
@@ -82,10 +95,6 @@ pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
         let _ = output::outln(&table.to_string());
     }
 
-    let cascade = match Cascade::from_env_source(&env) {
-        Ok(cascade) => ctx.attach(cascade),
-        Err(error) => return config_failure(&error, json),
-    };
     if !json {
         let chain: Vec<&str> = cascade.providers().iter().map(|p| p.id()).collect();
         let _ = output::outln(&format!(
@@ -141,7 +150,6 @@ pub async fn test(ids: &[String], ctx: &Ctx, json: bool) -> u8 {
     code
 }
 
-fn config_failure(error: &Error, json: bool) -> u8 {
-    let report = CascadeError::before_any_attempt(error, ErrorKind::Config.advice());
-    output::fail(&report, json, EXIT_USAGE)
+fn config_failure(error: Error, json: bool) -> u8 {
+    output::fail(&CascadeError::from(error), json, EXIT_USAGE)
 }

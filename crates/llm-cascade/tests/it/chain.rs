@@ -8,7 +8,7 @@ use llm_cascade::{
     KNOWN_PROVIDERS, MapEnv, Provider, ProviderRegistration, Registry,
 };
 
-use crate::fake::{Fake, Step, fast_config};
+use crate::fake::{Build, Fake, Step, fast_config};
 
 fn ids(cascade: &Cascade) -> Vec<&str> {
     cascade.providers().iter().map(|p| p.id()).collect()
@@ -18,7 +18,10 @@ fn three() -> Cascade {
     CascadeBuilder::new()
         .config(fast_config())
         .provider(Fake::new("a", vec![]))
-        .provider(Fake::new("b", vec![Step::Fail(ErrorKind::Auth, Some(401), None)]))
+        .provider(Fake::new(
+            "b",
+            vec![Step::Fail(ErrorKind::Auth, Some(401), None)],
+        ))
         .provider(Fake::new("c", vec![Step::Reply("from c")]))
         .build()
 }
@@ -42,7 +45,11 @@ async fn a_restricted_chain_tries_exactly_the_named_providers_in_that_order() {
         .await
         .expect("c answers");
     assert_eq!(answer.text(), "from c");
-    let tried: Vec<&str> = answer.attempts.iter().map(|a| a.provider.as_str()).collect();
+    let tried: Vec<&str> = answer
+        .attempts
+        .iter()
+        .map(|a| a.provider.as_str())
+        .collect();
     assert_eq!(tried, ["b", "c"]);
     // The observers came along.
     assert_eq!(*events.lock().expect("lock"), ["b", "c"]);
@@ -96,11 +103,7 @@ fn build_invalid(_: &dyn EnvSource) -> Result<Box<dyn Provider>, Error> {
     Err(Error::config("D_BASE_URL: `ftp://x` is not an http(s) URL"))
 }
 
-const fn registration(
-    id: &'static str,
-    priority: u16,
-    build: fn(&dyn EnvSource) -> Result<Box<dyn Provider>, Error>,
-) -> ProviderRegistration {
+const fn registration(id: &'static str, priority: u16, build: Build) -> ProviderRegistration {
     ProviderRegistration {
         id,
         display_name: id,
@@ -146,7 +149,10 @@ fn an_env_chain_may_be_restricted_to_any_configured_provider_the_order_leaves_ou
     let env = MapEnv::new().with("LLM_FALLBACK_ORDER", "a");
     let cascade = Cascade::from_registry(&env, &registry, None).expect("builds");
     assert_eq!(ids(&cascade), ["a"]);
-    assert_eq!(ids(&cascade.restricted(&["BEE", "a"]).expect("b, a")), ["b", "a"]);
+    assert_eq!(
+        ids(&cascade.restricted(&["BEE", "a"]).expect("b, a")),
+        ["b", "a"]
+    );
 
     let error = restricted_error(&cascade, "c");
     assert_eq!(error.message(), "c is not configured: set C_API_KEY");
@@ -158,11 +164,15 @@ fn an_env_chain_may_be_restricted_to_any_configured_provider_the_order_leaves_ou
     );
     let error = restricted_error(&cascade, "gpt5");
     assert!(
-        error.message().starts_with("unknown provider `gpt5`; valid ids are: a, b, c, d"),
+        error
+            .message()
+            .starts_with("unknown provider `gpt5`; valid ids are: a, b, c, d"),
         "{error}"
     );
     // A provider of the workspace that this registry does not have names its cargo feature.
-    let known = KNOWN_PROVIDERS.first().expect("the workspace has providers");
+    let known = KNOWN_PROVIDERS
+        .first()
+        .expect("the workspace has providers");
     let error = restricted_error(&cascade, known.id);
     assert!(
         error.message().contains("not compiled into this build")
@@ -191,13 +201,11 @@ fn pinned_or_full_chain_comes_from_one_constructor() {
     let registry = llm_cascade::registry().expect("registry");
     // Any compiled-in provider, its key set (a canary) when it needs one.
     if let Some(first) = registry.iter().last() {
-        let env = first
-            .key_env
-            .first()
-            .map_or_else(MapEnv::new, |key| {
-                MapEnv::new().with(*key, "canary-key-0000-DO-NOT-LEAK")
-            });
-        let pinned = Cascade::from_env_pinned(&env, Some(&first.id.to_uppercase())).expect("pinned");
+        let env = first.key_env.first().map_or_else(MapEnv::new, |key| {
+            MapEnv::new().with(*key, "canary-key-0000-DO-NOT-LEAK")
+        });
+        let pinned =
+            Cascade::from_env_pinned(&env, Some(&first.id.to_uppercase())).expect("pinned");
         assert_eq!(ids(&pinned), [first.id]);
     }
 }

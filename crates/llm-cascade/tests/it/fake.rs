@@ -117,6 +117,9 @@ impl Fake {
     }
 }
 
+/// A registration's factory (`ProviderRegistration::build`), for registries of fakes.
+pub type Build = fn(&dyn llm_cascade::EnvSource) -> Result<Box<dyn Provider>, Error>;
+
 /// Settings for fast tests: small backoff, no jitter.
 pub fn fast_config() -> CascadeConfig {
     CascadeConfig::default()

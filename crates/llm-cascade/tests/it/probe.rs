@@ -10,16 +10,18 @@ use llm_cascade::{
 };
 use tokio::time::Instant;
 
-use crate::fake::{Fake, Step, fast_config};
+use crate::fake::{Build, Fake, Step, fast_config};
 
 #[tokio::test(start_paused = true)]
 async fn a_cascade_probes_its_chain_concurrently_in_order() {
     let cascade = CascadeBuilder::new()
         .config(fast_config().with_deadline(Duration::from_secs(10)))
         .provider(Fake::new("up", vec![]))
-        .provider(
-            Fake::new("refused", vec![]).probing(Step::Fail(ErrorKind::Auth, Some(401), None)),
-        )
+        .provider(Fake::new("refused", vec![]).probing(Step::Fail(
+            ErrorKind::Auth,
+            Some(401),
+            None,
+        )))
         .provider(
             Fake::new("silent", vec![])
                 .with_timeout(Duration::from_secs(2))
@@ -35,7 +37,10 @@ async fn a_cascade_probes_its_chain_concurrently_in_order() {
 
     assert!(probes[0].is_ok() && probes[0].error().is_none());
     let refused = probes[1].error().expect("refused");
-    assert_eq!((refused.kind(), refused.status()), (ErrorKind::Auth, Some(401)));
+    assert_eq!(
+        (refused.kind(), refused.status()),
+        (ErrorKind::Auth, Some(401))
+    );
     let silent = probes[2].error().expect("timed out");
     assert_eq!(silent.kind(), ErrorKind::Timeout);
     assert_eq!(silent.provider(), Some("silent"));
@@ -71,15 +76,13 @@ fn build_down(_: &dyn EnvSource) -> Result<Box<dyn Provider>, Error> {
 }
 
 fn build_invalid(_: &dyn EnvSource) -> Result<Box<dyn Provider>, Error> {
-    Err(Error::config("INVALID_BASE_URL: `ftp://x` is not an http(s) URL"))
+    Err(Error::config(
+        "INVALID_BASE_URL: `ftp://x` is not an http(s) URL",
+    ))
 }
 
 /// A registration named `id` built by `build`; a cloud one (with a key variable) unless `local`.
-const fn registration(
-    id: &'static str,
-    local: bool,
-    build: fn(&dyn EnvSource) -> Result<Box<dyn Provider>, Error>,
-) -> ProviderRegistration {
+const fn registration(id: &'static str, local: bool, build: Build) -> ProviderRegistration {
     ProviderRegistration {
         id,
         display_name: id,
@@ -87,7 +90,11 @@ const fn registration(
         aliases: &[],
         local,
         env_prefix: "TEST",
-        key_env: if local { &[] } else { &["KEYED_API_KEY", "KEYED_KEY"] },
+        key_env: if local {
+            &[]
+        } else {
+            &["KEYED_API_KEY", "KEYED_KEY"]
+        },
         default_model: "m",
         default_base_url: "http://127.0.0.1:1",
         build,
