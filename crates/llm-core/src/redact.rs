@@ -78,7 +78,7 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
             c => escaped.push(c),
         }
     }
-    // An escape can spell a secret: a newline before `vapi-…` becomes `\\nvapi-…`.
+    // An escape can spell a secret: a newline before `vapi-…` becomes `\nvapi-…`.
     Cow::Owned(redact(&escaped).into_owned())
 }
 
