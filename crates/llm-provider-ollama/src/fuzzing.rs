@@ -35,5 +35,5 @@ pub fn framer() -> impl Framer<Frame = String> {
 
 /// A fresh stream decoder, as `chat_stream` builds one.
 pub fn stream_decoder() -> impl FrameDecoder<String> {
-    wire::ChatStreamDecoder::default()
+    wire::ChatStreamDecoder
 }
