@@ -2,6 +2,8 @@
 
 mod env;
 mod error;
+#[cfg(test)]
+mod proptests;
 mod provider;
 mod redact;
 mod registry;

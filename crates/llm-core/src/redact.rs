@@ -24,7 +24,9 @@ static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 /// Blank values and values shorter than [`MIN_SECRET_LEN`] are ignored; registering twice is harmless.
 pub fn register_secret(value: &str) {
     let value = value.trim();
-    if value.len() < MIN_SECRET_LEN {
+    // A value spelled only with the marker's characters (`REDACTED`) would be rebuilt by its own
+    // replacement, and [`redact`] could never finish removing it; no real key looks like that.
+    if value.len() < MIN_SECRET_LEN || value.chars().all(|c| REDACTED.contains(c)) {
         return;
     }
     let mut secrets = SECRETS.write().unwrap_or_else(PoisonError::into_inner);
@@ -49,10 +51,12 @@ pub fn longest_secret_len() -> usize {
 pub fn redact(text: &str) -> Cow<'_, str> {
     let secrets = SECRETS.read().unwrap_or_else(PoisonError::into_inner);
     let mut out = Cow::Borrowed(text);
-    for secret in secrets.iter() {
-        if out.contains(secret.as_str()) {
-            out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
-        }
+    // A replacement can complete a secret with the marker's own characters (`[REDACTED]` then `key[`
+    // spells the key `]key[`): repeat until none is left. Each round uses up at least one character of
+    // the original text (no secret is made only of marker characters), so this ends; realistic keys
+    // take one round.
+    while let Some(secret) = secrets.iter().find(|s| out.contains(s.as_str())) {
+        out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
     }
     out
 }
@@ -63,11 +67,15 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 /// same. With no secret registered it costs one uncontended lock and nothing else.
 pub fn redact_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
     let secrets = SECRETS.read().unwrap_or_else(PoisonError::into_inner);
-    let matches = find_matches(bytes, &secrets);
-    if matches.is_empty() {
-        return Cow::Borrowed(bytes);
+    let mut out = Cow::Borrowed(bytes);
+    // As in [`redact`]: a replacement can complete a secret with the marker's characters, so repeat.
+    loop {
+        let matches = find_matches(&out, &secrets);
+        if matches.is_empty() {
+            return out;
+        }
+        out = Cow::Owned(replace_matches(&out, &matches));
     }
-    Cow::Owned(replace_matches(bytes, &matches))
 }
 
 /// Where registered secrets occur in `bytes`: leftmost first, the longest at a position winning,
@@ -176,9 +184,9 @@ fn held_tail_start(data: &[u8], secrets: &[String], matches: &[Range<usize>]) ->
         .unwrap_or(data.len())
 }
 
-/// [`redact`], then control characters escaped (`\u{1b}` for ESC, `\n` and `\t` spelled out), so that
-/// provider text in an error, a table cell or a log line can neither carry a key nor drive the terminal
-/// (clear the screen, retitle the window, fake colours).
+/// [`redact`], then control characters escaped (`\u{1b}` for ESC, `\n` and `\t` spelled out) and the result
+/// redacted again (an escape can spell a key), so that provider text in an error, a table cell or a log
+/// line can neither carry a key nor drive the terminal (clear the screen, retitle the window, fake colours).
 pub fn sanitize(text: &str) -> Cow<'_, str> {
     let redacted = redact(text);
     if !redacted.chars().any(char::is_control) {
@@ -194,7 +202,8 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
             c => escaped.push(c),
         }
     }
-    Cow::Owned(escaped)
+    // An escape can spell a secret: a newline before `vapi-…` becomes `\nvapi-…`.
+    Cow::Owned(redact(&escaped).into_owned())
 }
 
 #[cfg(test)]
@@ -294,6 +303,31 @@ mod tests {
     fn short_values_are_not_registered() {
         register_secret("abc");
         assert_eq!(redact("abc"), "abc");
+    }
+
+    #[test]
+    fn a_secret_rebuilt_by_the_marker_is_redacted_too() {
+        // Found by the `redaction` fuzz target: one pass left `[REDACTED]canary-2222[`.
+        register_secret("]canary-rebuilt-2222[");
+        let text = "]canary-rebuilt-2222[canary-rebuilt-2222[";
+        assert_eq!(redact(text), "[REDACTED[REDACTED]");
+    }
+
+    #[test]
+    fn values_made_of_the_marker_are_not_registered() {
+        register_secret("REDACTED");
+        register_secret("D][REDACTED][REDA");
+        assert_eq!(redact("[REDACTED] REDACTED"), "[REDACTED] REDACTED");
+    }
+
+    #[test]
+    fn an_escape_never_spells_a_secret() {
+        // A newline, then the key without its first letter `n`: escaping writes `\n`, which spells it.
+        register_secret("nvapi-escape-test-1111");
+        assert_eq!(
+            sanitize("key:\nvapi-escape-test-1111."),
+            "key:\\[REDACTED]."
+        );
     }
 
     #[test]

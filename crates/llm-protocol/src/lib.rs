@@ -5,6 +5,8 @@ pub mod error_map;
 pub mod http;
 pub mod lines;
 pub mod openai;
+#[cfg(test)]
+mod proptests;
 pub mod settings;
 pub mod sse;
 pub mod stream;

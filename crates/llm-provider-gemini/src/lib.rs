@@ -2,6 +2,8 @@
 
 mod client;
 mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod wire;
 
 use llm_core::{EnvSource, Error, Provider};
