@@ -2,6 +2,7 @@
 
 mod ask;
 mod chat;
+mod gateway;
 mod harness;
 mod interrupt;
 mod native;
