@@ -116,11 +116,8 @@ impl Gateway {
         }
     }
 
-    /// Adds the observer that gets every request's events with its id.
-    ///
-    /// # Panics
-    /// Never: the gateway is not shared yet when this is called on a fresh value; on a clone the
-    /// observer is set on a copy of the shared state.
+    /// Adds the observer that gets every request's events with its id (the usage log). Call it before
+    /// serving; on a gateway that was cloned, the result shares the metrics but not the drain state.
     #[must_use]
     pub fn with_request_observer(self, observer: Arc<dyn RequestObserver>) -> Self {
         let shared = match Arc::try_unwrap(self.shared) {

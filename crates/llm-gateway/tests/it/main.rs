@@ -293,3 +293,33 @@ async fn a_key_echoed_by_a_provider_reaches_no_route() {
         assert!(!text.contains('\u{1b}'), "a raw escape: {text}");
     }
 }
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_413() {
+    let cascade = CascadeBuilder::new()
+        .config(quick())
+        .provider(answering("groq"))
+        .build();
+    let config = GatewayConfig {
+        body_limit: 100,
+        ..GatewayConfig::default()
+    };
+    let gateway = Gateway::new(&cascade, config);
+    let piece = || Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b' '; 80]));
+    let body = Body::from_stream(stream::iter([piece(), piece()]));
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .body(body)
+        .expect("request");
+    let response = gateway.router().oneshot(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let json: Value = serde_json::from_slice(&bytes).expect("envelope");
+    assert_eq!(json["error"]["code"], "body_too_large");
+}
