@@ -17,7 +17,9 @@ use tokio::process::{Child, ChildStderr};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
 
-use crate::harness::{command, fast, fixture_content, order, provider, send_signal, serve};
+use crate::harness::{
+    cascade, command, fast, fixture_content, order, provider, send_signal, serve,
+};
 
 const OPENAI_ROUTE: &str = "/v1/chat/completions";
 const GROQ_ROUTE: &str = "/openai/v1/chat/completions";
@@ -28,7 +30,7 @@ struct Served {
     child: Child,
     url: String,
     stderr: BufReader<ChildStderr>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// Starts `cascade serve` on a free loopback port and waits for its "listening" line.
@@ -52,7 +54,7 @@ async fn start(mut env: Vec<(String, String)>, extra: &[&str]) -> Served {
                 child,
                 url,
                 stderr,
-                _dir: dir,
+                dir,
             };
         }
     }
@@ -84,13 +86,25 @@ impl Served {
         (status, response.text().await.expect("body"))
     }
 
+    /// The usage log this gateway writes.
+    fn usage_db(&self) -> (String, String) {
+        let path = self.dir.path().join("usage.db");
+        ("LLM_USAGE_DB".to_owned(), path.display().to_string())
+    }
+
     /// SIGTERM, then the exit code and the rest of stderr.
-    async fn stop(mut self) -> (Option<i32>, String) {
+    async fn stop(self) -> (Option<i32>, String) {
+        let (code, stderr, _dir) = self.stop_keeping_dir().await;
+        (code, stderr)
+    }
+
+    /// [`Served::stop`], keeping its directory (and usage log) until the caller drops it.
+    async fn stop_keeping_dir(mut self) -> (Option<i32>, String, tempfile::TempDir) {
         send_signal(&self.child, "TERM");
         let status = self.child.wait().await.expect("wait");
         let mut rest = String::new();
         let _ = self.stderr.read_to_string(&mut rest).await;
-        (status.code(), rest)
+        (status.code(), rest, self.dir)
     }
 }
 
@@ -239,8 +253,21 @@ async fn fallback_then_exhaustion_with_status_envelope_and_retry_after() {
         );
         assert!(!error["hint"].as_str().expect("hint").is_empty());
     }
-    let (code, stderr) = served.stop().await;
+    let db = served.usage_db();
+    let (code, stderr, _dir) = served.stop_keeping_dir().await;
     assert_eq!(code, Some(0), "{stderr}");
+
+    // Every attempt of every request is in the usage log, each request under its own id.
+    let stats = cascade(&["stats", "--json"], &[db]).await;
+    assert_eq!(stats.code, Some(0), "stderr: {}", stats.stderr);
+    let json = stats.json();
+    assert_eq!(json["calls"], 3);
+    assert_eq!(
+        json["providers"]["groq"]["failures"],
+        json!({"rate_limit": 3})
+    );
+    assert_eq!(json["providers"]["openai"]["successes"], 1);
+    assert_eq!(json["providers"]["anthropic"]["requests"], 2);
 }
 
 #[tokio::test]
