@@ -286,7 +286,7 @@ async fn ttfb(url: &str, requests: usize) -> Result<(Duration, Duration), String
     Ok((at(50), at(99)))
 }
 
-/// The highest throughput with p99 under [`P99_BOUND`], growing the connection count.
+/// The highest throughput with p99 under [`P99_BOUND`] over connection counts from 1 to 128.
 async fn max_rps(
     generator: &Generator,
     url: &str,
@@ -295,10 +295,8 @@ async fn max_rps(
     let mut best = (Load::default(), 0);
     for connections in [1, 2, 4, 8, 16, 32, 64, 128] {
         let load = generator.run(url, connections, duration).await?;
-        if load.p99 >= P99_BOUND {
-            break;
-        }
-        if load.rps > best.0.rps {
+        // Every level is tried: on a shared machine one noisy run must not end the search.
+        if load.p99 < P99_BOUND && load.rps > best.0.rps {
             best = (load, connections);
         }
     }
