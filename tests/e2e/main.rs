@@ -3,6 +3,7 @@
 mod ask;
 mod chat;
 mod config;
+mod gateway;
 mod harness;
 mod interrupt;
 mod leak;

@@ -4,9 +4,11 @@
 //!   code and a loopback recording proxy, scrubs them and writes `fixtures/<id>/recorded/`;
 //!   `--check` decodes every committed fixture with the current code (offline). See `fixtures/README.md`.
 //! - `new-provider`: scaffolds an OpenAI-compatible provider crate and wires it in ([`scaffold`]).
+//! - `bench-gateway`: the gateway's overhead against an instant loopback upstream (see [`bench`]).
 //!
 //! The pieces are a library so that `tests/` can drive them against a local upstream.
 
+pub mod bench;
 pub mod check;
 pub mod clock;
 pub mod proxy;

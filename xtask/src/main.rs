@@ -23,6 +23,25 @@ enum Command {
     /// Scaffold an OpenAI-compatible provider crate (crate, README, registration, tests, fixture
     /// notes) and wire it into the workspace, llm-cascade's and llm-cli's features and the provider table.
     NewProvider(NewProviderArgs),
+    /// Measure `cascade serve` against an instant loopback upstream, direct vs through the gateway
+    /// (release builds; `oha` or `wrk` as the load generator); prints one table.
+    BenchGateway(BenchArgs),
+    /// The benchmark's upstream: replays the OpenAI captures on `--addr` until killed.
+    BenchUpstream(UpstreamArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Seconds per load run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+}
+
+#[derive(Args)]
+struct UpstreamArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: String,
 }
 
 #[derive(Args)]
@@ -71,6 +90,14 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::RecordFixtures(args) => record_fixtures(args).await,
         Command::NewProvider(args) => new_provider(args),
+        Command::BenchGateway(args) => {
+            xtask::bench::bench_gateway(Duration::from_secs(args.seconds))
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
+        Command::BenchUpstream(args) => xtask::bench::upstream(&args.addr)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

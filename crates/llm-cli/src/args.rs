@@ -61,6 +61,16 @@ pub enum Command {
     Stats(StatsArgs),
     /// Download a model into the local Ollama server, with progress.
     Pull(PullArgs),
+    /// Serve the cascade over HTTP as an OpenAI-compatible API (`/v1/chat/completions`).
+    ///
+    /// Point an OpenAI SDK's base URL at `http://127.0.0.1:8787/v1`. Settings: `LLM_GATEWAY_ADDR`,
+    /// `LLM_GATEWAY_KEYS` (bearer keys, comma-separated), `LLM_GATEWAY_MAX_INFLIGHT`,
+    /// `LLM_GATEWAY_MAX_BODY`, `LLM_GATEWAY_GRACE`, `LLM_GATEWAY_STRICT_MODELS`. SIGTERM/SIGINT stop
+    /// accepting and drain the requests in flight.
+    ///
+    /// Exit codes: 0 stopped by a signal after draining; 1 the address cannot be bound; 2 bad flags or
+    /// configuration (including a public address without keys).
+    Serve(ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// Example: `cascade completions bash > ~/.local/share/bash-completion/completions/cascade`.
@@ -75,6 +85,17 @@ pub struct PullArgs {
     /// Print progress events as JSON lines, then a summary line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `cascade serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen (default `LLM_GATEWAY_ADDR`, else 127.0.0.1:8787).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+    /// Allow a non-loopback address without `LLM_GATEWAY_KEYS`.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
 }
 
 /// `cascade ask`.

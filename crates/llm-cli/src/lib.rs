@@ -9,6 +9,7 @@ mod interrupt;
 mod output;
 mod providers;
 mod pull;
+mod serve;
 mod stats;
 mod test_cmd;
 mod usage;
@@ -66,10 +67,15 @@ impl Ctx {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // A server uses every core; the other commands make one request at a time.
+    let runtime = if matches!(cli.command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             output::err(&format!("error: cannot start the async runtime: {error}"));
@@ -88,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::Ask(_) => "ask",
         Command::Chat(_) => "chat",
         Command::Test(_) => "test",
+        Command::Serve(_) => "serve",
         _ => "other",
     };
     let (target, content) = match usage::Target::from_env(&env)
@@ -114,6 +121,7 @@ pub fn main() -> ExitCode {
             Command::Test(args) => test_cmd::run(&args, &ctx).await,
             Command::Stats(args) => stats::run(&args, ctx.env.as_ref()),
             Command::Pull(args) => pull::run(&args, ctx.env.as_ref()).await,
+            Command::Serve(args) => serve::run(&args, &ctx).await,
             Command::Completions(args) => {
                 let mut script = Vec::new();
                 clap_complete::generate(args.shell, &mut Cli::command(), "cascade", &mut script);

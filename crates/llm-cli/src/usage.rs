@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,6 +24,10 @@ use rusqlite::{Connection, TransactionBehavior, params};
 pub const DB_VAR: &str = "LLM_USAGE_DB";
 /// The opt-in variable for storing prompts and answers.
 pub const CONTENT_VAR: &str = "LLM_USAGE_LOG_CONTENT";
+
+/// How many rows may wait for the writer thread; past that, rows are dropped and counted (a slow disk
+/// never blocks a request, and a burst never grows memory without bound).
+pub const QUEUE: usize = 4096;
 
 /// How long a write waits for another process holding the database lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -330,7 +334,7 @@ struct Call {
 }
 
 struct Writer {
-    sender: Sender<Message>,
+    sender: SyncSender<Message>,
     thread: JoinHandle<()>,
 }
 
@@ -342,6 +346,7 @@ pub struct UsageRecorder {
     command: &'static str,
     call: Mutex<Call>,
     writer: Mutex<Option<Writer>>,
+    dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for UsageRecorder {
@@ -376,6 +381,7 @@ impl UsageRecorder {
             command,
             call: Mutex::new(Call::default()),
             writer: Mutex::new(None),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -425,13 +431,58 @@ impl UsageRecorder {
         };
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let writer = writer.get_or_insert_with(|| {
-            let (sender, receiver) = channel();
+            let (sender, receiver) = sync_channel(QUEUE);
             let path = path.to_owned();
             let thread = std::thread::spawn(move || write_all(&path, &receiver));
             Writer { sender, thread }
         });
-        // The thread only stops early when the receiver is gone, which cannot happen before close.
-        let _ = writer.sender.send(message);
+        // Never blocks: a full queue drops the row and counts it. The thread only stops early when the
+        // receiver is gone, which cannot happen before close.
+        if let Err(TrySendError::Full(_)) = writer.sender.try_send(message) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Rows dropped because the writer's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records a finished attempt of request `request_id` (for servers, where calls overlap and the
+    /// recorder's current call means nothing). Prompts are not stored here.
+    pub fn record_for(&self, request_id: &str, event: &CascadeEvent) {
+        if let Some(row) = self.row(request_id, None, event) {
+            self.send(Message::Attempt(Box::new(row)));
+        }
+    }
+
+    fn row(&self, request_id: &str, prompt: Option<String>, event: &CascadeEvent) -> Option<Row> {
+        let CascadeEvent::AttemptFinished {
+            attempt,
+            model,
+            usage,
+        } = event
+        else {
+            return None;
+        };
+        if self.target == Target::Off {
+            return None;
+        }
+        Some(Row {
+            ts_ms: now_ms(),
+            request_id: request_id.to_owned(),
+            command: self.command.to_owned(),
+            provider: attempt.provider.clone(),
+            model: llm_core::redact(model).into_owned(),
+            attempt: attempt.attempt,
+            outcome: attempt.outcome.as_str().to_owned(),
+            status: attempt.status,
+            latency_ms: u64::try_from(attempt.elapsed.as_millis()).unwrap_or(u64::MAX),
+            input_tokens: usage.map(|u| u.input_tokens),
+            output_tokens: usage.map(|u| u.output_tokens),
+            prompt,
+            response: None,
+        })
     }
 }
 
@@ -443,15 +494,7 @@ impl Drop for UsageRecorder {
 
 impl Observer for UsageRecorder {
     fn on_event(&self, event: &CascadeEvent) {
-        let CascadeEvent::AttemptFinished {
-            attempt,
-            model,
-            usage,
-        } = event
-        else {
-            return;
-        };
-        if self.target == Target::Off {
+        if self.target == Target::Off || !matches!(event, CascadeEvent::AttemptFinished { .. }) {
             return;
         }
         let call = self.call.lock().unwrap_or_else(PoisonError::into_inner);
@@ -460,23 +503,11 @@ impl Observer for UsageRecorder {
         } else {
             call.request_id.clone()
         };
-        let row = Row {
-            ts_ms: now_ms(),
-            request_id,
-            command: self.command.to_owned(),
-            provider: attempt.provider.clone(),
-            model: llm_core::redact(model).into_owned(),
-            attempt: attempt.attempt,
-            outcome: attempt.outcome.as_str().to_owned(),
-            status: attempt.status,
-            latency_ms: u64::try_from(attempt.elapsed.as_millis()).unwrap_or(u64::MAX),
-            input_tokens: usage.map(|u| u.input_tokens),
-            output_tokens: usage.map(|u| u.output_tokens),
-            prompt: call.prompt.clone(),
-            response: None,
-        };
+        let prompt = call.prompt.clone();
         drop(call);
-        self.send(Message::Attempt(Box::new(row)));
+        if let Some(row) = self.row(&request_id, prompt, event) {
+            self.send(Message::Attempt(Box::new(row)));
+        }
     }
 }
 
@@ -624,6 +655,31 @@ mod tests {
         assert_eq!(stats.providers["groq"].fallbacks, 1);
         let bytes = std::fs::read(&path).expect("read");
         assert!(!String::from_utf8_lossy(&bytes).contains("secret"));
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_rows_instead_of_blocking() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.db");
+        drop(open(&path).expect("create"));
+        // Another writer holds the lock: the writer thread waits in its first insert.
+        let holder = Connection::open(&path).expect("open");
+        holder.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+        let recorder = UsageRecorder::new(Target::File(path.clone()), false, "serve");
+        let total = QUEUE + 50;
+        for i in 0..total {
+            let attempt = Attempt::ok("groq", 1, Duration::from_millis(1));
+            recorder.record_for(&format!("req-{i}"), &finished(attempt, None));
+        }
+        let dropped = recorder.dropped();
+        // The thread holds at most one row and the queue QUEUE: the rest were dropped, not waited for.
+        assert!(dropped >= 49, "dropped {dropped}");
+        holder.execute_batch("COMMIT").expect("unlock");
+        recorder.close();
+        let rows = rows_since(&open(&path).expect("open"), None).expect("rows");
+        assert_eq!(rows.len() as u64 + dropped, total as u64);
+        assert!(rows.iter().all(|r| r.command == "serve"));
+        assert_ne!(rows[0].request_id, rows[1].request_id);
     }
 
     #[test]
