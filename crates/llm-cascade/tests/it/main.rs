@@ -11,6 +11,7 @@ mod fake;
     feature = "provider-lmstudio"
 ))]
 mod providers;
+mod recovery;
 mod registry;
 mod retry;
 mod spans;
