@@ -772,4 +772,26 @@ mod tests {
             LocalPull::Never
         );
     }
+
+    #[test]
+    fn stream_recovery_and_the_content_filter_fallback_are_read() {
+        let defaults = CascadeConfig::from_env(&MapEnv::new()).expect("defaults");
+        assert_eq!(defaults.stream_recovery, StreamRecovery::Continue);
+        assert!(!defaults.content_filter_fallback);
+        assert_eq!(defaults.first_token_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.max_retry_wait, Duration::from_secs(10));
+        let env = MapEnv::new()
+            .with("LLM_STREAM_RECOVERY", "off")
+            .with("LLM_CONTENT_FILTER_FALLBACK", "true");
+        let config = CascadeConfig::from_env(&env).expect("valid");
+        assert_eq!(config.stream_recovery, StreamRecovery::Off);
+        assert!(config.content_filter_fallback);
+        let bad = MapEnv::new().with("LLM_STREAM_RECOVERY", "sometimes");
+        let error = CascadeConfig::from_env(&bad).expect_err("invalid");
+        assert!(
+            error.message().contains("LLM_STREAM_RECOVERY")
+                && error.message().contains("continue, off"),
+            "{error}"
+        );
+    }
 }
