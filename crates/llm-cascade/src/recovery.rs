@@ -48,6 +48,8 @@ pub(crate) fn with_prefill(request: &ChatRequest, delivered: &str) -> (ChatReque
 #[derive(Debug, Default)]
 pub(crate) struct Skip {
     text: String,
+    /// How much was dropped so far (for saying where a restart diverged).
+    dropped: usize,
     /// Restart: the new stream must repeat `text` exactly, or the answer cannot go on. Otherwise
     /// (the whitespace a prefill left out) the new stream may or may not repeat it.
     strict: bool,
@@ -58,6 +60,7 @@ impl Skip {
     pub(crate) fn restart(delivered: &str) -> Self {
         Self {
             text: delivered.to_owned(),
+            dropped: 0,
             strict: true,
         }
     }
@@ -66,6 +69,7 @@ impl Skip {
     pub(crate) fn prefill(left_out: String) -> Self {
         Self {
             text: left_out,
+            dropped: 0,
             strict: false,
         }
     }
@@ -76,13 +80,14 @@ impl Skip {
     }
 
     /// The part of `text` the caller does not have yet (possibly empty), or `Err` with the byte
-    /// offset into the repeated text where a restarted answer diverged.
+    /// offset into the delivered text where a restarted answer diverged.
     pub(crate) fn take(&mut self, text: String) -> Result<String, usize> {
         if self.text.is_empty() {
             return Ok(text);
         }
         if self.strict {
             if let Some(rest) = self.text.strip_prefix(text.as_str()) {
+                self.dropped += text.len();
                 self.text = rest.to_owned();
                 return Ok(String::new());
             }
@@ -97,7 +102,7 @@ impl Skip {
                 .zip(text.chars())
                 .find(|((_, a), b)| a != b)
                 .map_or(0, |((at, _), _)| at);
-            return Err(same);
+            return Err(self.dropped + same);
         }
         let mut skipped = 0;
         for (expected, got) in self.text.chars().zip(text.chars()) {
@@ -269,6 +274,9 @@ mod tests {
         assert_eq!(skip.take("more".into()), Ok("more".into()));
         let mut other = Skip::restart("Hello");
         assert_eq!(other.take("Help".into()), Err(3));
+        let mut later = Skip::restart("Hello");
+        assert_eq!(later.take("He".into()), Ok(String::new()));
+        assert_eq!(later.take("lp".into()), Err(3));
     }
 
     #[test]
