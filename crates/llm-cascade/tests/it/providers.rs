@@ -342,6 +342,72 @@ mod ollama {
         local
     }
 
+    #[tokio::test]
+    async fn a_cut_ollama_stream_is_continued_with_the_partial_answer_as_the_last_message() {
+        use futures_util::StreamExt;
+        let local = MockServer::start().await;
+        mount_first(
+            &local,
+            "ollama",
+            "chat.stream.truncated",
+            "POST",
+            "/api/chat",
+            1,
+        )
+        .await;
+        Fixture::load("ollama", "chat.stream")
+            .mount(&local, "POST", "/api/chat", 1)
+            .await;
+        let env = ollama(MapEnv::new(), &local, "gemma3:1b").with("LLM_FALLBACK_ORDER", "ollama");
+        let items: Vec<_> = cascade(env)
+            .chat_stream(ChatRequest::from_prompt("Tell me something"))
+            .await
+            .expect("starts")
+            .collect()
+            .await;
+        let resumed_at = items
+            .iter()
+            .position(|i| matches!(i, Ok(llm_cascade::StreamEvent::Resumed { .. })))
+            .expect("resumed");
+        let delivered: String = items[..resumed_at]
+            .iter()
+            .filter_map(|i| match i {
+                Ok(llm_cascade::StreamEvent::Delta { text }) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(!delivered.is_empty());
+        assert!(
+            matches!(
+                items.last(),
+                Some(Ok(llm_cascade::StreamEvent::Finish { .. }))
+            ),
+            "{items:?}"
+        );
+        assert_eq!(
+            items[resumed_at].as_ref().ok(),
+            Some(&llm_cascade::StreamEvent::Resumed {
+                provider: "ollama".into(),
+                model: "gemma3:1b".into(),
+                mode: llm_cascade::ResumeMode::Prefill,
+            })
+        );
+        let requests = local.received_requests().await.expect("recorded");
+        let chats: Vec<_> = requests
+            .iter()
+            .filter(|r| r.url.path() == "/api/chat")
+            .collect();
+        assert_eq!(chats.len(), 2);
+        let body: serde_json::Value = serde_json::from_slice(&chats[1].body).expect("json");
+        assert_eq!(
+            body["messages"],
+            serde_json::json!([
+                {"role": "user", "content": "Tell me something"},
+                {"role": "assistant", "content": delivered.trim_end()},
+            ])
+        );
+    }
+
     /// A local Ollama without `gemma2:27b` that must never be asked to pull it.
     async fn missing_model_never_pulled() -> MockServer {
         let local = serve("ollama", "tags.success.doc", "GET", TAGS, 1).await;
