@@ -56,7 +56,8 @@ async fn anthropic_overloaded_then_gemini_blocked_reports_both() {
     assert_eq!(run.code, Some(1));
     run.assert_no_key();
     let json = run.json();
-    assert_eq!(json["error"], "validation");
+    // The refusal is final: its category is content_filter (HTTP 400 for a server).
+    assert_eq!(json["error"], "content_filter");
     let outcomes: Vec<_> = json["attempts"]
         .as_array()
         .expect("attempts")

@@ -46,11 +46,12 @@ async fn stream_json_lines_end_with_the_summary() {
 }
 
 #[tokio::test]
-async fn a_stream_cut_after_its_first_token_is_an_error_not_an_answer() {
+async fn a_stream_cut_after_its_first_token_is_an_error_not_an_answer_with_recovery_off() {
     let openai = serve("openai", "chat.stream.truncated", OPENAI_ROUTE, 1).await;
     let mut env = fast();
     env.extend(provider("OPENAI", format!("{}/v1", openai.uri())));
     env.push(order("openai"));
+    env.push(("LLM_STREAM_RECOVERY".into(), "off".into()));
     let run = cascade(&["ask", "--stream", "--json", "hi"], &env).await;
     assert_eq!(run.code, Some(1), "stdout: {}", run.stdout);
     let lines = lines(&run.stdout);
@@ -64,6 +65,61 @@ async fn a_stream_cut_after_its_first_token_is_an_error_not_an_answer() {
         "{last}"
     );
     assert_eq!(last["attempts"][0]["outcome"], "stream_truncated");
+}
+
+#[tokio::test]
+async fn a_cut_stream_is_restarted_without_repeating_text_and_says_so() {
+    // Both requests get the same cut capture: the restart repeats the delivered text (dropped), is
+    // cut at the same place, and with the attempts used up the cut ends the answer.
+    let openai = serve("openai", "chat.stream.truncated", OPENAI_ROUTE, 2).await;
+    let mut env = fast();
+    env.extend(provider("OPENAI", format!("{}/v1", openai.uri())));
+    env.push(order("openai"));
+    let run = cascade(&["ask", "--stream", "--json", "hi"], &env).await;
+    assert_eq!(run.code, Some(1), "stdout: {}", run.stdout);
+    let printed = lines(&run.stdout);
+    let resumed: Vec<_> = printed.iter().filter(|l| l["type"] == "resumed").collect();
+    assert_eq!(resumed.len(), 1, "{}", run.stdout);
+    assert_eq!(resumed[0]["provider"], "openai");
+    assert_eq!(resumed[0]["mode"], "restart");
+    let text: String = printed
+        .iter()
+        .filter(|l| l["type"] == "delta")
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    let single = serve("openai", "chat.stream.truncated", OPENAI_ROUTE, 1).await;
+    let mut once = fast();
+    once.extend(provider("OPENAI", format!("{}/v1", single.uri())));
+    once.push(order("openai"));
+    once.push(("LLM_STREAM_RECOVERY".into(), "off".into()));
+    let cut_once: String = lines(
+        &cascade(&["ask", "--stream", "--json", "hi"], &once)
+            .await
+            .stdout,
+    )
+    .iter()
+    .filter(|l| l["type"] == "delta")
+    .filter_map(|l| l["text"].as_str())
+    .collect();
+    assert_eq!(text, cut_once, "the repeated text is not shown twice");
+    let last = printed.last().expect("a final line");
+    assert_eq!(last["success"], false);
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("continuing the answer failed")),
+        "{last}"
+    );
+    let outcomes: Vec<_> = last["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|a| a["outcome"].clone())
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![json!("stream_truncated"), json!("stream_truncated")]
+    );
 }
 
 #[tokio::test]

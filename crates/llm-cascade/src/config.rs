@@ -50,12 +50,14 @@ pub struct CascadeConfig {
     pub backoff: Duration,
     /// Whether a random jitter (up to a quarter of the backoff) is added to each backoff.
     pub jitter: bool,
-    /// The longest provider wait hint that is honoured (`LLM_MAX_RETRY_WAIT`, default 2 s); a longer one
-    /// moves on to the next provider at once.
+    /// The longest provider wait hint that is honoured (`LLM_MAX_RETRY_WAIT`, default 10 s, and never
+    /// past the deadline); a longer one moves on to the next provider at once.
     pub max_retry_wait: Duration,
     /// The bound on a whole request, all attempts included (`LLM_DEADLINE`, default 120 s).
     pub deadline: Duration,
-    /// How long a stream may take to produce its first token (`LLM_FIRST_TOKEN_TIMEOUT`, default 15 s).
+    /// How long a stream may take to produce its first token (`LLM_FIRST_TOKEN_TIMEOUT`, default 10 s).
+    /// While a later provider is left, the wait is also at most half the time before the deadline, so
+    /// that a silent provider never eats the time the next one needs.
     pub first_token_timeout: Duration,
     /// How long a started stream may go without data (`LLM_STREAM_IDLE_TIMEOUT`, default 15 s).
     pub stream_idle_timeout: Duration,
@@ -71,6 +73,24 @@ pub struct CascadeConfig {
     /// The most text a streamed answer may carry, in bytes (`LLM_MAX_ANSWER_BYTES`, default 16 MiB, like
     /// a non-streamed body); a stream that sends more ends with an error, never a silent cut.
     pub max_answer_bytes: usize,
+    /// What happens to a stream that fails after text was delivered (`LLM_STREAM_RECOVERY`, default
+    /// continue).
+    pub stream_recovery: StreamRecovery,
+    /// Whether a content-filter refusal falls over to the next provider (`LLM_CONTENT_FILTER_FALLBACK`,
+    /// default false: the refusal is final, since the request, not the provider, is the problem).
+    pub content_filter_fallback: bool,
+}
+
+/// What the cascade does with a stream that fails after text was delivered (`LLM_STREAM_RECOVERY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamRecovery {
+    /// Continue the answer within the deadline: the same provider again when the failure is retryable,
+    /// else the next one; by prefill where the provider supports it, else by a restart that drops the
+    /// text already delivered (the default).
+    #[default]
+    Continue,
+    /// End the answer with the error in the stream.
+    Off,
 }
 
 impl Default for CascadeConfig {
@@ -79,15 +99,17 @@ impl Default for CascadeConfig {
             max_attempts: 2,
             backoff: Duration::from_millis(500),
             jitter: true,
-            max_retry_wait: Duration::from_secs(2),
+            max_retry_wait: Duration::from_secs(10),
             deadline: Duration::from_secs(120),
-            first_token_timeout: Duration::from_secs(15),
+            first_token_timeout: Duration::from_secs(10),
             stream_idle_timeout: Duration::from_secs(15),
             temperature: None,
             max_tokens: None,
             auto_fallback: true,
             local_pull: LocalPull::LastResort,
             max_answer_bytes: 16 * 1024 * 1024,
+            stream_recovery: StreamRecovery::Continue,
+            content_filter_fallback: false,
         }
     }
 }
@@ -177,6 +199,20 @@ impl CascadeConfig {
         self.max_answer_bytes = max_answer_bytes;
         self
     }
+
+    /// Sets what happens to a stream that fails after text was delivered.
+    #[must_use]
+    pub fn with_stream_recovery(mut self, stream_recovery: StreamRecovery) -> Self {
+        self.stream_recovery = stream_recovery;
+        self
+    }
+
+    /// Sets whether a content-filter refusal falls over to the next provider.
+    #[must_use]
+    pub fn with_content_filter_fallback(mut self, fallback: bool) -> Self {
+        self.content_filter_fallback = fallback;
+        self
+    }
 }
 
 impl CascadeConfig {
@@ -233,6 +269,12 @@ impl CascadeConfig {
             )),
         })? {
             config.max_answer_bytes = bytes;
+        }
+        if let Some(recovery) = read(env, "LLM_STREAM_RECOVERY", parse_stream_recovery)? {
+            config.stream_recovery = recovery;
+        }
+        if let Some(fallback) = read(env, "LLM_CONTENT_FILTER_FALLBACK", parse_bool)? {
+            config.content_filter_fallback = fallback;
         }
         Ok(config)
     }
@@ -293,6 +335,14 @@ fn at_least_one(text: &str, unit: &str) -> Result<u32, String> {
         _ => Err(format!(
             "`{text}` is not a number of {unit}s (use a whole number of at least 1, e.g. `2`)"
         )),
+    }
+}
+
+fn parse_stream_recovery(text: &str) -> Result<StreamRecovery, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "continue" | "on" | "true" => Ok(StreamRecovery::Continue),
+        "off" | "false" => Ok(StreamRecovery::Off),
+        _ => Err(format!("`{text}` is not one of continue, off")),
     }
 }
 
@@ -720,6 +770,28 @@ mod tests {
         assert_eq!(
             CascadeConfig::from_env(&env).expect("config").local_pull,
             LocalPull::Never
+        );
+    }
+
+    #[test]
+    fn stream_recovery_and_the_content_filter_fallback_are_read() {
+        let defaults = CascadeConfig::from_env(&MapEnv::new()).expect("defaults");
+        assert_eq!(defaults.stream_recovery, StreamRecovery::Continue);
+        assert!(!defaults.content_filter_fallback);
+        assert_eq!(defaults.first_token_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.max_retry_wait, Duration::from_secs(10));
+        let env = MapEnv::new()
+            .with("LLM_STREAM_RECOVERY", "off")
+            .with("LLM_CONTENT_FILTER_FALLBACK", "true");
+        let config = CascadeConfig::from_env(&env).expect("valid");
+        assert_eq!(config.stream_recovery, StreamRecovery::Off);
+        assert!(config.content_filter_fallback);
+        let bad = MapEnv::new().with("LLM_STREAM_RECOVERY", "sometimes");
+        let error = CascadeConfig::from_env(&bad).expect_err("invalid");
+        assert!(
+            error.message().contains("LLM_STREAM_RECOVERY")
+                && error.message().contains("continue, off"),
+            "{error}"
         );
     }
 }

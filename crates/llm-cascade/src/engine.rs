@@ -106,7 +106,7 @@ impl CascadeBuilder {
     }
 }
 
-type AttemptFuture<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
+pub(crate) type AttemptFuture<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send>>;
 
 /// The state of one cascade call: its deadline and its record.
 pub(crate) struct Call {
@@ -117,6 +117,16 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// The state of a call that goes on after its stream started (resuming a cut stream): `deadline`
+    /// and the record so far.
+    pub(crate) fn continuing(deadline: Instant, attempts: Vec<Attempt>) -> Self {
+        Self {
+            started: Instant::now(),
+            deadline,
+            attempts,
+        }
+    }
+
     /// How long this call has been running.
     pub(crate) fn elapsed(&self) -> Duration {
         self.started.elapsed()
@@ -255,6 +265,11 @@ impl Cascade {
             providers,
             ..self.clone()
         }
+    }
+
+    /// The retry decision and its budget.
+    pub(crate) fn policy(&self) -> &RetryPolicy {
+        &self.policy
     }
 
     /// Asks the chain for a complete answer.
@@ -415,7 +430,7 @@ impl Cascade {
         }
     }
 
-    async fn wait_before_retry(&self, provider: &Arc<dyn Provider>, waited_ms: u64) {
+    pub(crate) async fn wait_before_retry(&self, provider: &Arc<dyn Provider>, waited_ms: u64) {
         let wait = Duration::from_millis(waited_ms);
         info!(
             provider = provider.id(),
@@ -484,7 +499,7 @@ impl Cascade {
         report.hint = format!("{} {}", self.setup_hint(), report.hint);
     }
 
-    fn announce_fallback(&self, index: usize) {
+    pub(crate) fn announce_fallback(&self, index: usize) {
         let (from, to) = (self.providers[index - 1].id(), self.providers[index].id());
         warn!(from, to, "falling back from {from} to {to}");
         self.emit(&CascadeEvent::Fallback {
@@ -494,7 +509,7 @@ impl Cascade {
     }
 
     /// One attempt at one provider, bounded by the provider's timeout and the request deadline.
-    async fn attempt<T>(
+    pub(crate) async fn attempt<T>(
         &self,
         call: &mut Call,
         provider: &Arc<dyn Provider>,
@@ -592,7 +607,7 @@ enum ProviderOutcome<T> {
 }
 
 /// Notes on the last attempt what the cascade did next.
-fn set_decision(call: &mut Call, decision: Decision) {
+pub(crate) fn set_decision(call: &mut Call, decision: Decision) {
     if let Some(last) = call.attempts.last_mut() {
         last.decision = Some(decision);
     }

@@ -8,21 +8,22 @@ mod observer;
 mod policy;
 mod probe;
 mod providers;
+mod recovery;
 mod report;
 mod spans;
 mod stats;
 mod stream;
 
 pub use config::{
-    CascadeConfig, LocalPull, TEMPERATURE_RANGE, parse_max_tokens, parse_temperature,
-    provider_order, resolve_provider,
+    CascadeConfig, LocalPull, StreamRecovery, TEMPERATURE_RANGE, parse_max_tokens,
+    parse_temperature, provider_order, resolve_provider,
 };
 pub use dotenv::{DOTENV_SOURCE, env_with_dotenv};
 pub use engine::{Cascade, CascadeBuilder};
 pub use llm_core::{
     Category, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, FinishReason,
     LayeredEnv, MapEnv, Message, Overlay, ProcessEnv, Progress, ProgressSink, Provider,
-    ProviderRegistration, Registry, Role, StreamEvent, Usage,
+    ProviderRegistration, Registry, ResumeMode, Role, StreamEvent, Usage,
 };
 pub use observer::{CascadeEvent, Observer};
 pub use probe::{ProbeResult, probe_provider, probe_registrations};

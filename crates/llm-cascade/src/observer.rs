@@ -46,6 +46,16 @@ pub enum CascadeEvent {
     },
     /// A local provider is preparing (Ollama pulling its model).
     Progress(Progress),
+    /// A stream that failed after text was delivered goes on with this provider (the cut attempt and
+    /// any failed continuation were reported as `AttemptFinished` before).
+    Resumed {
+        /// Provider id.
+        provider: String,
+        /// The model asked.
+        model: String,
+        /// How the answer is continued.
+        mode: llm_core::ResumeMode,
+    },
 }
 
 /// Receives [`CascadeEvent`]s. Called inline on the request path: keep it fast and never block.

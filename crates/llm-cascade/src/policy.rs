@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use llm_core::Error;
+use llm_core::{Error, ErrorKind};
 
 use crate::config::CascadeConfig;
 use crate::report::{Decision, MoveReason};
@@ -80,6 +80,11 @@ impl RetryPolicy {
         if remaining.is_zero() || (!auto_fallback && !error.is_retryable()) {
             return Decision::Stop;
         }
+        // A refusal is about the request, not the provider: another provider is not asked unless the
+        // user chose so (`LLM_CONTENT_FILTER_FALLBACK`).
+        if error.kind() == ErrorKind::ContentFilter && !self.config.content_filter_fallback {
+            return Decision::Stop;
+        }
         let move_on = |reason| {
             if auto_fallback {
                 Decision::NextProvider { reason }
@@ -131,7 +136,6 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llm_core::ErrorKind;
 
     fn policy() -> RetryPolicy {
         RetryPolicy::new(CascadeConfig {

@@ -3,9 +3,12 @@
 //! A provider is chosen when it produces its first token: until then every failure (an error, a
 //! stream that ends or stalls, no first token within `LLM_FIRST_TOKEN_TIMEOUT`) falls over to the next
 //! provider invisibly to the caller. A stream that finishes before any text is an empty answer, a
-//! failure like any other (unless it is a tool call). After the first token, failures are errors in the
-//! stream, a stream that goes quiet for `LLM_STREAM_IDLE_TIMEOUT` is reported as stalled, and one whose
-//! text passes `LLM_MAX_ANSWER_BYTES` ends with an error (memory stays bounded).
+//! failure like any other (unless it is a tool call). After the first token, a failure (a cut, an
+//! event that does not decode, a stream quiet for `LLM_STREAM_IDLE_TIMEOUT`) is a recovery point: the
+//! answer is continued within the deadline (see [`crate::recovery`]) and the stream says so with
+//! [`StreamEvent::Resumed`]; with `LLM_STREAM_RECOVERY=off`, or when continuing fails, it is an error
+//! in the stream. One whose text passes `LLM_MAX_ANSWER_BYTES` ends with an error (memory stays
+//! bounded).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -14,12 +17,18 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt, stream};
-use llm_core::{ChatRequest, ChatStream, Error, ErrorKind, Provider, StreamEvent, Usage};
+use llm_core::{
+    ChatRequest, ChatStream, Error, ErrorKind, Provider, ResumeMode, StreamEvent, Usage,
+};
 use tokio::time::Instant;
 use tracing::{Instrument, Span, info, info_span, warn};
 
-use crate::engine::{Cascade, empty_answer};
+use crate::config::StreamRecovery;
+use crate::engine::{Call, Cascade, empty_answer};
 use crate::observer::CascadeEvent;
+use crate::recovery::{
+    Skip, diverged, first_token_wait, not_continued, start_after_cut, with_prefill,
+};
 use crate::report::{Attempt, CascadeError, Outcome};
 
 /// A stream that has produced its first token, and the events that came with it.
@@ -32,8 +41,10 @@ struct Started {
 
 /// A streamed answer from the provider that produced the first token.
 ///
-/// Yields the provider's [`StreamEvent`]s; ends after `Finish`, or after one error (a failure past the
-/// first token, a stalled stream, the deadline).
+/// Yields the provider's [`StreamEvent`]s, plus [`StreamEvent::Resumed`] when a failed stream was
+/// continued (by another attempt or provider; the text goes on without repeating); ends after
+/// `Finish`, or after one error (a failure past the first token that could not be continued, the
+/// deadline).
 pub struct CascadeStream {
     provider: String,
     model: String,
@@ -50,12 +61,12 @@ impl std::fmt::Debug for CascadeStream {
 }
 
 impl CascadeStream {
-    /// The provider answering.
+    /// The provider answering (after a [`StreamEvent::Resumed`], the one that continues the answer).
     pub fn provider(&self) -> &str {
         &self.provider
     }
 
-    /// The model asked.
+    /// The model asked (after a [`StreamEvent::Resumed`], of the provider that continues the answer).
     pub fn model(&self) -> &str {
         &self.model
     }
@@ -73,7 +84,15 @@ impl Stream for CascadeStream {
     type Item = Result<StreamEvent, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        let next = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Ok(StreamEvent::Resumed {
+            provider, model, ..
+        }))) = &next
+        {
+            self.provider.clone_from(provider);
+            self.model.clone_from(model);
+        }
+        next
     }
 }
 
@@ -83,15 +102,17 @@ fn is_first_token(event: &StreamEvent) -> Result<bool, Error> {
     match event {
         StreamEvent::Delta { text } => Ok(!text.is_empty()),
         StreamEvent::Finish { reason, .. } => empty_answer(reason).map_or(Ok(true), Err),
-        StreamEvent::Usage { .. } => Ok(false),
+        StreamEvent::Usage { .. } | StreamEvent::Resumed { .. } => Ok(false),
     }
 }
 
-/// Opens a stream and waits for its first token (within `first_token`).
+/// Opens a stream and waits for its first token (within `first_token`). A continuation of a cut
+/// answer may also finish at once (the answer was complete when it was cut): that `Finish` counts.
 async fn open_until_first_token(
     provider: Arc<dyn Provider>,
     request: Arc<ChatRequest>,
     first_token: Duration,
+    continuation: bool,
 ) -> Result<Started, Error> {
     let deadline = Instant::now() + first_token;
     // Runs inside the attempt's `gen_ai.chat` span.
@@ -120,7 +141,8 @@ async fn open_until_first_token(
             }
             Ok(Some(Err(error))) => return Err(error),
             Ok(Some(Ok(event))) => {
-                let first = is_first_token(&event).map_err(|e| e.with_provider(provider.id()))?;
+                let first = (continuation && matches!(event, StreamEvent::Finish { .. }))
+                    || is_first_token(&event).map_err(|e| e.with_provider(provider.id()))?;
                 buffered.push(event);
                 if first {
                     return Ok(Started {
@@ -135,11 +157,16 @@ async fn open_until_first_token(
 }
 
 /// The state of a started stream: buffered events first, then the provider's stream under the idle
-/// timeout and the deadline.
+/// timeout and the deadline; after a failure, the continuation of the answer.
 struct Guarded {
     cascade: Cascade,
+    /// The request as prepared (continuations build on it).
+    request: Arc<ChatRequest>,
     provider: String,
     model: String,
+    /// The answering provider's place in the chain and its attempt number.
+    index: usize,
+    attempt: u32,
     buffered: VecDeque<StreamEvent>,
     rest: ChatStream,
     idle: Duration,
@@ -147,17 +174,48 @@ struct Guarded {
     attempts: Arc<Mutex<Vec<Attempt>>>,
     usage: Option<Usage>,
     span: Span,
-    /// Bytes of text received so far, and the bound (`LLM_MAX_ANSWER_BYTES`).
-    answer_bytes: usize,
+    /// The text the caller has received, in full (continuations start from it).
+    delivered: String,
+    /// What a continued stream repeats of `delivered` and is not passed on.
+    skip: Skip,
     max_answer_bytes: usize,
     done: bool,
+    /// A continuation is being opened: the last attempt in `attempts` is the cut one, already reported.
+    resuming: bool,
+}
+
+/// One item read from the provider, before it is passed on.
+enum Read {
+    /// Pass it on (an event, or an error that may be continued).
+    Item(Result<StreamEvent, Error>),
+    /// Text the caller already has: nothing to pass on.
+    Repeated,
+    /// An error that ends the answer whatever the settings (our own bound, a diverged restart).
+    Final(Error),
 }
 
 impl Guarded {
     async fn next(&mut self) -> Option<Result<StreamEvent, Error>> {
-        if self.done {
-            return None;
+        loop {
+            if self.done {
+                return None;
+            }
+            let item = match self.read().await {
+                Read::Repeated => continue,
+                Read::Final(error) => Err(error),
+                Read::Item(Err(error)) if self.may_continue() => match self.resume(error).await {
+                    Ok(()) => continue,
+                    Err(error) => Err(error),
+                },
+                Read::Item(item) => item,
+            };
+            return Some(self.pass_on(item));
         }
+    }
+
+    /// The next item from the buffer or the provider, with repeated text dropped and the answer bound
+    /// applied.
+    async fn read(&mut self) -> Read {
         let item = match self.buffered.pop_front() {
             Some(event) => Ok(event),
             // A provider stream must end with `Finish` or an error; one that just stops was cut short.
@@ -169,7 +227,24 @@ impl Guarded {
                 .with_provider(self.provider.clone()))
             }),
         };
-        let item = self.bounded(item);
+        match item {
+            Ok(StreamEvent::Delta { text }) => match self.skip.take(text) {
+                Ok(text) if text.is_empty() => Read::Repeated,
+                Ok(text) => match self.bounded(text) {
+                    Ok(text) => Read::Item(Ok(StreamEvent::Delta { text })),
+                    Err(error) => Read::Final(error),
+                },
+                Err(at) => Read::Final(diverged(&self.provider, self.delivered.len(), Some(at))),
+            },
+            Ok(StreamEvent::Finish { .. }) if self.skip.pending() => {
+                Read::Final(diverged(&self.provider, self.delivered.len(), None))
+            }
+            other => Read::Item(other),
+        }
+    }
+
+    /// Records what `item` means for the answer and the attempt record, and returns it.
+    fn pass_on(&mut self, item: Result<StreamEvent, Error>) -> Result<StreamEvent, Error> {
         match &item {
             Ok(StreamEvent::Usage { usage }) => {
                 self.usage = Some(*usage);
@@ -182,35 +257,151 @@ impl Guarded {
                 self.done = true;
                 self.report_end(None);
             }
-            Ok(StreamEvent::Delta { .. }) => {}
+            Ok(StreamEvent::Delta { text }) => self.delivered.push_str(text),
+            Ok(StreamEvent::Resumed { .. }) => {}
             Err(error) => {
                 self.done = true;
-                self.report_end(Some(error));
+                if !self.resuming {
+                    self.report_end(Some(error));
+                }
                 // Hang up at once: nothing more is read (or paid for) from the provider.
                 self.rest = Box::pin(stream::empty());
             }
         }
-        Some(item)
+        self.resuming = false;
+        item
     }
 
-    /// Counts the text of `item`; past `max_answer_bytes` the answer is an error instead, so that memory
-    /// stays bounded whatever the provider sends and an over-long answer is never passed off as whole.
-    fn bounded(&mut self, item: Result<StreamEvent, Error>) -> Result<StreamEvent, Error> {
-        if let Ok(StreamEvent::Delta { text }) = &item {
-            self.answer_bytes = self.answer_bytes.saturating_add(text.len());
-            if self.answer_bytes > self.max_answer_bytes {
-                return Err(Error::new(
-                    ErrorKind::MalformedAnswer,
-                    format!(
-                        "the streamed answer passed the limit of {} bytes (LLM_MAX_ANSWER_BYTES): \
-                         stopped reading; raise LLM_MAX_ANSWER_BYTES if answers this long are expected",
-                        self.max_answer_bytes
-                    ),
+    /// Whether a failure now may be continued: recovery is on and text was delivered (before it, the
+    /// failure belongs to the attempt that is still being chosen).
+    fn may_continue(&self) -> bool {
+        self.cascade.config().stream_recovery == StreamRecovery::Continue
+            && !self.delivered.is_empty()
+    }
+
+    /// Continues the answer after `error`: the cut attempt is recorded as failed with the policy's
+    /// decision, then the chain is asked from where the policy says. On success the next events are a
+    /// `Resumed` and the continuation; otherwise the error that ends the answer.
+    async fn resume(&mut self, error: Error) -> Result<(), Error> {
+        warn!(provider = %self.provider, kind = error.kind().as_str(), "stream from {} failed after the first token: continuing the answer", self.provider);
+        self.rest = Box::pin(stream::empty());
+        let mut call = Call::continuing(self.deadline, self.attempts());
+        let start = start_after_cut(&self.cascade, &mut call, &error, self.index, self.attempt);
+        self.mark_failed(&mut call, &error);
+        self.resuming = true;
+        let Some((index, attempt, wait)) = start else {
+            return Err(error);
+        };
+        if !wait.is_zero()
+            && let Some(provider) = self.cascade.providers().get(index).cloned()
+        {
+            self.cascade
+                .wait_before_retry(
+                    &provider,
+                    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 )
-                .with_provider(self.provider.clone()));
-            }
+                .await;
         }
-        item
+        let (request, delivered) = (
+            self.request.clone(),
+            Arc::<str>::from(self.delivered.as_str()),
+        );
+        let (cascade, deadline) = (self.cascade.clone(), self.deadline);
+        let continued = self
+            .cascade
+            .continue_stream(
+                &mut call,
+                &request.model,
+                index,
+                attempt,
+                |provider, mode| {
+                    let (request, delivered, cascade) =
+                        (request.clone(), delivered.clone(), cascade.clone());
+                    Box::pin(async move {
+                        let request = match mode {
+                            ResumeMode::Prefill => Arc::new(with_prefill(&request, &delivered).0),
+                            ResumeMode::Restart => request,
+                        };
+                        let wait = cascade.first_token_wait(&provider, deadline);
+                        open_until_first_token(provider, request, wait, true).await
+                    })
+                },
+            )
+            .await;
+        *self.attempts.lock().unwrap_or_else(PoisonError::into_inner) = call.attempts;
+        let Some(continued) = continued else {
+            return Err(not_continued(&error));
+        };
+        let provider = self.cascade.providers()[continued.index].clone();
+        self.provider = provider.id().to_owned();
+        self.model = self
+            .request
+            .model
+            .clone()
+            .unwrap_or_else(|| provider.model().to_owned());
+        self.index = continued.index;
+        self.attempt = continued.attempt;
+        self.skip = match continued.mode {
+            ResumeMode::Prefill => Skip::prefill(with_prefill(&self.request, &self.delivered).1),
+            ResumeMode::Restart => Skip::restart(&self.delivered),
+        };
+        self.usage = None;
+        self.span = continued.value.span;
+        self.rest = continued.value.rest;
+        self.buffered = continued.value.buffered.into();
+        let event = StreamEvent::Resumed {
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            mode: continued.mode,
+        };
+        info!(provider = %self.provider, mode = continued.mode.as_str(), "the answer goes on with {}", self.provider);
+        self.cascade.emit(&CascadeEvent::Resumed {
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            mode: continued.mode,
+        });
+        self.buffered.push_front(event);
+        Ok(())
+    }
+
+    fn attempts(&self) -> Vec<Attempt> {
+        self.attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records the cut attempt (the last of `call`) as failed, and reports it.
+    fn mark_failed(&self, call: &mut Call, error: &Error) {
+        let Some(last) = call.attempts.last_mut() else {
+            return;
+        };
+        last.outcome = Outcome::Failed(error.kind());
+        last.status = error.status();
+        last.message = Some(error.message().to_owned());
+        self.cascade.emit(&CascadeEvent::AttemptFinished {
+            attempt: last.clone(),
+            model: self.model.clone(),
+            usage: self.usage,
+        });
+        *self.attempts.lock().unwrap_or_else(PoisonError::into_inner) = call.attempts.clone();
+    }
+
+    /// Counts `text`; past `max_answer_bytes` the answer is an error instead, so that memory stays
+    /// bounded whatever the provider sends and an over-long answer is never passed off as whole.
+    fn bounded(&self, text: String) -> Result<String, Error> {
+        if self.delivered.len().saturating_add(text.len()) > self.max_answer_bytes {
+            return Err(Error::new(
+                ErrorKind::MalformedAnswer,
+                format!(
+                    "the streamed answer passed the limit of {} bytes (LLM_MAX_ANSWER_BYTES): \
+                     stopped reading; raise LLM_MAX_ANSWER_BYTES if answers this long are expected",
+                    self.max_answer_bytes
+                ),
+            )
+            .with_provider(self.provider.clone()));
+        }
+        Ok(text)
     }
 
     async fn next_from_provider(&mut self) -> Option<Result<StreamEvent, Error>> {
@@ -256,10 +447,11 @@ impl Guarded {
 }
 
 /// A stream dropped before its end (the caller stopped reading: Ctrl-C, a closed pipe) is recorded as
-/// a `cancelled` attempt, so that every started attempt is reported exactly once.
+/// a `cancelled` attempt, so that every started attempt is reported exactly once. While a continuation
+/// is being opened, the last attempt recorded is the cut one (already reported): it stays as it is.
 impl Drop for Guarded {
     fn drop(&mut self) {
-        if self.done {
+        if self.done || self.resuming {
             return;
         }
         let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
@@ -278,6 +470,18 @@ impl Drop for Guarded {
 }
 
 impl Cascade {
+    /// The first-token wait for `provider` with the call ending at `deadline`: `LLM_FIRST_TOKEN_TIMEOUT`,
+    /// and at most half the time left while a later provider is in the chain.
+    fn first_token_wait(&self, provider: &Arc<dyn Provider>, deadline: Instant) -> Duration {
+        let position = self
+            .providers()
+            .iter()
+            .position(|p| Arc::ptr_eq(p, provider));
+        let later = position.is_some_and(|at| at + 1 < self.providers().len());
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        first_token_wait(self.config().first_token_timeout, remaining, later)
+    }
+
     /// Asks the chain for a streamed answer. Returns once a provider produced its first token.
     ///
     /// # Errors
@@ -286,14 +490,16 @@ impl Cascade {
     pub async fn chat_stream(&self, request: ChatRequest) -> Result<CascadeStream, CascadeError> {
         let request = Arc::new(self.prepare_request(request)?);
         let mut call = self.start_call();
-        let first_token = self.config().first_token_timeout;
+        let deadline = call.deadline;
         let span = info_span!("cascade.chat_stream", providers = self.providers().len());
         let (provider, started) = self
             .run(&mut call, |provider| {
+                let wait = self.first_token_wait(&provider, deadline);
                 Box::pin(open_until_first_token(
                     provider,
                     request.clone(),
-                    first_token,
+                    wait,
+                    false,
                 ))
             })
             .instrument(span)
@@ -308,11 +514,20 @@ impl Cascade {
             .model
             .clone()
             .unwrap_or_else(|| provider.model().to_owned());
+        let index = self
+            .providers()
+            .iter()
+            .position(|p| Arc::ptr_eq(p, &provider))
+            .unwrap_or(0);
+        let attempt = call.attempts.last().map_or(1, |a| a.attempt);
         let attempts = Arc::new(Mutex::new(std::mem::take(&mut call.attempts)));
         let guarded = Guarded {
             cascade: self.clone(),
+            request,
             provider: provider.id().to_owned(),
             model: model.clone(),
+            index,
+            attempt,
             buffered: started.buffered.into(),
             rest: started.rest,
             idle: self.config().stream_idle_timeout,
@@ -320,9 +535,11 @@ impl Cascade {
             attempts: attempts.clone(),
             usage: None,
             span: started.span,
-            answer_bytes: 0,
+            delivered: String::new(),
+            skip: Skip::default(),
             max_answer_bytes: self.config().max_answer_bytes,
             done: false,
+            resuming: false,
         };
         let inner = stream::unfold(guarded, |mut state| async move {
             state.next().await.map(|item| (item, state))

@@ -175,6 +175,19 @@ impl Asking<'_> {
                     content.push_str(&text);
                 }
                 Ok(StreamEvent::Usage { usage: u }) => usage = Some(u),
+                // The answer goes on from where it was cut; `--json` says so on its own line.
+                Ok(StreamEvent::Resumed {
+                    provider,
+                    model: resumed,
+                    mode,
+                }) => {
+                    let line = serde_json::json!({"type": "resumed", "provider": provider, "model": resumed, "mode": mode.as_str()});
+                    model = resumed;
+                    if self.json && output::try_json(&line).is_err() {
+                        drop(stream);
+                        return self.interrupted(Interrupt::StdoutClosed, false);
+                    }
+                }
                 Ok(StreamEvent::Finish {
                     reason,
                     model: reported,

@@ -295,6 +295,19 @@ impl Session<'_> {
                     content.push_str(&text);
                 }
                 Some(Ok(StreamEvent::Usage { usage: u })) => usage = Some(u),
+                // The answer goes on from where it was cut; `--json` says so on its own line.
+                Some(Ok(StreamEvent::Resumed {
+                    provider,
+                    model: resumed,
+                    mode,
+                })) => {
+                    let line = json!({"type": "resumed", "provider": provider, "model": resumed, "mode": mode.as_str()});
+                    model = resumed;
+                    if self.json && output::try_json(&line).is_err() {
+                        drop(stream);
+                        return self.cut(Interrupt::StdoutClosed, false);
+                    }
+                }
                 Some(Ok(StreamEvent::Finish {
                     reason,
                     model: reported,

@@ -122,10 +122,10 @@ impl ErrorKind {
             | ErrorKind::ServerError
             | ErrorKind::Overloaded
             | ErrorKind::StreamTruncated => Category::Network,
-            ErrorKind::MalformedAnswer
-            | ErrorKind::ContextLength
-            | ErrorKind::ContentFilter
-            | ErrorKind::InvalidRequest => Category::Validation,
+            ErrorKind::MalformedAnswer | ErrorKind::ContextLength | ErrorKind::InvalidRequest => {
+                Category::Validation
+            }
+            ErrorKind::ContentFilter => Category::ContentFilter,
             ErrorKind::ModelNotFound | ErrorKind::Config => Category::Config,
         }
     }
@@ -170,7 +170,7 @@ impl ErrorKind {
                 "The conversation is too long for the model: shorten it or choose a model with a larger context window."
             }
             ErrorKind::ContentFilter => {
-                "The provider refused the content: rephrase the request or use another provider."
+                "The provider refused the content: rephrase the request (no other provider is tried unless LLM_CONTENT_FILTER_FALLBACK=true)."
             }
             ErrorKind::InvalidRequest => {
                 "The provider rejected the request: check the options (model, max tokens, stop sequences) it supports."
@@ -188,7 +188,7 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// The six user-facing error categories, with the HTTP status a server reports for each.
+/// The seven user-facing error categories, with the HTTP status a server reports for each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
@@ -204,6 +204,8 @@ pub enum Category {
     Validation,
     /// Our configuration (503).
     Config,
+    /// A provider refused the request's content (400): the request, not the provider, is the problem.
+    ContentFilter,
 }
 
 impl Category {
@@ -216,6 +218,7 @@ impl Category {
             Category::Network => "network",
             Category::Validation => "validation",
             Category::Config => "config",
+            Category::ContentFilter => "content_filter",
         }
     }
 
@@ -225,6 +228,7 @@ impl Category {
             Category::RateLimit => 429,
             Category::Timeout => 504,
             Category::Validation => 500,
+            Category::ContentFilter => 400,
             Category::Auth | Category::Network | Category::Config => 503,
         }
     }

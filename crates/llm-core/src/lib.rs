@@ -22,7 +22,9 @@ pub use redact::{
 };
 pub use registry::{BuildProvider, ProviderRegistration, Registry};
 pub use secret::Secret;
-pub use types::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
+pub use types::{
+    ChatRequest, ChatResponse, FinishReason, Message, ResumeMode, Role, StreamEvent, Usage,
+};
 
 /// Re-exports used by [`register_provider!`]; not part of the public API.
 #[doc(hidden)]

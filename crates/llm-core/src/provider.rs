@@ -55,6 +55,17 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// How long one attempt may take before the cascade gives up on it.
     fn timeout(&self) -> Duration;
 
+    /// Whether `model` continues a final assistant message (an assistant prefill) instead of starting
+    /// a new answer: the cascade then resumes a cut stream by sending the text delivered so far as that
+    /// message and streaming only the remainder. A provider that says `true` must encode a trailing
+    /// assistant message in its dialect's prefill form (Mistral's `prefix: true`, Anthropic's final
+    /// assistant turn, Ollama's final assistant message). The default is `false`: the cascade restarts
+    /// the answer instead and drops the part already delivered.
+    fn supports_prefill(&self, model: &str) -> bool {
+        let _ = model;
+        false
+    }
+
     /// Sends one chat request and waits for the whole answer.
     ///
     /// # Errors

@@ -201,6 +201,38 @@ pub enum StreamEvent {
         /// The model that answered, when the stream said.
         model: Option<String>,
     },
+    /// The stream was cut after text was delivered and the cascade continues it with this provider:
+    /// the events that follow go on from the text already delivered (nothing is repeated). Only the
+    /// cascade emits it; a provider's own stream never does.
+    Resumed {
+        /// The provider that continues the answer.
+        provider: String,
+        /// The model asked.
+        model: String,
+        /// How the answer is continued.
+        mode: ResumeMode,
+    },
+}
+
+/// How the cascade continued a cut stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeMode {
+    /// The text delivered so far was sent as a final assistant message (a prefill); the provider
+    /// streamed only the remainder.
+    Prefill,
+    /// The answer was asked for again and the part already delivered was dropped from the new stream.
+    Restart,
+}
+
+impl ResumeMode {
+    /// `"prefill"` or `"restart"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResumeMode::Prefill => "prefill",
+            ResumeMode::Restart => "restart",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -624,6 +624,9 @@ impl Sse {
                 }
             }
             StreamEvent::Usage { usage } => self.usage = Some(usage),
+            // The answer goes on from another attempt (the text continues seamlessly); the attempt
+            // record in the finish chunk's `cascade` field tells the story.
+            StreamEvent::Resumed { .. } => {}
             StreamEvent::Finish { reason, model } => {
                 if let Some(model) = model {
                     self.model = clean(&model);

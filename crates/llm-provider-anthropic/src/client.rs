@@ -82,6 +82,12 @@ impl Provider for Anthropic {
         self.config.timeout
     }
 
+    /// A final assistant turn is continued by every Messages API model (the encoder sends it as the
+    /// last message); a model that refuses it answers 400, which the cascade takes as "no prefill".
+    fn supports_prefill(&self, _model: &str) -> bool {
+        true
+    }
+
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
         let model = self.model_for(request);
         let body = wire::encode_request(request, model, false);

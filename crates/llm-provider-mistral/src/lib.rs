@@ -22,6 +22,9 @@ const SETTINGS: SettingsSpec = SettingsSpec {
 const SPEC: CompatSpec = CompatSpec {
     // Mistral rejects unknown fields (`stream_options`) and sends usage on its last chunk anyway.
     stream_usage: false,
+    // A final assistant message with `"prefix": true` is continued (a prefill); without the mark Mistral
+    // rejects a conversation that ends with the assistant.
+    prefix_prefill: true,
     ..CompatSpec::new(SETTINGS)
 };
 

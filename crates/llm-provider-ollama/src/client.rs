@@ -308,6 +308,12 @@ impl Provider for Ollama {
         self.config.timeout
     }
 
+    /// `/api/chat` continues a conversation's final assistant message (the chat template leaves that
+    /// turn open); the encoder sends it as the last message.
+    fn supports_prefill(&self, _model: &str) -> bool {
+        true
+    }
+
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
         let model = self.model_for(request);
         let response = self.send_chat(request, model, false).await?;

@@ -66,7 +66,7 @@ async fn an_empty_answer_is_retried_then_the_next_provider_answers() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_empty_filtered_answer_moves_on_and_a_tool_call_is_an_answer() {
+async fn an_empty_filtered_answer_moves_on_with_the_fallback_flag_and_a_tool_call_is_an_answer() {
     let filtered = Arc::new(Fake::new(
         "gemini",
         vec![Step::Answer("", FinishReason::ContentFilter)],
@@ -75,7 +75,8 @@ async fn an_empty_filtered_answer_moves_on_and_a_tool_call_is_an_answer() {
         "openai",
         vec![Step::Answer("", FinishReason::ToolCalls)],
     ));
-    let result = cascade(vec![filtered, tool], fast_config())
+    let config = fast_config().with_content_filter_fallback(true);
+    let result = cascade(vec![filtered, tool], config)
         .chat(ChatRequest::from_prompt("hi"))
         .await
         .expect("a tool call is an answer");
@@ -244,4 +245,29 @@ fn the_answer_bound_is_read_from_the_environment() {
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.message().starts_with("LLM_MAX_ANSWER_BYTES"), "{err}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_content_filter_refusal_is_final_by_default() {
+    let filtered = Arc::new(Fake::new(
+        "openai",
+        vec![Step::Fail(ErrorKind::ContentFilter, Some(400), None)],
+    ));
+    let spare = Arc::new(Fake::new("groq", vec![]));
+    let report = cascade(vec![filtered, spare.clone()], fast_config())
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect_err("the refusal is the answer");
+    assert_eq!(spare.calls(), 0, "no other provider is asked");
+    assert_eq!(report.category, llm_cascade::Category::ContentFilter);
+    assert_eq!(report.category.http_status(), 400);
+    assert_eq!(report.kind, ErrorKind::ContentFilter);
+    assert_eq!(report.attempts.len(), 1);
+    assert_eq!(report.attempts[0].decision, Some(Decision::Stop));
+    assert_eq!(report.attempts[0].status, Some(400));
+    assert!(
+        report.message.contains("scripted content_filter"),
+        "{}",
+        report.message
+    );
 }

@@ -48,6 +48,10 @@ pub struct Fake {
     prepares: Mutex<u32>,
     /// What `check_available` does (`Reply` for success, `Fail`, `Hang`).
     probe: Step,
+    /// Whether it continues a final assistant message (an assistant prefill).
+    prefill: bool,
+    /// Every streamed request, in order.
+    requests: Mutex<Vec<ChatRequest>>,
 }
 
 impl Fake {
@@ -60,7 +64,20 @@ impl Fake {
             preparable: false,
             prepares: Mutex::new(0),
             probe: Step::Reply("ok"),
+            prefill: false,
+            requests: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Says it continues a final assistant message.
+    pub fn with_prefill(mut self) -> Self {
+        self.prefill = true;
+        self
+    }
+
+    /// The streamed requests it received.
+    pub fn requests(&self) -> Vec<ChatRequest> {
+        self.requests.lock().expect("lock").clone()
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -141,6 +158,9 @@ impl Provider for Fake {
     fn timeout(&self) -> Duration {
         self.timeout
     }
+    fn supports_prefill(&self, _model: &str) -> bool {
+        self.prefill
+    }
 
     async fn chat(&self, _request: &ChatRequest) -> Result<ChatResponse, Error> {
         match self.next_step() {
@@ -152,7 +172,8 @@ impl Provider for Fake {
         }
     }
 
-    async fn chat_stream(&self, _request: &ChatRequest) -> Result<ChatStream, Error> {
+    async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, Error> {
+        self.requests.lock().expect("lock").push(request.clone());
         match self.next_step() {
             Step::Stream(items) => {
                 let id = self.id;

@@ -13,6 +13,7 @@ mod probe;
     feature = "provider-lmstudio"
 ))]
 mod providers;
+mod recovery;
 mod registry;
 mod retry;
 mod spans;

@@ -177,11 +177,35 @@ async fn gemini_retry_delay_longer_than_allowed_moves_on_at_once() {
 }
 
 #[tokio::test]
-async fn gemini_safety_block_moves_to_the_next_provider() {
+async fn gemini_safety_block_is_final_with_the_providers_reason() {
+    let google = serve("gemini", "chat.safety_block", "POST", GEMINI_ROUTE, 1).await;
+    let claude = serve("anthropic", "chat.success", "POST", ANTHROPIC_ROUTE, 0).await;
+    let env = anthropic(gemini(MapEnv::new(), &google), &claude)
+        .with("LLM_FALLBACK_ORDER", "gemini,anthropic");
+    let report = cascade(env)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect_err("the refusal is final");
+    assert_eq!(report.category, llm_cascade::Category::ContentFilter);
+    assert_eq!(report.category.http_status(), 400);
+    assert_eq!(
+        outcomes(&report.attempts),
+        vec![("gemini", Outcome::Failed(ErrorKind::ContentFilter))]
+    );
+    assert!(
+        report.message.contains("finishReason SAFETY"),
+        "{}",
+        report.message
+    );
+}
+
+#[tokio::test]
+async fn gemini_safety_block_moves_to_the_next_provider_with_the_fallback_flag() {
     let google = serve("gemini", "chat.safety_block", "POST", GEMINI_ROUTE, 1).await;
     let claude = serve("anthropic", "chat.success", "POST", ANTHROPIC_ROUTE, 1).await;
     let env = anthropic(gemini(MapEnv::new(), &google), &claude)
-        .with("LLM_FALLBACK_ORDER", "gemini,anthropic");
+        .with("LLM_FALLBACK_ORDER", "gemini,anthropic")
+        .with("LLM_CONTENT_FILTER_FALLBACK", "true");
     let result = cascade(env)
         .chat(ChatRequest::from_prompt("hi"))
         .await
@@ -197,10 +221,65 @@ async fn gemini_safety_block_moves_to_the_next_provider() {
 }
 
 #[tokio::test]
-async fn anthropic_error_event_after_text_is_an_error_in_the_stream() {
+async fn anthropic_error_event_after_text_is_continued_by_prefill() {
     use futures_util::StreamExt;
-    // The captured mid-stream `overloaded_error` arrives after the first text delta: an error in the
-    // stream, with the text before it delivered.
+    // The captured mid-stream `overloaded_error` arrives after the first text delta ("1"): the same
+    // provider is asked again (overloaded is retryable) with that text as the final assistant turn.
+    let claude = MockServer::start().await;
+    mount_first(
+        &claude,
+        "anthropic",
+        "chat.stream.error_event",
+        "POST",
+        ANTHROPIC_ROUTE,
+        1,
+    )
+    .await;
+    Fixture::load("anthropic", "chat.stream")
+        .mount(&claude, "POST", ANTHROPIC_ROUTE, 1)
+        .await;
+    let env = anthropic(MapEnv::new(), &claude).with("LLM_FALLBACK_ORDER", "anthropic");
+    let stream = cascade(env)
+        .chat_stream(ChatRequest::from_prompt("Count to five"))
+        .await
+        .expect("starts");
+    let items: Vec<_> = stream.collect().await;
+    assert_eq!(
+        items[0].as_ref().ok(),
+        Some(&llm_cascade::StreamEvent::Delta { text: "1".into() })
+    );
+    assert_eq!(
+        items[1].as_ref().ok(),
+        Some(&llm_cascade::StreamEvent::Resumed {
+            provider: "anthropic".into(),
+            model: "claude-sonnet-4-5-20250929".into(),
+            mode: llm_cascade::ResumeMode::Prefill,
+        })
+    );
+    assert!(
+        matches!(
+            items.last(),
+            Some(Ok(llm_cascade::StreamEvent::Finish { .. }))
+        ),
+        "{items:?}"
+    );
+    let requests = claude.received_requests().await.expect("recorded");
+    assert_eq!(requests.len(), 2);
+    let body: serde_json::Value = serde_json::from_slice(&requests[1].body).expect("json");
+    assert_eq!(
+        body["messages"],
+        serde_json::json!([
+            {"role": "user", "content": "Count to five"},
+            {"role": "assistant", "content": "1"},
+        ]),
+        "the partial answer is the final assistant turn"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_error_event_after_text_is_an_error_in_the_stream_with_recovery_off() {
+    use futures_util::StreamExt;
+    // With `LLM_STREAM_RECOVERY=off`: an error in the stream, with the text before it delivered.
     let claude = serve(
         "anthropic",
         "chat.stream.error_event",
@@ -209,7 +288,9 @@ async fn anthropic_error_event_after_text_is_an_error_in_the_stream() {
         1,
     )
     .await;
-    let env = anthropic(MapEnv::new(), &claude).with("LLM_FALLBACK_ORDER", "anthropic");
+    let env = anthropic(MapEnv::new(), &claude)
+        .with("LLM_FALLBACK_ORDER", "anthropic")
+        .with("LLM_STREAM_RECOVERY", "off");
     let stream = cascade(env)
         .chat_stream(ChatRequest::from_prompt("hi"))
         .await
@@ -259,6 +340,72 @@ mod ollama {
             .mount(&local, "POST", "/api/chat", 1)
             .await;
         local
+    }
+
+    #[tokio::test]
+    async fn a_cut_ollama_stream_is_continued_with_the_partial_answer_as_the_last_message() {
+        use futures_util::StreamExt;
+        let local = MockServer::start().await;
+        mount_first(
+            &local,
+            "ollama",
+            "chat.stream.truncated",
+            "POST",
+            "/api/chat",
+            1,
+        )
+        .await;
+        Fixture::load("ollama", "chat.stream")
+            .mount(&local, "POST", "/api/chat", 1)
+            .await;
+        let env = ollama(MapEnv::new(), &local, "gemma3:1b").with("LLM_FALLBACK_ORDER", "ollama");
+        let items: Vec<_> = cascade(env)
+            .chat_stream(ChatRequest::from_prompt("Tell me something"))
+            .await
+            .expect("starts")
+            .collect()
+            .await;
+        let resumed_at = items
+            .iter()
+            .position(|i| matches!(i, Ok(llm_cascade::StreamEvent::Resumed { .. })))
+            .expect("resumed");
+        let delivered: String = items[..resumed_at]
+            .iter()
+            .filter_map(|i| match i {
+                Ok(llm_cascade::StreamEvent::Delta { text }) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(!delivered.is_empty());
+        assert!(
+            matches!(
+                items.last(),
+                Some(Ok(llm_cascade::StreamEvent::Finish { .. }))
+            ),
+            "{items:?}"
+        );
+        assert_eq!(
+            items[resumed_at].as_ref().ok(),
+            Some(&llm_cascade::StreamEvent::Resumed {
+                provider: "ollama".into(),
+                model: "gemma3:1b".into(),
+                mode: llm_cascade::ResumeMode::Prefill,
+            })
+        );
+        let requests = local.received_requests().await.expect("recorded");
+        let chats: Vec<_> = requests
+            .iter()
+            .filter(|r| r.url.path() == "/api/chat")
+            .collect();
+        assert_eq!(chats.len(), 2);
+        let body: serde_json::Value = serde_json::from_slice(&chats[1].body).expect("json");
+        assert_eq!(
+            body["messages"],
+            serde_json::json!([
+                {"role": "user", "content": "Tell me something"},
+                {"role": "assistant", "content": delivered.trim_end()},
+            ])
+        );
     }
 
     /// A local Ollama without `gemma2:27b` that must never be asked to pull it.

@@ -4,9 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use llm_cascade::{CascadeBuilder, ChatRequest, ErrorKind, Outcome, StreamEvent};
+use llm_cascade::{
+    CascadeBuilder, CascadeConfig, ChatRequest, ErrorKind, Outcome, StreamEvent, StreamRecovery,
+};
 
 use crate::fake::{Fake, Item, Step, fast_config};
+
+/// The settings before streams recovered: a failure after the first token ends the answer.
+fn no_recovery() -> CascadeConfig {
+    fast_config().with_stream_recovery(StreamRecovery::Off)
+}
 
 async fn collect(stream: llm_cascade::CascadeStream) -> (Vec<String>, Option<ErrorKind>) {
     let items: Vec<_> = stream.collect().await;
@@ -69,7 +76,7 @@ async fn failure_before_the_first_token_falls_over_invisibly() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn failure_after_the_first_token_is_an_error_in_the_stream() {
+async fn with_recovery_off_a_failure_after_the_first_token_is_an_error_in_the_stream() {
     let cut = Arc::new(Fake::new(
         "groq",
         vec![Step::Stream(vec![
@@ -79,7 +86,7 @@ async fn failure_after_the_first_token_is_an_error_in_the_stream() {
     ));
     let spare = Arc::new(Fake::new("openai", vec![]));
     let cascade = CascadeBuilder::new()
-        .config(fast_config())
+        .config(no_recovery())
         .provider_arc(cut)
         .provider_arc(spare.clone())
         .build();
@@ -113,7 +120,7 @@ async fn the_attempt_record_reflects_a_late_failure() {
         ])],
     ));
     let cascade = CascadeBuilder::new()
-        .config(fast_config())
+        .config(no_recovery())
         .provider_arc(cut)
         .build();
     let mut stream = cascade
@@ -157,12 +164,12 @@ async fn no_first_token_in_time_moves_on() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_stalled_stream_after_the_first_token_is_an_error() {
+async fn with_recovery_off_a_stalled_stream_is_an_error() {
     let stalls = Arc::new(Fake::new(
         "groq",
         vec![Step::Stream(vec![Item::Text("start"), Item::Stall])],
     ));
-    let config = fast_config().with_stream_idle_timeout(Duration::from_millis(50));
+    let config = no_recovery().with_stream_idle_timeout(Duration::from_millis(50));
     let cascade = CascadeBuilder::new()
         .config(config)
         .provider_arc(stalls)
@@ -264,7 +271,7 @@ async fn a_provider_stream_that_just_stops_is_truncated_not_complete() {
         vec![Step::Stream(vec![Item::Text("half an ans")])],
     ));
     let stream = CascadeBuilder::new()
-        .config(fast_config())
+        .config(no_recovery())
         .provider_arc(quiet_end)
         .build()
         .chat_stream(ChatRequest::from_prompt("hi"))

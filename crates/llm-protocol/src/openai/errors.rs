@@ -56,6 +56,13 @@ pub fn parse_error_with(failure: &HttpFailure, overrides: KindOverride) -> Error
     if kind == ErrorKind::Config && message.to_ascii_lowercase().contains("unexpected endpoint") {
         message.push_str(" (check the base URL: it usually ends in /v1)");
     }
+    // A refusal is final: the caller sees the provider's own code with its message.
+    if kind == ErrorKind::ContentFilter
+        && let Some(code) = facts.code.as_deref().or(facts.error_type.as_deref())
+        && !message.contains(code)
+    {
+        message = format!("{code}: {message}");
+    }
     let retry_after = retry_after_from_message(&facts.message);
     Error::new(kind, message).with_retry_after(retry_after)
 }
@@ -293,6 +300,10 @@ mod tests {
         assert_eq!(kind(400, context), ErrorKind::ContextLength);
         let filter = r#"{"error":{"message":"no","code":"content_policy_violation"}}"#;
         assert_eq!(kind(400, filter), ErrorKind::ContentFilter);
+        assert_eq!(
+            parse_error(&failure(400, filter)).message(),
+            "content_policy_violation: no"
+        );
     }
 
     #[test]

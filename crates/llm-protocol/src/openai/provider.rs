@@ -54,6 +54,9 @@ pub struct CompatSpec {
     pub chat_url_env: Option<&'static str>,
     /// Without `<PREFIX>_MODEL`, use the first model the server lists (LM Studio's loaded model).
     pub discover_model: bool,
+    /// Whether the provider continues a final assistant message marked `"prefix": true` (Mistral):
+    /// such a message is then sent with that mark, and [`Provider::supports_prefill`] says `true`.
+    pub prefix_prefill: bool,
 }
 
 impl CompatSpec {
@@ -70,6 +73,7 @@ impl CompatSpec {
             optional_key_env: &[],
             chat_url_env: None,
             discover_model: false,
+            prefix_prefill: false,
         }
     }
 }
@@ -292,7 +296,10 @@ impl<P: CompatProvider> OpenAiCompatible<P> {
         stream: bool,
     ) -> Result<reqwest::Response, Error> {
         let model = self.model_for(request).await?;
-        let body = encode_request(request, &model, stream, P::SPEC.stream_usage);
+        let mut body = encode_request(request, &model, stream, P::SPEC.stream_usage);
+        if P::SPEC.prefix_prefill {
+            super::wire::mark_prefix(&mut body);
+        }
         let post = self
             .http
             .post(&self.url(P::SPEC.chat_path))
@@ -325,6 +332,10 @@ impl<P: CompatProvider> Provider for OpenAiCompatible<P> {
 
     fn timeout(&self) -> Duration {
         self.config.settings.timeout
+    }
+
+    fn supports_prefill(&self, _model: &str) -> bool {
+        P::SPEC.prefix_prefill
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {

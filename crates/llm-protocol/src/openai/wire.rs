@@ -64,6 +64,22 @@ pub fn encode_request(
     serde_json::to_value(body).unwrap_or(Value::Null)
 }
 
+/// Marks a final assistant message of an encoded request as a prefill with `"prefix": true` (Mistral's
+/// form: the model continues that message instead of answering after it). A body whose last message is
+/// not the assistant's is left as it is.
+pub fn mark_prefix(body: &mut Value) {
+    let last = body
+        .get_mut("messages")
+        .and_then(Value::as_array_mut)
+        .and_then(|messages| messages.last_mut());
+    if let Some(last) = last
+        && last.get("role").and_then(Value::as_str) == Some("assistant")
+        && let Some(message) = last.as_object_mut()
+    {
+        message.insert("prefix".to_owned(), Value::Bool(true));
+    }
+}
+
 /// A non-streamed completion; everything optional, unknown fields ignored.
 #[derive(Debug, Deserialize)]
 struct WireCompletion {
@@ -203,6 +219,27 @@ mod tests {
     use super::*;
     use crate::openai::parse_error;
     use llm_core::Message;
+
+    #[test]
+    fn only_a_final_assistant_message_is_marked_as_a_prefix() {
+        let mut request = ChatRequest::from_prompt("Count to five");
+        request.messages.push(Message::assistant("1, 2,"));
+        let mut body = encode_request(&request, "m", true, false);
+        mark_prefix(&mut body);
+        assert_eq!(
+            body["messages"],
+            serde_json::json!([
+                {"role": "user", "content": "Count to five"},
+                {"role": "assistant", "content": "1, 2,", "prefix": true},
+            ])
+        );
+        let mut plain = encode_request(&ChatRequest::from_prompt("hi"), "m", true, false);
+        mark_prefix(&mut plain);
+        assert_eq!(
+            plain["messages"],
+            serde_json::json!([{"role": "user", "content": "hi"}])
+        );
+    }
 
     fn request() -> ChatRequest {
         ChatRequest {
