@@ -10,6 +10,7 @@ mod report;
 mod spans;
 mod stats;
 mod stream;
+mod structured;
 
 pub use config::{
     CascadeConfig, LocalPull, TEMPERATURE_RANGE, parse_max_tokens, parse_temperature,
@@ -18,15 +19,19 @@ pub use config::{
 pub use dotenv::{DOTENV_SOURCE, env_with_dotenv};
 pub use engine::{Cascade, CascadeBuilder};
 pub use llm_core::{
-    Category, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, FinishReason,
-    LayeredEnv, MapEnv, Message, Overlay, ProcessEnv, Progress, ProgressSink, Provider,
-    ProviderRegistration, Registry, Role, StreamEvent, Usage,
+    Capabilities, Category, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind,
+    FinishReason, LayeredEnv, MapEnv, Message, Overlay, ProcessEnv, Progress, ProgressSink,
+    Provider, ProviderRegistration, Registry, ResponseFormat, Role, StreamEvent, Tool, ToolCall,
+    ToolChoice, Usage,
 };
 pub use observer::{CascadeEvent, Observer};
 pub use providers::{ENABLED, KNOWN_PROVIDERS, KnownProvider};
 pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
 pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;
+pub use structured::{
+    StructuredResponse, adapt, check_tool_calls, parse_and_validate, strip_fences,
+};
 
 /// The registry of every provider compiled into this build.
 ///

@@ -83,6 +83,7 @@ fn is_first_token(event: &StreamEvent) -> Result<bool, Error> {
     match event {
         StreamEvent::Delta { text } => Ok(!text.is_empty()),
         StreamEvent::Finish { reason, .. } => empty_answer(reason).map_or(Ok(true), Err),
+        StreamEvent::ToolCall { .. } => Ok(true),
         StreamEvent::Usage { .. } => Ok(false),
     }
 }
@@ -104,6 +105,8 @@ async fn open_until_first_token(
         )
         .with_provider(provider.id())
     };
+    // Tools are never dropped: a provider without them is skipped (Unsupported).
+    let request = crate::structured::adapt(provider.as_ref(), &request)?;
     let mut rest = tokio::time::timeout_at(deadline, provider.chat_stream(&request))
         .await
         .map_err(|_| no_first_token())??;
@@ -182,7 +185,7 @@ impl Guarded {
                 self.done = true;
                 self.report_end(None);
             }
-            Ok(StreamEvent::Delta { .. }) => {}
+            Ok(StreamEvent::Delta { .. } | StreamEvent::ToolCall { .. }) => {}
             Err(error) => {
                 self.done = true;
                 self.report_end(Some(error));

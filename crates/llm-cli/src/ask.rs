@@ -182,6 +182,8 @@ impl Asking<'_> {
                     content.push_str(&text);
                 }
                 Ok(StreamEvent::Usage { usage: u }) => usage = Some(u),
+                // The CLI offers the model no tools, so no provider sends a call.
+                Ok(StreamEvent::ToolCall { .. }) => {}
                 Ok(StreamEvent::Finish {
                     reason,
                     model: reported,

@@ -299,6 +299,8 @@ impl Session<'_> {
                     content.push_str(&text);
                 }
                 Some(Ok(StreamEvent::Usage { usage: u })) => usage = Some(u),
+                // The REPL offers the model no tools, so no provider sends a call.
+                Some(Ok(StreamEvent::ToolCall { .. })) => {}
                 Some(Ok(StreamEvent::Finish {
                     reason,
                     model: reported,

@@ -6,6 +6,7 @@ mod provider;
 mod redact;
 mod registry;
 mod secret;
+mod tools;
 mod types;
 
 pub use env::{
@@ -20,6 +21,7 @@ pub use redact::{
 };
 pub use registry::{BuildProvider, ProviderRegistration, Registry};
 pub use secret::Secret;
+pub use tools::{Capabilities, ResponseFormat, Tool, ToolCall, ToolChoice, synthetic_call_id};
 pub use types::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
 
 /// Re-exports used by [`register_provider!`]; not part of the public API.

@@ -377,6 +377,7 @@ pub(crate) fn decode_response(
         ));
     }
     Ok(ChatResponse {
+        tool_calls: Vec::new(),
         content,
         provider: ID.to_owned(),
         model: decoder.model.unwrap_or_else(|| requested_model.to_owned()),
@@ -548,6 +549,7 @@ mod tests {
             temperature: Some(0.5),
             max_tokens: Some(100),
             stop: vec!["END".into()],
+            ..ChatRequest::default()
         };
         assert_eq!(
             encode(&request),

@@ -170,6 +170,7 @@ pub(crate) fn decode_chat(chunk: ChatChunk, requested_model: &str) -> Result<Cha
         ));
     }
     Ok(ChatResponse {
+        tool_calls: Vec::new(),
         content: message.content.clone().unwrap_or_default(),
         provider: ID.to_owned(),
         model: chunk
@@ -490,6 +491,7 @@ mod tests {
             temperature: Some(0.25),
             max_tokens: Some(64),
             stop: vec!["\n\n".to_owned()],
+            ..ChatRequest::default()
         };
         let body = serde_json::to_value(encode_chat(&request, "llama3.2:3b", false)).expect("json");
         assert_eq!(

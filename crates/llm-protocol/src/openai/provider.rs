@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use llm_core::{
-    ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, Provider, Secret,
+    Capabilities, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, Provider,
+    Secret,
 };
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
@@ -54,6 +55,9 @@ pub struct CompatSpec {
     pub chat_url_env: Option<&'static str>,
     /// Without `<PREFIX>_MODEL`, use the first model the server lists (LM Studio's loaded model).
     pub discover_model: bool,
+    /// What the provider can do beyond text (JSON schema, JSON mode, tools); every capability unless
+    /// the provider says otherwise (DeepSeek: JSON mode only).
+    pub capabilities: Capabilities,
 }
 
 impl CompatSpec {
@@ -70,6 +74,7 @@ impl CompatSpec {
             optional_key_env: &[],
             chat_url_env: None,
             discover_model: false,
+            capabilities: Capabilities::ALL,
         }
     }
 }
@@ -321,6 +326,10 @@ impl<P: CompatProvider> Provider for OpenAiCompatible<P> {
 
     fn is_local(&self) -> bool {
         P::SPEC.settings.local
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        P::SPEC.capabilities
     }
 
     fn timeout(&self) -> Duration {
