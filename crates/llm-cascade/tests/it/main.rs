@@ -15,3 +15,4 @@ mod registry;
 mod retry;
 mod spans;
 mod streaming;
+mod structured;
