@@ -209,6 +209,52 @@ mod tests {
     use crate::openai::parse_error;
     use llm_core::Usage;
 
+    /// The `data:` frames of a recorded SSE body in `fixtures/openai/`.
+    fn recorded(name: &str) -> Vec<SseEvent> {
+        let path = format!(
+            "{}/../../fixtures/openai/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read_to_string(&path).expect("fixture");
+        body.lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .map(data)
+            .collect()
+    }
+
+    #[test]
+    fn parallel_tool_call_fragments_are_assembled() {
+        let (events, error) = run(recorded("chat.stream.parallel_tool_calls.sse"));
+        assert!(error.is_none(), "{error:?}");
+        let calls: Vec<&ToolCall> = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::ToolCall { call } => Some(call),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].name, "GetWeatherArgs");
+        assert_eq!(calls[1].name, "get_stock_price");
+        for call in &calls {
+            assert!(call.arguments_json().is_ok(), "{call:?}");
+            assert!(call.id.starts_with("call_"), "{call:?}");
+        }
+        assert!(matches!(
+            events.last(),
+            Some(StreamEvent::Finish {
+                reason: FinishReason::ToolCalls,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_streamed_refusal_is_refused() {
+        let (_, error) = run(recorded("chat.stream.refusal.sse"));
+        assert_eq!(error.map(|e| e.kind()), Some(ErrorKind::Refused));
+    }
+
     fn data(json: &str) -> SseEvent {
         SseEvent {
             event: None,
