@@ -676,6 +676,29 @@ mod replay {
         decoded(&schema, "groq").expect("decodes");
     }
 
+    /// The normalised results of every structured or tool fixture of the dialect, in one snapshot.
+    #[test]
+    fn normalised_results() {
+        let results: Vec<Value> = [
+            ("openai", "openai/chat.tools.json_schema.json"),
+            ("openai", "openai/chat.tool_result.json"),
+            ("openai", "openai/chat.json_object.json"),
+            ("openai", "openai/chat.refusal.json"),
+            ("groq", "groq/chat.tool_calls.json"),
+            ("groq", "groq/chat.json_schema.json"),
+            ("mistral", "mistral/chat.tool_result.json"),
+        ]
+        .into_iter()
+        .map(|(provider, path)| match decoded(&fixture(path), provider) {
+            Ok(response) => json!({"fixture": path, "ok": response}),
+            Err(error) => {
+                json!({"fixture": path, "error": error.kind(), "message": error.message()})
+            }
+        })
+        .collect();
+        insta::assert_json_snapshot!(results);
+    }
+
     #[test]
     fn mistral_tool_calls_without_call_prefix_ids() {
         let response = decoded(&fixture("mistral/chat.tool_result.json"), "mistral").expect("ok");
