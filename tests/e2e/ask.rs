@@ -244,3 +244,50 @@ async fn prompt_from_stdin_and_flags_reach_the_provider() {
     assert_eq!(body["max_tokens"], 7);
     assert_eq!(body["temperature"], 0.5);
 }
+
+/// Writes the schema of the recorded Groq structured-output exchange to a file, as a user would.
+fn city_schema_file() -> tempfile::NamedTempFile {
+    let fixture = Fixture::load("groq", "chat.json_schema");
+    let body = fixture.request.body.expect("request body");
+    let schema = &body["response_format"]["json_schema"]["schema"];
+    let file = tempfile::Builder::new()
+        .suffix(".json")
+        .tempfile()
+        .expect("temp file");
+    std::fs::write(file.path(), schema.to_string()).expect("write schema");
+    file
+}
+
+#[tokio::test]
+async fn schema_prints_the_validated_json() {
+    let groq = serve("groq", "chat.json_schema", GROQ_ROUTE, 1).await;
+    let schema = city_schema_file();
+    let mut env = fast();
+    env.extend(provider("GROQ", format!("{}/openai/v1", groq.uri())));
+    env.push(order("groq"));
+
+    let path = schema.path().to_str().expect("utf-8 path");
+    let run = cascade(&["ask", "--schema", path, "Largest city in Mexico?"], &env).await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let value: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
+    assert_eq!(value, json!({"city": "Mexico City", "country": "Mexico"}));
+}
+
+#[tokio::test]
+async fn schema_fails_with_the_validation_details_when_no_provider_answers_json() {
+    // The recorded answer is prose: not JSON, twice (the retry), and no other provider.
+    let openai = serve("openai", "chat.success", OPENAI_ROUTE, 2).await;
+    let schema = city_schema_file();
+    let mut env = fast();
+    env.extend(provider("OPENAI", format!("{}/v1", openai.uri())));
+    env.push(order("openai"));
+
+    let path = schema.path().to_str().expect("utf-8 path");
+    let run = cascade(&["ask", "--json", "--schema", path, "Largest city?"], &env).await;
+    assert_eq!(run.code, Some(1), "stderr: {}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["success"], false);
+    assert_eq!(json["error"], "validation");
+    let message = json["attempts"][1]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("the answer is not JSON"), "{json}");
+}

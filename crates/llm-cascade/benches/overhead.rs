@@ -40,6 +40,7 @@ impl Provider for Instant {
     }
     async fn chat(&self, _request: &ChatRequest) -> Result<ChatResponse, Error> {
         Ok(ChatResponse {
+            tool_calls: Vec::new(),
             content: "ok".to_owned(),
             provider: "instant".to_owned(),
             model: "m".to_owned(),

@@ -288,7 +288,10 @@ impl Cascade {
                     // Runs inside the attempt's `gen_ai.chat` span.
                     let span = tracing::Span::current();
                     crate::spans::record_request(&span, &request);
-                    let response = provider.chat(&request).await.and_then(non_empty)?;
+                    // Tools are never dropped: a provider without them is skipped (Unsupported).
+                    let adapted = crate::structured::adapt(provider.as_ref(), &request)?;
+                    let response = provider.chat(&adapted).await.and_then(non_empty)?;
+                    crate::structured::check_tool_calls(&request, &response)?;
                     crate::spans::record_response(&span, &response);
                     Ok(response)
                 })

@@ -13,6 +13,7 @@ mod report;
 mod spans;
 mod stats;
 mod stream;
+mod structured;
 
 pub use config::{
     CascadeConfig, LocalPull, StreamRecovery, TEMPERATURE_RANGE, parse_max_tokens,
@@ -21,9 +22,10 @@ pub use config::{
 pub use dotenv::{DOTENV_SOURCE, env_with_dotenv};
 pub use engine::{Cascade, CascadeBuilder};
 pub use llm_core::{
-    Category, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, FinishReason,
-    LayeredEnv, MapEnv, Message, Overlay, ProcessEnv, Progress, ProgressSink, Provider,
-    ProviderRegistration, Registry, ResumeMode, Role, StreamEvent, Usage,
+    Capabilities, Category, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind,
+    FinishReason, LayeredEnv, MapEnv, Message, Overlay, ProcessEnv, Progress, ProgressSink,
+    Provider, ProviderRegistration, Registry, ResponseFormat, ResumeMode, Role, StreamEvent, Tool,
+    ToolCall, ToolChoice, Usage,
 };
 pub use observer::{CascadeEvent, Observer};
 pub use probe::{ProbeResult, probe_provider, probe_registrations};
@@ -31,6 +33,9 @@ pub use providers::{ENABLED, KNOWN_PROVIDERS, KnownProvider};
 pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
 pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;
+pub use structured::{
+    StructuredResponse, adapt, check_tool_calls, parse_and_validate, strip_fences,
+};
 
 /// The registry of every provider compiled into this build.
 ///

@@ -102,6 +102,7 @@ fn is_first_token(event: &StreamEvent) -> Result<bool, Error> {
     match event {
         StreamEvent::Delta { text } => Ok(!text.is_empty()),
         StreamEvent::Finish { reason, .. } => empty_answer(reason).map_or(Ok(true), Err),
+        StreamEvent::ToolCall { .. } => Ok(true),
         StreamEvent::Usage { .. } | StreamEvent::Resumed { .. } => Ok(false),
     }
 }
@@ -125,6 +126,8 @@ async fn open_until_first_token(
         )
         .with_provider(provider.id())
     };
+    // Tools are never dropped: a provider without them is skipped (Unsupported).
+    let request = crate::structured::adapt(provider.as_ref(), &request)?;
     let mut rest = tokio::time::timeout_at(deadline, provider.chat_stream(&request))
         .await
         .map_err(|_| no_first_token())??;
@@ -259,6 +262,7 @@ impl Guarded {
             }
             Ok(StreamEvent::Delta { text }) => self.delivered.push_str(text),
             Ok(StreamEvent::Resumed { .. }) => {}
+            Ok(StreamEvent::ToolCall { .. }) => {}
             Err(error) => {
                 self.done = true;
                 if !self.resuming {

@@ -121,6 +121,10 @@ pub struct AskArgs {
     /// Sampling temperature, from 0 to 2.
     #[arg(long, value_name = "T", value_parser = llm_cascade::parse_temperature)]
     pub temperature: Option<f32>,
+    /// Ask for JSON that validates against this JSON Schema file and print it (every provider is
+    /// tried until one answers valid JSON; exit 1 with the validation details when none does).
+    #[arg(long, value_name = "FILE.json", conflicts_with = "stream")]
+    pub schema: Option<std::path::PathBuf>,
 }
 
 /// `cascade chat`.

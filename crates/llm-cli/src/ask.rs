@@ -42,6 +42,16 @@ pub async fn run(args: AskArgs, ctx: &Ctx) -> u8 {
         started: Instant::now(),
     };
     ctx.usage.begin_call(&last_user_message(&request));
+    if let Some(path) = &args.schema {
+        return match read_schema(path) {
+            Ok((name, schema)) => asking.structured(request, &name, schema).await,
+            Err(error) => fail(
+                &CascadeError::before_any_attempt(&error, "Give a JSON Schema file."),
+                args.json,
+                EXIT_USAGE,
+            ),
+        };
+    }
     if args.stream {
         asking.stream(request).await
     } else {
@@ -72,6 +82,21 @@ fn build_request(args: &AskArgs) -> Result<ChatRequest, Error> {
     request.max_tokens = args.max_tokens;
     request.temperature = args.temperature;
     Ok(request)
+}
+
+/// The schema in `path` and a name for it (the file's stem).
+fn read_schema(path: &std::path::Path) -> Result<(String, serde_json::Value), Error> {
+    let invalid = |what: String| Error::new(ErrorKind::InvalidRequest, what);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(format!("cannot read the schema {}: {e}", path.display())))?;
+    let schema = serde_json::from_str(&text)
+        .map_err(|e| invalid(format!("the schema {} is not JSON: {e}", path.display())))?;
+    let name = path
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or("answer")
+        .to_owned();
+    Ok((name, schema))
 }
 
 /// The text of the last user message: what the usage log stores as the prompt (with the opt-in).
@@ -136,6 +161,47 @@ impl Asking<'_> {
         EXIT_OK
     }
 
+    /// `--schema`: the validated JSON, printed as JSON (with `--json`, inside the usual summary).
+    async fn structured(
+        &mut self,
+        request: ChatRequest,
+        name: &str,
+        schema: serde_json::Value,
+    ) -> u8 {
+        let result = tokio::select! {
+            result = self.cascade.chat_json_schema(request, name, schema) => result,
+            interrupt = self.watch.next() => return self.interrupted(interrupt, false),
+        };
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(report) => return fail(&report, self.json, EXIT_FAILED),
+        };
+        let r = &answer.response.response;
+        self.ctx.usage.record_answer(&r.content);
+        if self.json {
+            let mut summary = output::success_json(
+                &r.provider,
+                &r.model,
+                &r.content,
+                Some(&r.finish_reason),
+                r.usage,
+                &answer.response.attempts,
+            );
+            summary["value"] = answer.value;
+            output::print_json(&summary);
+            return EXIT_OK;
+        }
+        output::print_json(&answer.value);
+        after_answer(
+            &r.provider,
+            &r.model,
+            &answer.response.attempts,
+            self.started,
+            false,
+        );
+        EXIT_OK
+    }
+
     async fn stream(&mut self, request: ChatRequest) -> u8 {
         let opened = tokio::select! {
             opened = self.cascade.chat_stream(request) => opened,
@@ -188,6 +254,8 @@ impl Asking<'_> {
                         return self.interrupted(Interrupt::StdoutClosed, false);
                     }
                 }
+                // The CLI offers the model no tools, so no provider sends a call.
+                Ok(StreamEvent::ToolCall { .. }) => {}
                 Ok(StreamEvent::Finish {
                     reason,
                     model: reported,

@@ -308,6 +308,8 @@ impl Session<'_> {
                         return self.cut(Interrupt::StdoutClosed, false);
                     }
                 }
+                // The REPL offers the model no tools, so no provider sends a call.
+                Some(Ok(StreamEvent::ToolCall { .. })) => {}
                 Some(Ok(StreamEvent::Finish {
                     reason,
                     model: reported,

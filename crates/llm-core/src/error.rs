@@ -41,11 +41,16 @@ pub enum ErrorKind {
     InvalidRequest,
     /// Our own configuration is invalid or missing.
     Config,
+    /// The provider cannot serve what the request needs (tools, a JSON schema): it is skipped, or its
+    /// 400 said so ("does not support tools"). Another provider may serve it.
+    Unsupported,
+    /// The model declined to answer (OpenAI `message.refusal`): an answer, but not the data asked for.
+    Refused,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (for tables and docs).
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::RateLimit,
         ErrorKind::QuotaExhausted,
         ErrorKind::Auth,
@@ -61,6 +66,8 @@ impl ErrorKind {
         ErrorKind::ContentFilter,
         ErrorKind::InvalidRequest,
         ErrorKind::Config,
+        ErrorKind::Unsupported,
+        ErrorKind::Refused,
     ];
 
     /// The snake_case name used in attempt records and JSON output.
@@ -81,6 +88,8 @@ impl ErrorKind {
             ErrorKind::ContentFilter => "content_filter",
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Config => "config",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Refused => "refused",
         }
     }
 
@@ -122,9 +131,11 @@ impl ErrorKind {
             | ErrorKind::ServerError
             | ErrorKind::Overloaded
             | ErrorKind::StreamTruncated => Category::Network,
-            ErrorKind::MalformedAnswer | ErrorKind::ContextLength | ErrorKind::InvalidRequest => {
-                Category::Validation
-            }
+            ErrorKind::MalformedAnswer
+            | ErrorKind::ContextLength
+            | ErrorKind::InvalidRequest
+            | ErrorKind::Unsupported
+            | ErrorKind::Refused => Category::Validation,
             ErrorKind::ContentFilter => Category::ContentFilter,
             ErrorKind::ModelNotFound | ErrorKind::Config => Category::Config,
         }
@@ -174,6 +185,12 @@ impl ErrorKind {
             }
             ErrorKind::InvalidRequest => {
                 "The provider rejected the request: check the options (model, max tokens, stop sequences) it supports."
+            }
+            ErrorKind::Unsupported => {
+                "No provider in the chain supports what the request needs (tools, a JSON schema): add one that does."
+            }
+            ErrorKind::Refused => {
+                "The model declined to answer: rephrase the request or use another provider."
             }
             ErrorKind::Config => {
                 "Configuration problem: set at least one provider's API key (e.g. GROQ_API_KEY) or run a local server, and check LLM_* settings."

@@ -8,6 +8,7 @@ mod provider;
 mod redact;
 mod registry;
 mod secret;
+mod tools;
 mod types;
 
 pub use env::{
@@ -22,6 +23,7 @@ pub use redact::{
 };
 pub use registry::{BuildProvider, ProviderRegistration, Registry};
 pub use secret::Secret;
+pub use tools::{Capabilities, ResponseFormat, Tool, ToolCall, ToolChoice, synthetic_call_id};
 pub use types::{
     ChatRequest, ChatResponse, FinishReason, Message, ResumeMode, Role, StreamEvent, Usage,
 };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_core::Stream;
 
-use crate::{ChatRequest, ChatResponse, Error, ErrorKind, StreamEvent};
+use crate::{Capabilities, ChatRequest, ChatResponse, Error, ErrorKind, StreamEvent};
 
 /// Progress of a long preparation step (Ollama pulling a model), for callers to show.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -50,6 +50,13 @@ pub trait Provider: Send + Sync + fmt::Debug {
     /// then means "not running" and costs no retry.
     fn is_local(&self) -> bool {
         false
+    }
+
+    /// What the provider can do beyond text with its configured model: JSON schema, JSON mode, tools.
+    /// The cascade serves a request the provider cannot natively in a checked degraded mode (JSON by
+    /// instruction, then validated) or skips the provider (tools); the default is text only.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::TEXT
     }
 
     /// How long one attempt may take before the cascade gives up on it.

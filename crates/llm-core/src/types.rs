@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{ResponseFormat, Tool, ToolCall, ToolChoice};
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -12,6 +14,8 @@ pub enum Role {
     User,
     /// The model's earlier answers.
     Assistant,
+    /// The result of a tool call ([`Message::tool_call_id`] says which).
+    Tool,
 }
 
 impl Role {
@@ -21,6 +25,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
@@ -30,30 +35,49 @@ impl Role {
 pub struct Message {
     /// Who wrote it.
     pub role: Role,
-    /// Its text.
+    /// Its text (a tool result's text for [`Role::Tool`]; may be empty beside tool calls).
     pub content: String,
+    /// The tools an assistant message called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a [`Role::Tool`] message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl Message {
+    fn text(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::System,
-            content: content.into(),
-        }
+        Self::text(Role::System, content)
     }
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: content.into(),
-        }
+        Self::text(Role::User, content)
     }
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
+        Self::text(Role::Assistant, content)
+    }
+    /// An assistant message that calls tools (and may say something too).
+    pub fn assistant_tool_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
         Self {
-            role: Role::Assistant,
-            content: content.into(),
+            tool_calls: calls,
+            ..Self::text(Role::Assistant, content)
+        }
+    }
+    /// The result of the tool call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(call_id.into()),
+            ..Self::text(Role::Tool, content)
         }
     }
 }
@@ -78,6 +102,16 @@ pub struct ChatRequest {
     /// Sequences that end generation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
+    /// The shape of the answer (text unless set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// Tools the model may call. A provider that cannot call tools is skipped, never sent the request
+    /// without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+    /// Whether and which tool the model must call (the provider's default, `auto`, when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
 }
 
 impl ChatRequest {
@@ -94,6 +128,21 @@ impl ChatRequest {
     pub fn with_system(mut self, system: impl Into<String>) -> Self {
         self.messages.insert(0, Message::system(system));
         self
+    }
+
+    /// Whether serving the request needs tool support: it offers tools, or its conversation carries
+    /// tool calls or results.
+    pub fn needs_tools(&self) -> bool {
+        !self.tools.is_empty()
+            || self
+                .messages
+                .iter()
+                .any(|m| m.role == Role::Tool || !m.tool_calls.is_empty())
+    }
+
+    /// The tool named `name`, when the request offers it.
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tools.iter().find(|tool| tool.name == name)
     }
 }
 
@@ -175,11 +224,15 @@ pub struct ChatResponse {
     pub finish_reason: FinishReason,
     /// Token counts, when the provider reported them.
     pub usage: Option<Usage>,
+    /// The tools the model called (with [`FinishReason::ToolCalls`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// One event of a streamed answer.
 ///
-/// A well-formed stream is any number of `Delta` and `Usage` events followed by exactly one `Finish`.
+/// A well-formed stream is any number of `Delta`, `ToolCall` and `Usage` events followed by exactly one
+/// `Finish`. Providers assemble streamed tool-call fragments: a `ToolCall` event is a whole call.
 /// A stream that ends without `Finish` was cut short; providers report that as an error instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -188,6 +241,11 @@ pub enum StreamEvent {
     Delta {
         /// The new text.
         text: String,
+    },
+    /// A whole tool call (its fragments assembled by the provider).
+    ToolCall {
+        /// The call.
+        call: ToolCall,
     },
     /// Token counts (usually near the end).
     Usage {

@@ -226,7 +226,11 @@ fn parse_message(index: usize, item: &Value) -> Result<Message, ApiError> {
         None => return Err(wrong(&field("role"), "a string")),
     };
     let content = parse_content(object.get("content"), &field("content"))?;
-    Ok(Message { role, content })
+    Ok(match role {
+        Role::System => Message::system(content),
+        Role::User => Message::user(content),
+        _ => Message::assistant(content),
+    })
 }
 
 /// A string, or an array of `{"type": "text", "text": …}` parts joined; other parts are refused.

@@ -627,6 +627,8 @@ impl Sse {
             // The answer goes on from another attempt (the text continues seamlessly); the attempt
             // record in the finish chunk's `cascade` field tells the story.
             StreamEvent::Resumed { .. } => {}
+            // The gateway refuses `tools` with a 400 for now, so no provider is offered one to call.
+            StreamEvent::ToolCall { .. } => {}
             StreamEvent::Finish { reason, model } => {
                 if let Some(model) = model {
                     self.model = clean(&model);

@@ -56,7 +56,9 @@ impl Conversation {
             .collect();
         let mut turns: Vec<Turn> = Vec::new();
         for message in messages.iter().filter(|m| m.role != Role::System) {
-            let speaker = if message.role == Role::User {
+            // A tool result is the caller's side of the conversation (these dialects get tool
+            // requests only through their own encoders; the cascade skips them otherwise).
+            let speaker = if matches!(message.role, Role::User | Role::Tool) {
                 Speaker::User
             } else {
                 Speaker::Assistant

@@ -174,6 +174,7 @@ pub(crate) fn decode_response(
         output_tokens: usage.output_tokens.unwrap_or(0),
     });
     Ok(ChatResponse {
+        tool_calls: Vec::new(),
         content,
         provider: ID.to_owned(),
         model: response.model.unwrap_or_else(|| requested_model.to_owned()),
@@ -493,6 +494,7 @@ mod tests {
             temperature: Some(0.5),
             max_tokens: Some(10),
             stop: vec!["END".into()],
+            ..ChatRequest::default()
         };
         let body = encode(&request, true);
         assert_eq!(body["max_tokens"], 10);

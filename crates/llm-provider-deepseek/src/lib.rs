@@ -1,6 +1,6 @@
 #![doc = include_str!("../README.md")]
 
-use llm_protocol::openai::CompatSpec;
+use llm_protocol::openai::{Capabilities, CompatSpec};
 use llm_protocol::{CLOUD_TIMEOUT, SettingsSpec};
 
 /// The provider id.
@@ -19,6 +19,14 @@ const SETTINGS: SettingsSpec = SettingsSpec {
     aliases: &[],
 };
 
-const SPEC: CompatSpec = CompatSpec::new(SETTINGS);
+/// DeepSeek has JSON mode (`json_object`) but no `json_schema`: a schema is asked for by instruction
+/// and the answer validated by the cascade.
+const SPEC: CompatSpec = CompatSpec {
+    capabilities: Capabilities {
+        json_schema: false,
+        ..Capabilities::ALL
+    },
+    ..CompatSpec::new(SETTINGS)
+};
 
 llm_protocol::compat_provider!(DeepSeekSpec, DeepSeek, DeepSeekConfig, "DeepSeek", SPEC);

@@ -73,6 +73,16 @@ impl Provider for Gemini {
         &self.config.base_url
     }
 
+    /// `responseMimeType` + `responseJsonSchema`; tools are not encoded yet, so tool requests skip
+    /// Gemini.
+    fn capabilities(&self) -> llm_core::Capabilities {
+        llm_core::Capabilities {
+            json_schema: true,
+            json_mode: true,
+            ..llm_core::Capabilities::TEXT
+        }
+    }
+
     fn timeout(&self) -> Duration {
         self.config.timeout
     }

@@ -51,6 +51,22 @@ struct GenerationConfig<'a> {
     max_output_tokens: Option<u32>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop_sequences: &'a [String],
+    /// `application/json` for JSON answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_mime_type: Option<&'static str>,
+    /// The answer's JSON schema (the newer field that takes JSON Schema, not the OpenAPI subset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_json_schema: Option<serde_json::Value>,
+}
+
+/// The schema as `responseJsonSchema` takes it: without the `$schema` dialect marker (schemars adds
+/// one), which Gemini rejects.
+fn gemini_schema(schema: &serde_json::Value) -> serde_json::Value {
+    let mut schema = schema.clone();
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("$schema");
+    }
+    schema
 }
 
 /// Encodes `request`.
@@ -74,8 +90,12 @@ pub(crate) fn encode_request(request: &ChatRequest) -> GenerateRequest<'_> {
             parts: vec![TextPart { text: turn.text }],
         })
         .collect();
-    let has_options =
-        request.temperature.is_some() || request.max_tokens.is_some() || !request.stop.is_empty();
+    let format = request.response_format.as_ref();
+    let wants_json = format.is_some_and(llm_core::ResponseFormat::wants_json);
+    let has_options = request.temperature.is_some()
+        || request.max_tokens.is_some()
+        || !request.stop.is_empty()
+        || wants_json;
     GenerateRequest {
         contents,
         system_instruction: conversation.system.map(|text| SystemInstruction {
@@ -85,6 +105,10 @@ pub(crate) fn encode_request(request: &ChatRequest) -> GenerateRequest<'_> {
             temperature: request.temperature,
             max_output_tokens: request.max_tokens,
             stop_sequences: &request.stop,
+            response_mime_type: wants_json.then_some("application/json"),
+            response_json_schema: format
+                .and_then(llm_core::ResponseFormat::schema)
+                .map(gemini_schema),
         }),
     }
 }
@@ -377,6 +401,7 @@ pub(crate) fn decode_response(
         ));
     }
     Ok(ChatResponse {
+        tool_calls: Vec::new(),
         content,
         provider: ID.to_owned(),
         model: decoder.model.unwrap_or_else(|| requested_model.to_owned()),
@@ -525,6 +550,36 @@ mod tests {
         serde_json::to_value(encode_request(request)).expect("serialise")
     }
 
+    /// `generationConfig` against the real capture (crewAI, `responseJsonSchema`).
+    #[test]
+    fn a_json_schema_goes_in_generation_config() {
+        let full = format!(
+            "{}/../../fixtures/gemini/generate.response_json_schema.request.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let fixture: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(full).expect("fixture")).expect("JSON");
+        let sent = &fixture["request"]["body"]["generationConfig"];
+        let request = ChatRequest {
+            stop: vec!["\nObservation:".into()],
+            response_format: Some(llm_core::ResponseFormat::json_schema(
+                "AnalysisResult",
+                sent["responseJsonSchema"].clone(),
+            )),
+            ..ChatRequest::from_prompt("Analyze")
+        };
+        assert_eq!(encode(&request)["generationConfig"], *sent);
+        let mut with_marker = request.clone();
+        with_marker.response_format = Some(llm_core::ResponseFormat::json_schema(
+            "x",
+            json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"}),
+        ));
+        assert_eq!(
+            encode(&with_marker)["generationConfig"]["responseJsonSchema"],
+            json!({"type": "object"})
+        );
+    }
+
     #[test]
     fn minimal_request_has_no_generation_config() {
         assert_eq!(
@@ -548,6 +603,7 @@ mod tests {
             temperature: Some(0.5),
             max_tokens: Some(100),
             stop: vec!["END".into()],
+            ..ChatRequest::default()
         };
         assert_eq!(
             encode(&request),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use llm_protocol::SettingsSpec;
-use llm_protocol::openai::CompatSpec;
+use llm_protocol::openai::{Capabilities, CompatSpec};
 
 /// The provider id.
 pub const ID: &str = "lmstudio";
@@ -25,6 +25,11 @@ const SPEC: CompatSpec = CompatSpec {
     optional_key_env: &["LM_STUDIO_API_KEY"],
     chat_url_env: Some("LM_STUDIO_URL"),
     discover_model: true,
+    // LM Studio's structured output is `json_schema` only; it rejects `json_object`.
+    capabilities: Capabilities {
+        json_mode: false,
+        ..Capabilities::ALL
+    },
     ..CompatSpec::new(SETTINGS)
 };
 

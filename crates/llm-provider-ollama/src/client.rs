@@ -300,6 +300,15 @@ impl Provider for Ollama {
         &self.config.base_url
     }
 
+    /// `format` takes a schema or `"json"`; tools are not encoded yet, so tool requests skip Ollama.
+    fn capabilities(&self) -> llm_core::Capabilities {
+        llm_core::Capabilities {
+            json_schema: true,
+            json_mode: true,
+            ..llm_core::Capabilities::TEXT
+        }
+    }
+
     fn is_local(&self) -> bool {
         true
     }

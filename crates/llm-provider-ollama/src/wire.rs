@@ -31,6 +31,9 @@ pub(crate) struct ChatBody<'a> {
     model: &'a str,
     messages: Vec<WireMessage<'a>>,
     stream: bool,
+    /// `"json"` (JSON mode) or a JSON schema: Ollama's structured output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Options::is_empty")]
     options: Options<'a>,
 }
@@ -75,6 +78,11 @@ pub(crate) fn encode_chat<'a>(
             })
             .collect(),
         stream,
+        format: match &request.response_format {
+            Some(llm_core::ResponseFormat::JsonObject) => Some(serde_json::Value::from("json")),
+            Some(llm_core::ResponseFormat::JsonSchema { schema, .. }) => Some(schema.clone()),
+            Some(llm_core::ResponseFormat::Text) | None => None,
+        },
         options: Options {
             temperature: request.temperature,
             num_predict: request.max_tokens,
@@ -170,6 +178,7 @@ pub(crate) fn decode_chat(chunk: ChatChunk, requested_model: &str) -> Result<Cha
         ));
     }
     Ok(ChatResponse {
+        tool_calls: Vec::new(),
         content: message.content.clone().unwrap_or_default(),
         provider: ID.to_owned(),
         model: chunk
@@ -482,6 +491,50 @@ mod tests {
         }
     }
 
+    /// The `format` field against the real capture (`format: "json"`) and the documented schema
+    /// request: the same body apart from `stream`, which we always send.
+    #[test]
+    fn structured_output_goes_in_format() {
+        for path in [
+            "chat.format_json.request.json",
+            "chat.format_schema.request.json",
+        ] {
+            let full = format!(
+                "{}/../../fixtures/ollama/{path}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(&full).expect("fixture");
+            let fixture: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            let sent = &fixture["request"]["body"];
+            let format = match &sent["format"] {
+                serde_json::Value::String(_) => llm_core::ResponseFormat::JsonObject,
+                schema => llm_core::ResponseFormat::json_schema("answer", schema.clone()),
+            };
+            let request = ChatRequest {
+                messages: vec![llm_core::Message::user(
+                    sent["messages"][0]["content"].as_str().expect("content"),
+                )],
+                temperature: Some(0.0),
+                response_format: Some(format),
+                ..ChatRequest::default()
+            };
+            let model = sent["model"].as_str().expect("model");
+            let mut ours = serde_json::to_value(encode_chat(&request, model, false)).expect("json");
+            let mut expected = sent.clone();
+            // `0` and `0.0` are the same temperature; JSON equality of numbers is not.
+            assert_eq!(
+                ours["options"]["temperature"].as_f64(),
+                expected["options"]["temperature"].as_f64()
+            );
+            for body in [&mut ours, &mut expected] {
+                let object = body.as_object_mut().expect("object");
+                object.remove("stream");
+                object.remove("options");
+            }
+            assert_eq!(ours, expected, "{path}");
+        }
+    }
+
     #[test]
     fn chat_body_puts_sampling_into_options() {
         let request = ChatRequest {
@@ -490,6 +543,7 @@ mod tests {
             temperature: Some(0.25),
             max_tokens: Some(64),
             stop: vec!["\n\n".to_owned()],
+            ..ChatRequest::default()
         };
         let body = serde_json::to_value(encode_chat(&request, "llama3.2:3b", false)).expect("json");
         assert_eq!(

@@ -89,7 +89,9 @@ async fn the_recorded_stream_replays_to_one_finish() {
         match event.expect("no error in a recorded stream") {
             StreamEvent::Delta { text: delta } => text.push_str(&delta),
             StreamEvent::Finish { .. } => finishes += 1,
-            StreamEvent::Usage { .. } | StreamEvent::Resumed { .. } => {}
+            StreamEvent::Usage { .. }
+            | StreamEvent::Resumed { .. }
+            | StreamEvent::ToolCall { .. } => {}
         }
     }
     assert_eq!(finishes, 1);

@@ -137,6 +137,7 @@ impl Provider for Toy {
             .get(0)
             .ok_or_else(|| self.http.error(ErrorKind::MalformedAnswer, "no choices"))?;
         Ok(ChatResponse {
+            tool_calls: Vec::new(),
             content: choice["message"]["content"]
                 .as_str()
                 .unwrap_or_default()

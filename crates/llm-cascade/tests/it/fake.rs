@@ -115,6 +115,7 @@ impl Fake {
 
     fn answer(&self, text: &str, finish_reason: FinishReason) -> ChatResponse {
         ChatResponse {
+            tool_calls: Vec::new(),
             content: text.to_owned(),
             provider: self.id.to_owned(),
             model: "fake-model".to_owned(),

@@ -18,3 +18,4 @@ mod registry;
 mod retry;
 mod spans;
 mod streaming;
+mod structured;

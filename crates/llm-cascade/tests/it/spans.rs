@@ -85,6 +85,7 @@ impl Provider for Metered {
     }
     async fn chat(&self, _request: &ChatRequest) -> Result<ChatResponse, Error> {
         Ok(ChatResponse {
+            tool_calls: Vec::new(),
             content: "hello".to_owned(),
             provider: "metered".to_owned(),
             model: "served-model-2026".to_owned(),

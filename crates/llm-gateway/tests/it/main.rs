@@ -73,6 +73,7 @@ impl Provider for Scripted {
                 input_tokens: 3,
                 output_tokens: 2,
             }),
+            tool_calls: Vec::new(),
         })
     }
     async fn chat_stream(&self, _: &ChatRequest) -> Result<ChatStream, Error> {

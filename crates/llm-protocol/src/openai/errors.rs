@@ -141,6 +141,8 @@ fn classify(facts: &ErrorFacts) -> ErrorKind {
         ErrorKind::Overloaded
     } else if says(&["unexpected endpoint"]) {
         ErrorKind::Config
+    } else if facts.status == 400 && capability_mismatch(&facts.message) {
+        ErrorKind::Unsupported
     } else if says(&["model not found", "no endpoints found"])
         || (says(&["does not exist"]) && says(&["model"]))
     {
@@ -148,6 +150,27 @@ fn classify(facts: &ErrorFacts) -> ErrorKind {
     } else {
         kind_for_status(facts.status)
     }
+}
+
+/// Whether a 400's message says the model cannot do what the request asked (structured output or
+/// tools): DeepSeek's "This response_format type is unavailable now", "does not support tools",
+/// "json_schema is not supported". Another provider may serve the request.
+fn capability_mismatch(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    let feature = [
+        "response_format",
+        "json_schema",
+        "json mode",
+        "tools",
+        "tool use",
+        "function calling",
+    ]
+    .iter()
+    .any(|f| message.contains(f));
+    let refusal = ["unavailable", "not support", "unsupported", "not available"]
+        .iter()
+        .any(|r| message.contains(r));
+    feature && refusal
 }
 
 /// Reads what the body says; `json: false` when it is not JSON.
@@ -379,6 +402,15 @@ mod tests {
         );
         assert_eq!(kind(429, "slow down"), ErrorKind::RateLimit);
         assert_eq!(parse_error(&failure(500, "")).message(), "empty body");
+    }
+
+    #[test]
+    fn capability_mismatches_are_unsupported() {
+        // wire-samples/deepseek/error.400.response_format_unavailable.json
+        let deepseek = r#"{"error":{"message":"This response_format type is unavailable now","type":"invalid_request_error","param":null,"code":"invalid_request_error"}}"#;
+        assert_eq!(kind(400, deepseek), ErrorKind::Unsupported);
+        let other = r#"{"error":{"message":"'messages' must contain the word 'json'","type":"invalid_request_error"}}"#;
+        assert_eq!(kind(400, other), ErrorKind::InvalidRequest);
     }
 
     #[test]

@@ -16,11 +16,12 @@ pub mod stream;
 pub mod wire;
 
 pub use errors::{ErrorFacts, KindOverride, parse_error, parse_error_with};
+pub use llm_core::Capabilities;
 pub use provider::{
     CompatConfig, CompatProvider, CompatSpec, EnvHeader, OpenAiCompatible, build_boxed,
 };
 pub use stream::ChunkDecoder;
-pub use wire::{decode_response, encode_request};
+pub use wire::{decode_response, encode_request, strict_compatible};
 
 /// Declares a provider crate's public items from its `CompatSpec` constant: the marker type tying the
 /// spec to the generic types, `<X>` (the provider), `<X>Config`, and the registry entry.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use llm_core::{
-    ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, Provider, Secret,
+    Capabilities, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, Provider,
+    Secret,
 };
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
@@ -57,6 +58,9 @@ pub struct CompatSpec {
     /// Whether the provider continues a final assistant message marked `"prefix": true` (Mistral):
     /// such a message is then sent with that mark, and [`Provider::supports_prefill`] says `true`.
     pub prefix_prefill: bool,
+    /// What the provider can do beyond text (JSON schema, JSON mode, tools); every capability unless
+    /// the provider says otherwise (DeepSeek: JSON mode only).
+    pub capabilities: Capabilities,
 }
 
 impl CompatSpec {
@@ -74,6 +78,7 @@ impl CompatSpec {
             chat_url_env: None,
             discover_model: false,
             prefix_prefill: false,
+            capabilities: Capabilities::ALL,
         }
     }
 }
@@ -328,6 +333,10 @@ impl<P: CompatProvider> Provider for OpenAiCompatible<P> {
 
     fn is_local(&self) -> bool {
         P::SPEC.settings.local
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        P::SPEC.capabilities
     }
 
     fn timeout(&self) -> Duration {

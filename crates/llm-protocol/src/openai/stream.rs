@@ -8,10 +8,14 @@
 //!   `data: [DONE]`. The answer is complete only if a finish reason was seen: `[DONE]` without one is
 //!   [`ErrorKind::StreamTruncated`], and so is a body that ends without one (Together's streams end at
 //!   the chunk with `finish_reason` and send no `[DONE]`: complete).
+//! - Tool calls arrive as `delta.tool_calls` fragments keyed by `index` (the first with `id` and
+//!   `function.name`, later ones with pieces of `function.arguments`); they are assembled and emitted as
+//!   whole [`StreamEvent::ToolCall`]s just before `Finish`. `delta.refusal` fragments make the stream
+//!   end in [`ErrorKind::Refused`].
 //! - `event: error`, or a chunk with a top-level `error` (Groq's `tool_use_failed`, OpenRouter's "Token
 //!   limit reached" inside a 200 stream), ends the stream with the classified error.
 
-use llm_core::{Error, ErrorKind, FinishReason, StreamEvent};
+use llm_core::{Error, ErrorKind, FinishReason, StreamEvent, ToolCall};
 use serde_json::Value;
 
 use super::errors::embedded_error;
@@ -26,6 +30,9 @@ pub struct ChunkDecoder {
     parse_error: ParseError,
     finish: Option<FinishReason>,
     model: Option<String>,
+    /// Tool calls being assembled, in `index` order.
+    calls: Vec<ToolCall>,
+    refusal: String,
 }
 
 impl ChunkDecoder {
@@ -35,11 +42,79 @@ impl ChunkDecoder {
             parse_error,
             finish: None,
             model: None,
+            calls: Vec::new(),
+            refusal: String::new(),
+        }
+    }
+
+    /// Adds one `delta.tool_calls` fragment to the call at its `index`.
+    fn tool_call_fragment(&mut self, fragment: &Value) {
+        let index = fragment
+            .get("index")
+            .and_then(Value::as_u64)
+            .and_then(|i| usize::try_from(i).ok())
+            .unwrap_or(self.calls.len().saturating_sub(1));
+        while self.calls.len() <= index {
+            let id = llm_core::synthetic_call_id(0, self.calls.len());
+            self.calls.push(ToolCall::new(id, "", ""));
+        }
+        let call = &mut self.calls[index];
+        if let Some(id) = fragment
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|i| !i.is_empty())
+        {
+            call.id = id.to_owned();
+        }
+        let function = fragment.get("function");
+        if let Some(name) = function.and_then(|f| f.get("name")).and_then(Value::as_str) {
+            call.name.push_str(name);
+        }
+        match function.and_then(|f| f.get("arguments")) {
+            Some(Value::String(piece)) => call.arguments.push_str(piece),
+            Some(Value::Null) | None => {}
+            Some(object) => call.arguments.push_str(&object.to_string()),
+        }
+    }
+
+    fn delta(&mut self, delta: &Value, events: &mut Vec<StreamEvent>) {
+        let text = content_text(delta.get("content"));
+        if !text.is_empty() {
+            events.push(StreamEvent::Delta { text });
+        }
+        if let Some(piece) = delta.get("refusal").and_then(Value::as_str) {
+            self.refusal.push_str(piece);
+        }
+        for fragment in delta
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            self.tool_call_fragment(fragment);
         }
     }
 
     /// The closing `Finish`, or a truncation error when no chunk carried a finish reason: only the
     /// provider can say an answer is complete.
+    fn finish_events(&mut self) -> Result<Vec<StreamEvent>, Error> {
+        if !self.refusal.is_empty() {
+            return Err(super::wire::refused(&self.refusal));
+        }
+        let finish = self.finish_event()?;
+        let mut events: Vec<StreamEvent> = std::mem::take(&mut self.calls)
+            .into_iter()
+            .map(|mut call| {
+                if call.arguments.is_empty() {
+                    call.arguments = "{}".to_owned();
+                }
+                StreamEvent::ToolCall { call }
+            })
+            .collect();
+        events.push(finish);
+        Ok(events)
+    }
+
     fn finish_event(&mut self) -> Result<StreamEvent, Error> {
         let reason = self.finish.take().ok_or_else(|| {
             Error::new(
@@ -73,9 +148,8 @@ impl ChunkDecoder {
                 })
             });
         if let Some(choice) = first {
-            let text = content_text(choice.get("delta").and_then(|d| d.get("content")));
-            if !text.is_empty() {
-                events.push(StreamEvent::Delta { text });
+            if let Some(delta) = choice.get("delta") {
+                self.delta(delta, &mut events);
             }
             if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
                 self.finish = Some(finish_reason(reason));
@@ -99,7 +173,7 @@ impl FrameDecoder<SseEvent> for ChunkDecoder {
     fn frame(&mut self, frame: SseEvent) -> Result<Vec<StreamEvent>, Error> {
         let data = frame.data.trim();
         if data == "[DONE]" {
-            return Ok(vec![self.finish_event()?]);
+            return self.finish_events();
         }
         let parsed = serde_json::from_str::<Value>(data);
         if frame.event.as_deref() == Some("error") {
@@ -121,11 +195,11 @@ impl FrameDecoder<SseEvent> for ChunkDecoder {
 
     fn end(&mut self) -> Result<Vec<StreamEvent>, Error> {
         // Without a finish reason the driver reports the body as truncated.
-        Ok(if self.finish.is_some() {
-            vec![self.finish_event()?]
+        if self.finish.is_some() {
+            self.finish_events()
         } else {
-            Vec::new()
-        })
+            Ok(Vec::new())
+        }
     }
 }
 
@@ -134,6 +208,52 @@ mod tests {
     use super::*;
     use crate::openai::parse_error;
     use llm_core::Usage;
+
+    /// The `data:` frames of a recorded SSE body in `fixtures/openai/`.
+    fn recorded(name: &str) -> Vec<SseEvent> {
+        let path = format!(
+            "{}/../../fixtures/openai/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read_to_string(&path).expect("fixture");
+        body.lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .map(data)
+            .collect()
+    }
+
+    #[test]
+    fn parallel_tool_call_fragments_are_assembled() {
+        let (events, error) = run(recorded("chat.stream.parallel_tool_calls.sse"));
+        assert!(error.is_none(), "{error:?}");
+        let calls: Vec<&ToolCall> = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::ToolCall { call } => Some(call),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].name, "GetWeatherArgs");
+        assert_eq!(calls[1].name, "get_stock_price");
+        for call in &calls {
+            assert!(call.arguments_json().is_ok(), "{call:?}");
+            assert!(call.id.starts_with("call_"), "{call:?}");
+        }
+        assert!(matches!(
+            events.last(),
+            Some(StreamEvent::Finish {
+                reason: FinishReason::ToolCalls,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_streamed_refusal_is_refused() {
+        let (_, error) = run(recorded("chat.stream.refusal.sse"));
+        assert_eq!(error.map(|e| e.kind()), Some(ErrorKind::Refused));
+    }
 
     fn data(json: &str) -> SseEvent {
         SseEvent {

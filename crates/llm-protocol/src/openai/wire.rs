@@ -1,6 +1,9 @@
 //! Sans-IO encoding of chat requests and tolerant decoding of chat responses.
 
-use llm_core::{ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, Usage};
+use llm_core::{
+    ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, Message, ResponseFormat, Role, Tool,
+    ToolCall, ToolChoice, Usage,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -11,7 +14,7 @@ use crate::ParseError;
 #[derive(Debug, Serialize)]
 struct WireRequest<'a> {
     model: &'a str,
-    messages: Vec<WireMessage<'a>>,
+    messages: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -21,12 +24,124 @@ struct WireRequest<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
 }
 
-#[derive(Debug, Serialize)]
-struct WireMessage<'a> {
-    role: &'static str,
-    content: &'a str,
+/// One message on the wire: an assistant's tool calls go in `tool_calls` (its `content` is `null`
+/// when it said nothing, as OpenAI sends it); a tool result names its call and, for Mistral, the tool.
+fn wire_message(message: &Message, all: &[Message]) -> Value {
+    let mut wire = serde_json::json!({ "role": message.role.as_str(), "content": message.content });
+    if !message.tool_calls.is_empty() {
+        if message.content.is_empty() {
+            wire["content"] = Value::Null;
+        }
+        wire["tool_calls"] = message.tool_calls.iter().map(wire_tool_call).collect();
+    }
+    if message.role == Role::Tool
+        && let Some(id) = &message.tool_call_id
+    {
+        wire["tool_call_id"] = Value::from(id.as_str());
+        if let Some(name) = tool_name_of(id, all) {
+            wire["name"] = Value::from(name);
+        }
+    }
+    wire
+}
+
+/// The name of the tool whose call `id` an earlier assistant message made.
+pub(crate) fn tool_name_of<'a>(id: &str, messages: &'a [Message]) -> Option<&'a str> {
+    messages
+        .iter()
+        .flat_map(|m| &m.tool_calls)
+        .find(|call| call.id == id)
+        .map(|call| call.name.as_str())
+}
+
+fn wire_tool_call(call: &ToolCall) -> Value {
+    serde_json::json!({
+        "id": call.id,
+        "type": "function",
+        "function": { "name": call.name, "arguments": call.arguments },
+    })
+}
+
+fn wire_tool(tool: &Tool) -> Value {
+    let mut function = serde_json::json!({ "name": tool.name });
+    if let Some(description) = &tool.description {
+        function["description"] = Value::from(description.as_str());
+    }
+    if tool.strict && strict_compatible(&tool.parameters) {
+        function["strict"] = Value::Bool(true);
+    }
+    function["parameters"] = tool.parameters.clone();
+    serde_json::json!({ "type": "function", "function": function })
+}
+
+fn wire_tool_choice(choice: &ToolChoice) -> Value {
+    match choice {
+        ToolChoice::Auto => Value::from("auto"),
+        ToolChoice::None => Value::from("none"),
+        ToolChoice::Required => Value::from("required"),
+        ToolChoice::Named(name) => {
+            serde_json::json!({ "type": "function", "function": { "name": name } })
+        }
+    }
+}
+
+/// `response_format`: `json_object`, or `json_schema` with its name, schema and strictness. A strict
+/// request whose schema OpenAI's strict mode would reject (an object without
+/// `additionalProperties: false`, or with optional properties) is sent non-strict: the cascade
+/// validates the answer either way.
+fn wire_response_format(format: &ResponseFormat) -> Option<Value> {
+    match format {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some(serde_json::json!({ "type": "json_object" })),
+        ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        } => Some(serde_json::json!({
+            "type": "json_schema",
+            "json_schema": {
+                "name": name,
+                "strict": *strict && strict_compatible(schema),
+                "schema": schema,
+            },
+        })),
+    }
+}
+
+/// Whether every object in `schema` closes its properties (`additionalProperties: false`) and requires
+/// all of them: what OpenAI's strict mode demands.
+pub fn strict_compatible(schema: &Value) -> bool {
+    match schema {
+        Value::Object(map) => {
+            let is_object = map.get("type").and_then(Value::as_str) == Some("object")
+                || map.contains_key("properties");
+            if is_object {
+                if map.get("additionalProperties") != Some(&Value::Bool(false)) {
+                    return false;
+                }
+                let properties = map.get("properties").and_then(Value::as_object);
+                let required: Vec<&str> = map
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                if properties.is_some_and(|p| p.keys().any(|k| !required.contains(&k.as_str()))) {
+                    return false;
+                }
+            }
+            map.values().all(strict_compatible)
+        }
+        Value::Array(items) => items.iter().all(strict_compatible),
+        _ => true,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -47,10 +162,7 @@ pub fn encode_request(
         messages: request
             .messages
             .iter()
-            .map(|m| WireMessage {
-                role: m.role.as_str(),
-                content: &m.content,
-            })
+            .map(|m| wire_message(m, &request.messages))
             .collect(),
         temperature: request.temperature,
         max_tokens: request.max_tokens,
@@ -59,6 +171,12 @@ pub fn encode_request(
         stream_options: (stream && stream_usage).then_some(StreamOptions {
             include_usage: true,
         }),
+        response_format: request
+            .response_format
+            .as_ref()
+            .and_then(wire_response_format),
+        tools: request.tools.iter().map(wire_tool).collect(),
+        tool_choice: request.tool_choice.as_ref().map(wire_tool_choice),
     };
     // Serialising plain strings and numbers into a `Value` cannot fail.
     serde_json::to_value(body).unwrap_or(Value::Null)
@@ -103,6 +221,60 @@ struct WireChoice {
 struct WireChoiceMessage {
     #[serde(default)]
     content: Option<Value>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    id: Option<String>,
+    function: WireFunction,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireFunction {
+    name: String,
+    /// A JSON string (OpenAI); some servers send an object instead (Ollama's compat layer).
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+/// The arguments as JSON text: a string as sent, an object serialised, nothing as `{}`.
+pub(crate) fn arguments_text(arguments: Option<&Value>) -> String {
+    match arguments {
+        Some(Value::String(text)) => text.clone(),
+        None | Some(Value::Null) => "{}".to_owned(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The calls of a decoded message; a call without an id gets `call_<index>` so a tool result can
+/// answer it.
+fn tool_calls(calls: Option<Vec<WireToolCall>>) -> Vec<ToolCall> {
+    calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(index, call)| ToolCall {
+            id: call
+                .id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| llm_core::synthetic_call_id(0, index)),
+            arguments: arguments_text(call.function.arguments.as_ref()),
+            name: call.function.name,
+        })
+        .collect()
+}
+
+/// A refusal (`message.refusal`, OpenAI structured outputs): its own outcome, not malformed data.
+pub(crate) fn refused(refusal: &str) -> Error {
+    Error::new(
+        ErrorKind::Refused,
+        format!("the model declined to answer: {refusal}"),
+    )
 }
 
 /// Token counts as every dialect member reports them (extra fields such as Groq's timings ignored).
@@ -205,12 +377,22 @@ pub fn decode_response(
         )
         .with_provider(provider)
     })?;
+    let message = choice.message;
+    if let Some(refusal) = message
+        .as_ref()
+        .and_then(|m| m.refusal.as_deref())
+        .filter(|r| !r.is_empty())
+    {
+        return Err(refused(refusal).with_provider(provider));
+    }
+    let (content, calls) = message.map_or((None, None), |m| (m.content, m.tool_calls));
     Ok(ChatResponse {
-        content: content_text(choice.message.as_ref().and_then(|m| m.content.as_ref())),
+        content: content_text(content.as_ref()),
         provider: provider.to_owned(),
         model: completion.model.unwrap_or_default(),
         finish_reason: finish_reason(reason),
         usage: completion.usage.map(WireUsage::to_usage),
+        tool_calls: tool_calls(calls),
     })
 }
 
@@ -248,6 +430,7 @@ mod tests {
             temperature: Some(0.5),
             max_tokens: Some(64),
             stop: vec!["END".into()],
+            ..ChatRequest::default()
         }
     }
 
@@ -370,5 +553,194 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+}
+
+/// Replays of real exchanges (`fixtures/<id>/`, copied from the wire samples): the request we encode
+/// equals the body the recorded client sent, and the recorded answer decodes.
+#[cfg(test)]
+mod replay {
+    use super::*;
+    use crate::openai::parse_error;
+    use llm_core::Message;
+    use serde_json::json;
+
+    fn fixture(path: &str) -> Value {
+        let full = format!("{}/../../fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
+        serde_json::from_str(&text).expect("fixture JSON")
+    }
+
+    /// Our typed request for a captured body: what a caller of the library would have built.
+    fn typed(body: &Value) -> ChatRequest {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let messages = body["messages"].as_array().expect("messages");
+        let messages = messages
+            .iter()
+            .map(|m| match m["role"].as_str() {
+                Some("system") => Message::system(text(&m["content"])),
+                Some("user") => Message::user(text(&m["content"])),
+                Some("tool") => Message::tool_result(text(&m["tool_call_id"]), text(&m["content"])),
+                _ => Message::assistant_tool_calls(
+                    text(&m["content"]),
+                    m["tool_calls"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|c| {
+                            ToolCall::new(
+                                text(&c["id"]),
+                                text(&c["function"]["name"]),
+                                text(&c["function"]["arguments"]),
+                            )
+                        })
+                        .collect(),
+                ),
+            })
+            .collect();
+        let tools = body["tools"].as_array().into_iter().flatten();
+        let tools = tools
+            .map(|t| Tool {
+                name: text(&t["function"]["name"]),
+                description: t["function"]["description"].as_str().map(str::to_owned),
+                parameters: t["function"]["parameters"].clone(),
+                strict: t["function"]["strict"] == json!(true),
+            })
+            .collect();
+        let format = &body["response_format"];
+        let response_format = match format["type"].as_str() {
+            Some("json_object") => Some(ResponseFormat::JsonObject),
+            Some("json_schema") => Some(ResponseFormat::JsonSchema {
+                name: text(&format["json_schema"]["name"]),
+                schema: format["json_schema"]["schema"].clone(),
+                strict: format["json_schema"]["strict"] == json!(true),
+            }),
+            _ => None,
+        };
+        let tool_choice = match body["tool_choice"].as_str() {
+            Some("auto") => Some(ToolChoice::Auto),
+            Some("required") => Some(ToolChoice::Required),
+            Some("none") => Some(ToolChoice::None),
+            _ => None,
+        };
+        ChatRequest {
+            messages,
+            tools,
+            response_format,
+            tool_choice,
+            ..ChatRequest::default()
+        }
+    }
+
+    /// Encodes the typed form of the captured request and compares the structured-output and tool
+    /// fields (and every message) with what was really sent.
+    fn assert_encodes_like_the_capture(path: &str) -> Value {
+        let fixture = fixture(path);
+        let sent = &fixture["request"]["body"];
+        let ours = encode_request(&typed(sent), "m", false, true);
+        for key in ["messages", "tools", "tool_choice", "response_format"] {
+            assert_eq!(ours.get(key), sent.get(key), "{path}: `{key}` differs");
+        }
+        fixture
+    }
+
+    fn decoded(fixture: &Value, provider: &str) -> Result<ChatResponse, Error> {
+        let body = serde_json::to_vec(&fixture["response"]["body"]).expect("body");
+        decode_response(provider, &body, parse_error)
+    }
+
+    #[test]
+    fn openai_tools_with_a_strict_schema() {
+        let fixture = assert_encodes_like_the_capture("openai/chat.tools.json_schema.json");
+        let response = decoded(&fixture, "openai").expect("decodes");
+        assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(
+            response.tool_calls,
+            vec![ToolCall::new(
+                "call_Tbs8Do1pty9ixq7sj37jRJMI",
+                "add_numbers",
+                r#"{"a":15,"b":27}"#
+            )]
+        );
+    }
+
+    #[test]
+    fn openai_tool_result_follow_up() {
+        let fixture = assert_encodes_like_the_capture("openai/chat.tool_result.json");
+        let response = decoded(&fixture, "openai").expect("decodes");
+        let value: Value = serde_json::from_str(&response.content).expect("JSON content");
+        assert_eq!(value["result"], json!(42));
+    }
+
+    #[test]
+    fn openai_json_mode() {
+        let fixture = assert_encodes_like_the_capture("openai/chat.json_object.json");
+        let response = decoded(&fixture, "openai").expect("decodes");
+        assert!(serde_json::from_str::<Value>(&response.content).is_ok());
+    }
+
+    #[test]
+    fn openai_refusal_is_its_own_outcome() {
+        let err = decoded(&fixture("openai/chat.refusal.json"), "openai").expect_err("refusal");
+        assert_eq!(err.kind(), ErrorKind::Refused);
+        assert!(
+            err.message().contains("I'm very sorry"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn groq_tools_and_json_schema() {
+        let tools = assert_encodes_like_the_capture("groq/chat.tool_calls.json");
+        let response = decoded(&tools, "groq").expect("decodes");
+        assert_eq!(response.tool_calls[0].name, "get_weather");
+        assert_eq!(
+            response.tool_calls[0].arguments_json().expect("json")["city"],
+            json!("Paris")
+        );
+        let schema = fixture("groq/chat.json_schema.json");
+        let sent = &schema["request"]["body"];
+        let ours = encode_request(&typed(sent), "m", false, true);
+        // The schema, name and strictness go out as they came in; a schema description is not part
+        // of our `ResponseFormat` (the schema's own `description` carries it).
+        let mut expected = sent["response_format"].clone();
+        expected["json_schema"]
+            .as_object_mut()
+            .expect("json_schema")
+            .remove("description");
+        assert_eq!(ours["response_format"], expected);
+        decoded(&schema, "groq").expect("decodes");
+    }
+
+    /// The normalised results of every structured or tool fixture of the dialect, in one snapshot.
+    #[test]
+    fn normalised_results() {
+        let results: Vec<Value> = [
+            ("openai", "openai/chat.tools.json_schema.json"),
+            ("openai", "openai/chat.tool_result.json"),
+            ("openai", "openai/chat.json_object.json"),
+            ("openai", "openai/chat.refusal.json"),
+            ("groq", "groq/chat.tool_calls.json"),
+            ("groq", "groq/chat.json_schema.json"),
+            ("mistral", "mistral/chat.tool_result.json"),
+        ]
+        .into_iter()
+        .map(|(provider, path)| match decoded(&fixture(path), provider) {
+            Ok(response) => json!({"fixture": path, "ok": response}),
+            Err(error) => {
+                json!({"fixture": path, "error": error.kind(), "message": error.message()})
+            }
+        })
+        .collect();
+        insta::assert_json_snapshot!(results);
+    }
+
+    #[test]
+    fn mistral_tool_calls_without_call_prefix_ids() {
+        let response = decoded(&fixture("mistral/chat.tool_result.json"), "mistral").expect("ok");
+        assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+        assert!(!response.tool_calls.is_empty());
+        assert!(!response.tool_calls[0].id.is_empty());
     }
 }

@@ -22,6 +22,7 @@ async fn headers_and_body_of_a_chat_request() {
         temperature: Some(0.25),
         max_tokens: None,
         stop: vec![],
+        ..ChatRequest::default()
     };
     provider(&server).chat(&request).await.expect("answer");
     let requests = server.received_requests().await.expect("recorded");
@@ -63,6 +64,7 @@ async fn stream_request_asks_for_sse_and_keeps_options() {
         temperature: None,
         max_tokens: Some(64),
         stop: vec!["6".into()],
+        ..ChatRequest::default()
     };
     let stream = provider(&server)
         .chat_stream(&request)

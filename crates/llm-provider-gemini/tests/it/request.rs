@@ -57,6 +57,7 @@ async fn stream_request_uses_alt_sse_and_generation_config() {
         temperature: Some(0.25),
         max_tokens: Some(64),
         stop: vec!["\n\n".into()],
+        ..ChatRequest::default()
     };
     drop(
         provider(&server)

@@ -36,6 +36,7 @@ async fn options_go_into_the_options_object() {
         temperature: Some(0.5),
         max_tokens: Some(32),
         stop: vec!["END".to_owned()],
+        ..ChatRequest::default()
     };
     ollama.chat(&request).await.expect("chat succeeds");
     // A request naming another installed model (deepseek-r1:latest, no tag given) sends that model.
