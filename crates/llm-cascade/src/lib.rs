@@ -8,6 +8,7 @@ mod policy;
 mod providers;
 mod report;
 mod spans;
+mod state;
 mod stats;
 mod stream;
 
@@ -25,6 +26,10 @@ pub use llm_core::{
 pub use observer::{CascadeEvent, Observer};
 pub use providers::{ENABLED, KNOWN_PROVIDERS, KnownProvider};
 pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
+pub use state::{
+    Budget, Change, MemoryStore, ProviderState, Report, Skip, SkipReason, StateClock,
+    StateSettings, StateStore, Verdict, Window, clock_time, fingerprint,
+};
 pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;
 
