@@ -345,7 +345,10 @@ impl ProviderState {
             return;
         }
         self.failures = self.failures.saturating_add(1);
-        if probing || self.failures >= settings.breaker_failures {
+        // An open breaker grows only when its probe fails, not with each late failure of calls that
+        // were already in flight when it opened.
+        let closed = self.open_until_ms.is_none();
+        if probing || (closed && self.failures >= settings.breaker_failures) {
             let doubling = 1_u32 << self.opened.min(16);
             let cooldown = settings
                 .breaker_cooldown

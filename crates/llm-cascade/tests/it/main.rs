@@ -14,4 +14,5 @@ mod providers;
 mod registry;
 mod retry;
 mod spans;
+mod state;
 mod streaming;
