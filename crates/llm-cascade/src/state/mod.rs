@@ -151,6 +151,42 @@ pub struct Budget {
     pub tpd: Option<u64>,
 }
 
+impl Budget {
+    /// The budget of the provider with env prefix `prefix` (`GROQ`): `GROQ_RPM`, `GROQ_RPD`,
+    /// `GROQ_TPM`, `GROQ_TPD`.
+    ///
+    /// # Errors
+    /// A config error naming the variable when one is not a whole number.
+    pub fn from_env(env: &dyn EnvSource, prefix: &str) -> Result<Self, Error> {
+        Ok(Self {
+            prefix: prefix.to_owned(),
+            rpm: number(env, &format!("{prefix}_RPM"))?,
+            rpd: number(env, &format!("{prefix}_RPD"))?,
+            tpm: number(env, &format!("{prefix}_TPM"))?,
+            tpd: number(env, &format!("{prefix}_TPD"))?,
+        })
+    }
+
+    /// What is left of each set budget at `now_ms` (`RPM 28/30, TPD 990000/1000000`), or `None`
+    /// when no budget is set.
+    pub fn remaining(&self, state: &ProviderState, now_ms: u64) -> Option<String> {
+        let (mut minute, mut day) = (state.minute, state.day);
+        let (minute, day) = (*minute.at(now_ms, MINUTE_MS), *day.at(now_ms, DAY_MS));
+        let parts: Vec<String> = [
+            ("RPM", self.rpm, minute.requests),
+            ("RPD", self.rpd, day.requests),
+            ("TPM", self.tpm, minute.tokens),
+            ("TPD", self.tpd, day.tokens),
+        ]
+        .into_iter()
+        .filter_map(|(name, limit, used)| {
+            limit.map(|l| format!("{name} {}/{l}", l.saturating_sub(used)))
+        })
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
 /// How the state reacts: breaker threshold and cooldowns, the cooling of a quota error with no reset.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -366,6 +402,37 @@ impl ProviderState {
         }
     }
 
+    /// One line for `cascade providers`: `ok`, `cooling until 14:05:12 (Retry-After)`,
+    /// `circuit open until …`, `circuit half-open`, `auth failed: …` (for the key with fingerprint
+    /// `key`).
+    pub fn describe(&self, now_ms: u64, key: u64) -> String {
+        if self.auth_failed_key == Some(key) {
+            return Skip {
+                reason: SkipReason::AuthFailed,
+                until_ms: None,
+            }
+            .to_string();
+        }
+        if let Some(until) = self.cooling_until_ms.filter(|&u| u > now_ms) {
+            let source = self.cooling_source.clone().unwrap_or_default();
+            return Skip {
+                reason: SkipReason::Cooling { source },
+                until_ms: Some(until),
+            }
+            .to_string();
+        }
+        match (self.breaker_state(now_ms), self.open_until_ms) {
+            ("open", until) => Skip {
+                reason: SkipReason::CircuitOpen,
+                until_ms: until,
+            }
+            .to_string(),
+            ("half-open", _) => "circuit half-open (the next call probes)".to_owned(),
+            _ if self.failures > 0 => format!("ok ({} failures in a row)", self.failures),
+            _ => "ok".to_owned(),
+        }
+    }
+
     /// Whether the breaker is open at `now_ms` (`closed`, `open`, `half-open`), for display.
     pub fn breaker_state(&self, now_ms: u64) -> &'static str {
         match self.open_until_ms {
@@ -459,14 +526,7 @@ impl States {
         let mut budgets = HashMap::new();
         let mut keys = HashMap::new();
         for registration in registry.iter() {
-            let prefix = registration.env_prefix;
-            let budget = Budget {
-                prefix: prefix.to_owned(),
-                rpm: number(env, &format!("{prefix}_RPM"))?,
-                rpd: number(env, &format!("{prefix}_RPD"))?,
-                tpm: number(env, &format!("{prefix}_TPM"))?,
-                tpd: number(env, &format!("{prefix}_TPD"))?,
-            };
+            let budget = Budget::from_env(env, registration.env_prefix)?;
             budgets.insert(registration.id.to_owned(), budget);
             let key = registration
                 .key_env
