@@ -270,12 +270,26 @@ impl CascadeError {
     /// The account of a call whose every provider was skipped by its state (cooling, open breaker,
     /// spent budget, failed key): when each comes back, and `retry_after` until the soonest.
     pub fn all_skipped(attempts: Vec<Attempt>, retry_after: Option<Duration>) -> Self {
-        let kind = ErrorKind::RateLimit;
+        // Only failed keys: nothing comes back by waiting, the keys need fixing.
+        let only_keys = attempts.iter().all(|a| {
+            a.skip
+                .as_ref()
+                .is_some_and(|s| s.reason == crate::state::SkipReason::AuthFailed)
+        });
+        let kind = if only_keys {
+            ErrorKind::Auth
+        } else {
+            ErrorKind::RateLimit
+        };
         let reasons: Vec<String> = attempts
             .iter()
             .filter_map(|a| a.skip.as_ref().map(|s| format!("{} {s}", a.provider)))
             .collect();
-        let mut hint = String::from("Every provider is resting; nothing was sent.");
+        let mut hint = if only_keys {
+            format!("{} Nothing was sent.", kind.advice())
+        } else {
+            String::from("Every provider is resting; nothing was sent.")
+        };
         if let Some(wait) = retry_after {
             hint.push_str(&format!(" Try again in {} s.", wait.as_secs_f64().ceil()));
         }

@@ -694,6 +694,33 @@ mod tests {
     }
 
     #[test]
+    fn provider_state_survives_the_store_and_falls_back_to_memory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.db");
+        let first = SqliteStore::new(path.clone());
+        first
+            .apply("groq/m", &mut |state| state.failures = 2)
+            .expect("write");
+        let second = SqliteStore::new(path);
+        assert_eq!(second.read("groq/m").expect("read").failures, 2);
+        assert_eq!(
+            second.read("openai/m").expect("read"),
+            ProviderState::default()
+        );
+        // A database that cannot be opened: the change lands in memory, the caller never fails.
+        let broken = SqliteStore::new(dir.path().join("usage.db").join("not-a-dir").join("x.db"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(broken.modify("groq/m", &mut |state| state.failures = 5));
+        let mut seen = 0;
+        broken
+            .fallback
+            .modify_now("groq/m", &mut |state| seen = state.failures);
+        assert_eq!(seen, 5);
+    }
+
+    #[test]
     fn a_version_1_log_gains_the_content_columns() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("usage.db");
@@ -703,7 +730,7 @@ mod tests {
             .expect("version");
         drop(conn);
         let conn = open(&path).expect("migrate");
-        assert_eq!(user_version(&conn).expect("version"), 2);
+        assert_eq!(user_version(&conn).expect("version"), MIGRATIONS.len());
         insert(
             &conn,
             &Row {
