@@ -264,6 +264,9 @@ fn env_for(spec: &Spec, server: &MockServer, db: &Path) -> Vec<(String, String)>
         ("LLM_LOCAL_PULL".to_owned(), "never".to_owned()),
         ("LLM_USAGE_LOG_CONTENT".to_owned(), "true".to_owned()),
         ("LLM_USAGE_DB".to_owned(), db.display().to_string()),
+        // Every command of the matrix must reach the provider: a remembered auth failure or cooling
+        // from the previous command would skip it.
+        ("LLM_STATE".to_owned(), "off".to_owned()),
     ]);
     if matches!(spec.id, "ollama" | "lmstudio") {
         // A model the captured Ollama tag list has; set for LM Studio too, which otherwise asks the

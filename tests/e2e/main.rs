@@ -9,6 +9,7 @@ mod interrupt;
 mod leak;
 mod native;
 mod pull;
+mod state;
 mod stats;
 mod stream;
 mod terminal;

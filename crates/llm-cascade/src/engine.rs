@@ -21,6 +21,7 @@ use crate::config::{CascadeConfig, LocalPull, provider_order, resolve_provider};
 use crate::observer::{CascadeEvent, Observer};
 use crate::policy::RetryPolicy;
 use crate::report::{Attempt, CascadeError, CascadeResponse, Decision, Outcome};
+use crate::state::{Report, Skip, SkipReason, StateClock, StateStore, States, Verdict};
 
 /// An ordered chain of providers with the retry and deadline policy around them. Cheap to clone.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct Cascade {
     /// The retry decision and its budget (shared by clones).
     policy: RetryPolicy,
     observers: Vec<Arc<dyn Observer>>,
+    /// What is remembered about each provider between calls (cooling, breaker, budgets).
+    states: States,
     /// What to tell a user whose chain is empty: the variables that would configure a provider.
     setup_hint: String,
     /// Where those variables are read from ("the environment"), when the chain was built from one.
@@ -94,9 +97,12 @@ impl CascadeBuilder {
 
     /// The cascade.
     pub fn build(self) -> Cascade {
+        let mut states = States::default();
+        states.set_max_retry_wait(self.config.max_retry_wait);
         Cascade {
             pool: Arc::new(Pool::of(&self.providers)),
             providers: self.providers,
+            states,
             policy: RetryPolicy::new(self.config.clone()),
             config: self.config,
             observers: self.observers,
@@ -226,9 +232,11 @@ impl Cascade {
             }
         }
         let setup_hint = setup_hint(registry);
+        let states = States::from_env(env, registry, config.max_retry_wait)?;
         Ok(Self {
             pool: Arc::new(Pool::from_registry(env, registry, &providers)),
             providers,
+            states,
             policy: RetryPolicy::new(config.clone()),
             config,
             observers: Vec::new(),
@@ -242,6 +250,36 @@ impl Cascade {
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observers.push(observer);
         self
+    }
+
+    /// Keeps provider state in `store` (the default is this process's memory): a SQLite table in
+    /// the CLI, or a store shared by several instances.
+    #[must_use]
+    pub fn with_state_store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.states.set_store(store);
+        self
+    }
+
+    /// Runs provider state on `clock` (tests shift it).
+    #[must_use]
+    pub fn with_state_clock(mut self, clock: StateClock) -> Self {
+        self.states.set_clock(clock);
+        self
+    }
+
+    /// What is remembered about `provider` (its state for its own model), for display.
+    pub async fn provider_state(&self, provider: &dyn Provider) -> crate::state::ProviderState {
+        self.states.get(provider.id(), provider.model()).await
+    }
+
+    /// The budget configured for `provider` (`<ID>_RPM`, …), when the chain came from an environment.
+    pub fn provider_budget(&self, provider: &str) -> Option<&crate::state::Budget> {
+        self.states.budget(provider)
+    }
+
+    /// Now, on the state's clock (milliseconds since the Unix epoch).
+    pub fn state_now_ms(&self) -> u64 {
+        self.states.now_ms()
     }
 
     /// The chain, in order.
@@ -299,6 +337,12 @@ impl Cascade {
             .instrument(span)
             .await?;
         let (provider, response) = response;
+        if let Some(usage) = response.usage {
+            let tokens = usage.input_tokens + usage.output_tokens;
+            self.states
+                .report(provider.id(), provider.model(), Report::Tokens(tokens))
+                .await;
+        }
         if let Some(last) = call.attempts.last() {
             self.emit(&CascadeEvent::AttemptFinished {
                 attempt: last.clone(),
@@ -361,19 +405,59 @@ impl Cascade {
     ) -> Result<(Arc<dyn Provider>, T), CascadeError> {
         let mut preparable: Vec<Arc<dyn Provider>> = Vec::new();
         let mut stop: Option<Error> = None;
-        for (index, provider) in self.providers.iter().enumerate() {
-            if index > 0 {
-                self.announce_fallback(index);
+        // When every provider is skipped: first one probe through an open breaker, then one wait for
+        // the soonest to come back, then a report of when each does.
+        let mut probe: Option<String> = None;
+        let mut waited = false;
+        loop {
+            let first = call.attempts.len();
+            for (index, provider) in self.providers.iter().enumerate() {
+                if index > 0 {
+                    self.announce_fallback(index);
+                }
+                let force = probe.as_deref() == Some(provider.id());
+                match self
+                    .try_provider(call, provider, &attempt_fn, &mut preparable, force)
+                    .await
+                {
+                    ProviderOutcome::Answered(value) => return Ok((provider.clone(), value)),
+                    ProviderOutcome::MoveOn => {}
+                    ProviderOutcome::Stop(error) => {
+                        stop = Some(error);
+                        break;
+                    }
+                }
             }
-            match self
-                .try_provider(call, provider, &attempt_fn, &mut preparable)
-                .await
+            let pass = &call.attempts[first..];
+            if stop.is_some() || pass.iter().any(|a| a.outcome != Outcome::Skipped) {
+                break;
+            }
+            if probe.is_none()
+                && let Some(open) = pass.iter().find(|a| {
+                    a.skip
+                        .as_ref()
+                        .is_some_and(|s| s.reason == SkipReason::CircuitOpen)
+                })
             {
-                ProviderOutcome::Answered(value) => return Ok((provider.clone(), value)),
-                ProviderOutcome::MoveOn => {}
-                ProviderOutcome::Stop(error) => {
-                    stop = Some(error);
-                    break;
+                probe = Some(open.provider.clone());
+                continue;
+            }
+            let soonest = self.soonest(pass);
+            let remaining = call.deadline.saturating_duration_since(Instant::now());
+            match soonest {
+                Some(wait) if !waited && wait < remaining => {
+                    waited = true;
+                    info!(
+                        wait_ms = wait.as_millis(),
+                        "every provider is skipped: waiting {wait:?} for the soonest"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                _ => {
+                    let report =
+                        CascadeError::all_skipped(std::mem::take(&mut call.attempts), soonest);
+                    error!(category = %report.category, "{}", report.message);
+                    return Err(report);
                 }
             }
         }
@@ -385,6 +469,55 @@ impl Cascade {
         Err(self.exhausted(call, stop.as_ref()))
     }
 
+    /// How long until the first of `skipped` comes back (none when none says when).
+    fn soonest(&self, skipped: &[Attempt]) -> Option<Duration> {
+        let now = self.states.now_ms();
+        skipped
+            .iter()
+            .filter_map(|a| a.skip.as_ref()?.until_ms)
+            .min()
+            .map(|until| Duration::from_millis(until.saturating_sub(now)))
+    }
+
+    /// Asks the state whether `provider` may be called now. A spent budget whose slot opens within
+    /// `LLM_MAX_RETRY_WAIT` (and the time left) is waited for; otherwise the skip is recorded.
+    async fn admit(
+        &self,
+        call: &mut Call,
+        provider: &Arc<dyn Provider>,
+        force: bool,
+    ) -> Result<(), Skip> {
+        let (id, model) = (provider.id(), provider.model());
+        let mut verdict = self.states.check(id, model, force).await;
+        if let Verdict::Skip(skip) = &verdict
+            && matches!(skip.reason, SkipReason::Budget { .. })
+            && let Some(until) = skip.until_ms
+        {
+            let wait = Duration::from_millis(until.saturating_sub(self.states.now_ms()));
+            let remaining = call.deadline.saturating_duration_since(Instant::now());
+            if wait <= self.config.max_retry_wait && wait < remaining {
+                self.wait_before_retry(
+                    provider,
+                    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                )
+                .await;
+                verdict = self.states.check(id, model, force).await;
+            }
+        }
+        let Verdict::Skip(skip) = verdict else {
+            return Ok(());
+        };
+        warn!(provider = id, "skipping {id}: {skip}");
+        let record = Attempt::skipped(id, skip.clone());
+        call.attempts.push(record.clone());
+        self.emit(&CascadeEvent::AttemptFinished {
+            attempt: record,
+            model: model.to_owned(),
+            usage: None,
+        });
+        Err(skip)
+    }
+
     /// One provider's attempts: retried as the policy decides. A provider that can fix the failure by
     /// preparing itself (Ollama pulling its model) does so now (`eager`) or is kept in `preparable` for
     /// the last resort.
@@ -394,7 +527,12 @@ impl Cascade {
         provider: &Arc<dyn Provider>,
         attempt_fn: &impl Fn(Arc<dyn Provider>) -> AttemptFuture<T>,
         preparable: &mut Vec<Arc<dyn Provider>>,
+        force: bool,
     ) -> ProviderOutcome<T> {
+        // A skipped provider costs no network call (and pays nothing into the retry budget).
+        if self.admit(call, provider, force).await.is_err() {
+            return ProviderOutcome::MoveOn;
+        }
         // A first attempt is a request: it pays into the retry budget.
         self.policy.budget().deposit();
         let mut attempt = 1;
@@ -555,6 +693,11 @@ impl Cascade {
                 limit < provider.timeout(),
             ))
         });
+        let report = match &result {
+            Ok(_) => Report::Success,
+            Err(error) => Report::Failure(error),
+        };
+        self.states.report(id, provider.model(), report).await;
         match &result {
             Ok(_) => call.attempts.push(Attempt::ok(id, attempt, elapsed)),
             Err(error) => {

@@ -11,6 +11,7 @@ mod providers;
 mod recovery;
 mod report;
 mod spans;
+mod state;
 mod stats;
 mod stream;
 mod structured;
@@ -31,6 +32,10 @@ pub use observer::{CascadeEvent, Observer};
 pub use probe::{ProbeResult, probe_provider, probe_registrations};
 pub use providers::{ENABLED, KNOWN_PROVIDERS, KnownProvider};
 pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
+pub use state::{
+    Budget, Change, MemoryStore, ProviderState, Report, Skip, SkipReason, StateClock,
+    StateSettings, StateStore, Verdict, Window, clock_time, fingerprint,
+};
 pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;
 pub use structured::{

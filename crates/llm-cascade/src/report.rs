@@ -7,6 +7,8 @@ use std::time::Duration;
 use llm_core::{Category, ChatResponse, Error, ErrorKind};
 use serde::{Serialize, Serializer};
 
+use crate::state::Skip;
+
 /// The outcome of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -17,6 +19,8 @@ pub enum Outcome {
     /// The caller gave up on the attempt before it ended (a signal, a closed output, a dropped stream):
     /// neither the provider's success nor its failure.
     Cancelled,
+    /// The provider was not called: its state said to skip it (the attempt's `skip` says why).
+    Skipped,
 }
 
 impl Outcome {
@@ -25,6 +29,7 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::Cancelled => "cancelled",
+            Outcome::Skipped => "skipped",
             Outcome::Failed(kind) => kind.as_str(),
         }
     }
@@ -72,6 +77,9 @@ pub struct Attempt {
     /// What the cascade did next: `retry` (after `waited_ms`), `next_provider`, or `stop`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
+    /// Why the provider was skipped without a call (`Outcome::Skipped`), and until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip: Option<Skip>,
 }
 
 /// What the cascade did after a failed attempt.
@@ -127,6 +135,16 @@ impl Attempt {
             elapsed,
             message: None,
             decision: None,
+            skip: None,
+        }
+    }
+
+    /// A provider skipped without a network call (attempt 0: no attempt was made).
+    pub fn skipped(provider: &str, skip: Skip) -> Self {
+        Self {
+            message: Some(format!("skipped: {skip}")),
+            skip: Some(skip),
+            ..Self::ended(provider, 0, Duration::ZERO, Outcome::Skipped)
         }
     }
 
@@ -141,6 +159,7 @@ impl Attempt {
             elapsed,
             message: Some(error.message().to_owned()),
             decision: None,
+            skip: None,
         }
     }
 }
@@ -184,6 +203,14 @@ pub struct CascadeError {
     pub hint: String,
     /// Every attempt.
     pub attempts: Vec<Attempt>,
+    /// When every provider was skipped: how long until the first comes back (a gateway's
+    /// `Retry-After`).
+    #[serde(
+        rename = "retry_after_ms",
+        serialize_with = "as_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_after: Option<Duration>,
 }
 
 impl CascadeError {
@@ -198,6 +225,7 @@ impl CascadeError {
             details: Vec::new(),
             hint: hint.into(),
             attempts: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -208,7 +236,7 @@ impl CascadeError {
             .rev()
             .find_map(|a| match a.outcome {
                 Outcome::Failed(kind) => Some(kind),
-                Outcome::Ok | Outcome::Cancelled => None,
+                Outcome::Ok | Outcome::Cancelled | Outcome::Skipped => None,
             })
             .or(stopped_by.map(Error::kind))
             .unwrap_or(ErrorKind::Config);
@@ -235,6 +263,44 @@ impl CascadeError {
             details: attempts.iter().map(describe_attempt).collect(),
             hint: advice_for(&attempts),
             attempts,
+            retry_after: None,
+        }
+    }
+
+    /// The account of a call whose every provider was skipped by its state (cooling, open breaker,
+    /// spent budget, failed key): when each comes back, and `retry_after` until the soonest.
+    pub fn all_skipped(attempts: Vec<Attempt>, retry_after: Option<Duration>) -> Self {
+        // Only failed keys: nothing comes back by waiting, the keys need fixing.
+        let only_keys = attempts.iter().all(|a| {
+            a.skip
+                .as_ref()
+                .is_some_and(|s| s.reason == crate::state::SkipReason::AuthFailed)
+        });
+        let kind = if only_keys {
+            ErrorKind::Auth
+        } else {
+            ErrorKind::RateLimit
+        };
+        let reasons: Vec<String> = attempts
+            .iter()
+            .filter_map(|a| a.skip.as_ref().map(|s| format!("{} {s}", a.provider)))
+            .collect();
+        let mut hint = if only_keys {
+            format!("{} Nothing was sent.", kind.advice())
+        } else {
+            String::from("Every provider is resting; nothing was sent.")
+        };
+        if let Some(wait) = retry_after {
+            hint.push_str(&format!(" Try again in {} s.", wait.as_secs_f64().ceil()));
+        }
+        Self {
+            category: kind.category(),
+            kind,
+            message: format!("every provider is skipped for now: {}", reasons.join("; ")),
+            details: attempts.iter().map(describe_attempt).collect(),
+            hint,
+            attempts,
+            retry_after,
         }
     }
 }
@@ -274,12 +340,16 @@ impl CascadeError {
             details: attempts.iter().map(describe_attempt).collect(),
             hint: error.kind().advice().to_owned(),
             attempts,
+            retry_after: None,
         }
     }
 }
 
 /// One line for an attempt: `groq attempt 1: rate_limit (HTTP 429, asked to wait 30000 ms): message`.
 pub(crate) fn describe_attempt(attempt: &Attempt) -> String {
+    if let Some(skip) = &attempt.skip {
+        return format!("{}: skipped: {skip}", attempt.provider);
+    }
     let mut line = format!(
         "{} attempt {}: {}",
         attempt.provider,
@@ -312,6 +382,11 @@ fn advice_for(attempts: &[Attempt]) -> String {
         }
     }
     let mut lines: Vec<String> = kinds.iter().map(|k| k.advice().to_owned()).collect();
+    lines.extend(attempts.iter().filter_map(|a| {
+        a.skip
+            .as_ref()
+            .map(|skip| format!("{} was skipped ({skip}).", a.provider))
+    }));
     if let Some((provider, wait)) = attempts
         .iter()
         .filter_map(|a| a.retry_after.map(|w| (&a.provider, w)))

@@ -82,6 +82,10 @@ impl Stats {
         latency: Duration,
         usage: Option<Usage>,
     ) {
+        // A skip sent nothing: it is not a request.
+        if outcome == Outcome::Skipped {
+            return;
+        }
         let mut providers = self.lock();
         let stats = entry(&mut providers, provider);
         stats.requests += 1;
@@ -104,6 +108,7 @@ impl Stats {
                     .entry(Outcome::Cancelled.as_str())
                     .or_default() += 1
             }
+            Outcome::Skipped => {}
         }
     }
 

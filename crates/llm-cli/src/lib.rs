@@ -44,12 +44,15 @@ pub(crate) struct Ctx {
     pub stats: Arc<Stats>,
     /// The usage log recorder.
     pub usage: Arc<usage::UsageRecorder>,
+    /// Where provider state is remembered across runs.
+    pub state: usage::StateSetup,
 }
 
 impl Ctx {
     /// Attaches the statistics and the usage log to `cascade`, and says (in its hints) that settings
     /// come from the environment or `.env`.
     pub fn attach(&self, cascade: Cascade) -> Cascade {
+        let cascade = self.state.attach(cascade);
         cascade
             .configured_in(llm_cascade::DOTENV_SOURCE)
             .with_observer(self.stats.clone())
@@ -108,7 +111,16 @@ pub fn main() -> ExitCode {
         }
     };
     let recorder = usage::UsageRecorder::new(target, content, command_name);
+    let state = match usage::StateSetup::from_env(&env) {
+        Ok(state) => state,
+        Err(error) => {
+            let report = output::config_report(error.message(), ErrorKind::Config.advice());
+            output::print_failure(&report);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let ctx = Ctx {
+        state,
         env: Box::new(env),
         stats: Arc::new(Stats::new()),
         usage: Arc::new(recorder),

@@ -29,6 +29,13 @@ pub struct Row {
     position: Option<usize>,
     /// Why it is configured but cannot be built (an invalid setting).
     error: Option<String>,
+    /// What the cascade remembers about it (`ok`, `cooling until 14:05:12 (Retry-After)`, `circuit
+    /// open until …`), when configured and state is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    /// What is left of its budgets (`RPM 28/30`), when any is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    budget: Option<String>,
     /// The live probe, with `--check` and when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<Check>,
@@ -83,7 +90,38 @@ pub fn rows(env: &dyn EnvSource) -> Result<Vec<Row>, llm_cascade::Error> {
         .into_iter()
         .filter(|id| configured(&registry, env, id))
         .collect();
-    Ok(registry.iter().map(|r| row(r, env, &chain)).collect())
+    let mut rows: Vec<Row> = registry.iter().map(|r| row(r, env, &chain)).collect();
+    let setup = crate::usage::StateSetup::from_env(env)?;
+    for (row, registration) in rows.iter_mut().zip(registry.iter()) {
+        add_state(row, registration, env, &setup)?;
+    }
+    Ok(rows)
+}
+
+/// Fills in the remembered state and the remaining budget of a configured provider.
+fn add_state(
+    row: &mut Row,
+    registration: &ProviderRegistration,
+    env: &dyn EnvSource,
+    setup: &crate::usage::StateSetup,
+) -> Result<(), llm_cascade::Error> {
+    if !row.configured || row.error.is_some() {
+        return Ok(());
+    }
+    let now = setup.clock.now_ms();
+    let state = setup
+        .store
+        .as_ref()
+        .and_then(|store| store.read(&format!("{}/{}", row.id, row.model)).ok())
+        .unwrap_or_default();
+    let key = env.first_of(registration.key_env).ok().flatten();
+    let fingerprint = llm_cascade::fingerprint(key.as_ref().map(|(_, value)| value.as_str()));
+    if setup.store.is_some() {
+        row.state = Some(state.describe(now, fingerprint));
+    }
+    row.budget =
+        llm_cascade::Budget::from_env(env, registration.env_prefix)?.remaining(&state, now);
+    Ok(())
 }
 
 fn configured(registry: &Registry, env: &dyn EnvSource, id: &str) -> bool {
@@ -143,6 +181,8 @@ fn row(registration: &ProviderRegistration, env: &dyn EnvSource, chain: &[&str])
         model,
         base_url,
         check: None,
+        state: None,
+        budget: None,
         position: chain
             .iter()
             .position(|id| *id == registration.id)
@@ -159,14 +199,25 @@ fn status(r: &Row) -> String {
         &r.set_to_configure,
     ) {
         (Some(error), _, _, _) => format!("invalid: {error}"),
-        (None, true, Some(by), _) => format!("yes ({by})"),
-        (None, true, None, _) => "yes".to_owned(),
+        (None, true, Some(by), _) => with_state(format!("yes ({by})"), r),
+        (None, true, None, _) => with_state("yes".to_owned(), r),
         // The first variable is the canonical one; `--json` lists them all.
         (None, false, _, Some(set)) => {
             format!("no: set {}", set.split(" or ").next().unwrap_or(set))
         }
         (None, false, _, None) => "no".to_owned(),
     }
+}
+
+/// `yes (GROQ_API_KEY)`, then the remembered state when it is not plain `ok`, and the budget left.
+fn with_state(mut text: String, r: &Row) -> String {
+    if let Some(state) = r.state.as_deref().filter(|s| *s != "ok") {
+        text.push_str(&format!(" · {state}"));
+    }
+    if let Some(budget) = &r.budget {
+        text.push_str(&format!(" · left: {budget}"));
+    }
+    text
 }
 
 /// The listing as a table; with checks, a CHECK column instead of the base URL (which `--json`

@@ -17,7 +17,10 @@ use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use llm_cascade::{CascadeEvent, EnvSource, Observer, Outcome, Stats, Usage};
+use llm_cascade::{
+    CascadeEvent, Change, EnvSource, MemoryStore, Observer, Outcome, ProviderState, StateClock,
+    StateStore, Stats, Usage,
+};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 /// The variable naming the database file (or `off`).
@@ -54,6 +57,13 @@ const MIGRATIONS: &[&str] = &[
     // 2: opt-in content, kept apart from the counts.
     "ALTER TABLE attempts ADD COLUMN prompt TEXT;
     ALTER TABLE attempts ADD COLUMN response TEXT;",
+    // 3: provider state remembered across runs (cooling, breaker, budgets), one JSON row per
+    // provider and model.
+    "CREATE TABLE provider_state (
+        key        TEXT    PRIMARY KEY,
+        state      TEXT    NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );",
 ];
 
 /// Where the log goes, from `LLM_USAGE_DB`.
@@ -740,6 +750,33 @@ mod tests {
     }
 
     #[test]
+    fn provider_state_survives_the_store_and_falls_back_to_memory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.db");
+        let first = SqliteStore::new(path.clone());
+        first
+            .apply("groq/m", &mut |state| state.failures = 2)
+            .expect("write");
+        let second = SqliteStore::new(path);
+        assert_eq!(second.read("groq/m").expect("read").failures, 2);
+        assert_eq!(
+            second.read("openai/m").expect("read"),
+            ProviderState::default()
+        );
+        // A database that cannot be opened: the change lands in memory, the caller never fails.
+        let broken = SqliteStore::new(dir.path().join("usage.db").join("not-a-dir").join("x.db"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(broken.modify("groq/m", &mut |state| state.failures = 5));
+        let mut seen = 0;
+        broken
+            .fallback
+            .modify_now("groq/m", &mut |state| seen = state.failures);
+        assert_eq!(seen, 5);
+    }
+
+    #[test]
     fn a_version_1_log_gains_the_content_columns() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("usage.db");
@@ -749,7 +786,7 @@ mod tests {
             .expect("version");
         drop(conn);
         let conn = open(&path).expect("migrate");
-        assert_eq!(user_version(&conn).expect("version"), 2);
+        assert_eq!(user_version(&conn).expect("version"), MIGRATIONS.len());
         insert(
             &conn,
             &Row {
@@ -884,4 +921,180 @@ mod tests {
             vec![(&"cancelled".to_owned(), &1)]
         );
     }
+}
+
+/// `LLM_STATE`: `off` keeps provider state in memory only (forgotten when the command ends).
+pub const STATE_VAR: &str = "LLM_STATE";
+/// Test-only: shifts the provider-state clock by this many seconds (may be negative), so that an
+/// end-to-end test can step past a cooling time without waiting.
+pub const STATE_CLOCK_VAR: &str = "LLM_STATE_CLOCK_OFFSET_SECS";
+
+/// Provider state in the usage database's `provider_state` table, so that the next `cascade` run
+/// knows what this one learned. Each change is one immediate transaction (several processes may
+/// share the file). When the database cannot be used, the state lives in memory for the rest of
+/// the run, after one `note:` on stderr: the state store never fails a request.
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Option<Connection>>,
+    fallback: MemoryStore,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// A store in the database at `path` (opened on first use).
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            conn: Mutex::new(None),
+            fallback: MemoryStore::default(),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The state stored under `key`, read without changing it.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or read.
+    pub fn read(&self, key: &str) -> Result<ProviderState, String> {
+        let mut copy = ProviderState::default();
+        self.apply(key, &mut |state| copy = state.clone())?;
+        Ok(copy)
+    }
+
+    fn apply(&self, key: &str, change: &mut Change<'_>) -> Result<(), String> {
+        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            *guard = Some(open(&self.path)?);
+        }
+        let Some(conn) = guard.as_mut() else {
+            return Err("no connection".to_owned());
+        };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| e.to_string())?;
+        let stored: Option<String> = tx
+            .query_row(
+                "SELECT state FROM provider_state WHERE key = ?1",
+                params![key],
+                |row| row.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e.to_string()),
+            })?;
+        // A row this build cannot read (written by a newer one) starts over rather than failing.
+        let mut state: ProviderState = stored
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default();
+        let before = state.clone();
+        change(&mut state);
+        if state != before {
+            let json = serde_json::to_string(&state).map_err(|e| e.to_string())?;
+            tx.execute(
+                "INSERT INTO provider_state (key, state, updated_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET state = ?2, updated_ms = ?3",
+                params![key, json, now_ms()],
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait::async_trait]
+impl StateStore for SqliteStore {
+    async fn modify(&self, key: &str, change: &mut Change<'_>) {
+        if !self.failed.load(Ordering::Relaxed) {
+            match self.apply(key, change) {
+                Ok(()) => return,
+                Err(error) => {
+                    self.failed.store(true, Ordering::Relaxed);
+                    crate::output::err(&format!(
+                        "note: provider state is not remembered ({}: {error}); using memory for this run",
+                        self.path.display()
+                    ));
+                }
+            }
+        }
+        self.fallback.modify_now(key, change);
+    }
+}
+
+/// The store and clock the CLI's cascades share: the usage database unless `LLM_STATE=off` or the
+/// log is off (then memory, for this run).
+#[derive(Debug, Clone)]
+pub struct StateSetup {
+    /// The database store, when on.
+    pub store: Option<std::sync::Arc<SqliteStore>>,
+    /// The clock (shifted only by the test-only offset).
+    pub clock: StateClock,
+}
+
+impl StateSetup {
+    /// From `LLM_STATE`, `LLM_USAGE_DB` and the test-only clock offset.
+    ///
+    /// # Errors
+    /// A config error naming the variable when `LLM_STATE` is not `on`/`off` (or a boolean) or the
+    /// test clock offset is not a whole number.
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, llm_core::Error> {
+        let (store, clock) = state_store(env)?;
+        Ok(Self { store, clock })
+    }
+
+    /// Gives `cascade` this store and clock.
+    pub fn attach(&self, cascade: llm_cascade::Cascade) -> llm_cascade::Cascade {
+        let cascade = cascade.with_state_clock(self.clock);
+        match &self.store {
+            Some(store) => cascade.with_state_store(store.clone()),
+            None => cascade,
+        }
+    }
+}
+
+fn state_store(
+    env: &dyn EnvSource,
+) -> Result<(Option<std::sync::Arc<SqliteStore>>, StateClock), llm_core::Error> {
+    let offset = env
+        .non_empty(STATE_CLOCK_VAR)?
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                llm_core::Error::config(format!(
+                    "{STATE_CLOCK_VAR}: `{v}` is not a whole number of seconds"
+                ))
+            })
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let clock = StateClock::with_offset(offset.saturating_mul(1000));
+    let on = env
+        .non_empty(STATE_VAR)?
+        .map(|v| {
+            llm_core::parse_bool(&v)
+                .or_else(|why| {
+                    if v.eq_ignore_ascii_case("off") {
+                        Ok(false)
+                    } else if v.eq_ignore_ascii_case("on") {
+                        Ok(true)
+                    } else {
+                        Err(why)
+                    }
+                })
+                .map_err(|why| llm_core::Error::config(format!("{STATE_VAR}: {why}")))
+        })
+        .transpose()?
+        .unwrap_or(true);
+    let store = match Target::from_env(env)? {
+        Target::File(path) if on => Some(std::sync::Arc::new(SqliteStore::new(path))),
+        _ => None,
+    };
+    Ok((store, clock))
 }

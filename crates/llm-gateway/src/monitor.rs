@@ -215,6 +215,11 @@ impl Board {
     }
 
     fn record(&self, attempt: &llm_cascade::Attempt) {
+        // A skip made no call (the provider was cooling, its circuit open or its budget spent): it is
+        // not an attempt at the provider, as in `Stats`.
+        if attempt.outcome == Outcome::Skipped {
+            return;
+        }
         let mut state = self.lock();
         let board = state.providers.entry(attempt.provider.clone()).or_default();
         board.attempts += 1;
@@ -224,7 +229,7 @@ impl Board {
                 board.latency_sum_ms += u64::try_from(attempt.elapsed.as_millis()).unwrap_or(0);
                 None
             }
-            Outcome::Failed(_) | Outcome::Cancelled => {
+            Outcome::Failed(_) | Outcome::Cancelled | Outcome::Skipped => {
                 *board
                     .failures
                     .entry(attempt.outcome.as_str().to_owned())
@@ -248,6 +253,9 @@ fn failure(attempt: &llm_cascade::Attempt) -> Failure {
     let advice = match attempt.outcome {
         Outcome::Failed(kind) => kind.advice(),
         Outcome::Ok | Outcome::Cancelled => "The client went away before the answer ended.",
+        Outcome::Skipped => {
+            "Skipped without a call: the provider is cooling, its circuit is open, or its budget is spent."
+        }
     };
     Failure {
         at: now_secs(),

@@ -17,5 +17,6 @@ mod recovery;
 mod registry;
 mod retry;
 mod spans;
+mod state;
 mod streaming;
 mod structured;

@@ -1,0 +1,629 @@
+//! Provider state that outlives one call: cooling after a long wait hint, a circuit breaker per
+//! provider and model, auth failures that disable a key, and request/token budgets.
+//!
+//! The decisions are pure functions of a [`ProviderState`] and the time ([`ProviderState::check`],
+//! [`ProviderState::record`]); where the state lives is a [`StateStore`] (in memory by default, a
+//! SQLite table in the CLI). The engine asks before an attempt and reports after it. Invariant: a
+//! skipped provider costs no network call, and the store never fails a request.
+
+mod memory;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use llm_core::{EnvSource, Error, ErrorKind, Registry};
+use serde::{Deserialize, Serialize};
+
+pub use memory::MemoryStore;
+
+/// A change to one provider's state, applied by a [`StateStore`].
+pub type Change<'a> = dyn for<'s> FnMut(&'s mut ProviderState) + Send + 'a;
+
+/// Where provider state lives. One method: apply `change` to the state of `key` atomically (for this
+/// store) and keep the result. A store that cannot reach its backend applies `change` to a local copy
+/// and never fails the caller.
+#[async_trait::async_trait]
+pub trait StateStore: Send + Sync {
+    /// Applies `change` to the state stored under `key` (a default state when none is stored).
+    async fn modify(&self, key: &str, change: &mut Change<'_>);
+}
+
+/// Why a provider was skipped without a network call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum SkipReason {
+    /// It asked for a wait longer than `LLM_MAX_RETRY_WAIT`, or its quota ran out.
+    Cooling {
+        /// What said so: `Retry-After`, `quota`, `x-ratelimit-remaining`.
+        source: String,
+    },
+    /// Its circuit breaker is open after consecutive failures (or a probe is in flight).
+    CircuitOpen,
+    /// Its key failed authentication; it stays off until the key changes.
+    AuthFailed,
+    /// It is over a configured budget, named as its setting (`GROQ_RPM=30`).
+    Budget {
+        /// The setting that is spent.
+        setting: String,
+    },
+}
+
+/// A skip: why, and when the provider comes back (unknown for a disabled key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skip {
+    /// Why.
+    #[serde(flatten)]
+    pub reason: SkipReason,
+    /// When it comes back, in milliseconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+}
+
+impl fmt::Display for Skip {
+    /// `cooling until 14:05:12 (Retry-After)`, `circuit open until 14:05:12`, `budget (GROQ_RPM=30)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let until = self
+            .until_ms
+            .map(|ms| format!(" until {}", clock_time(ms)))
+            .unwrap_or_default();
+        match &self.reason {
+            SkipReason::Cooling { source } => write!(f, "cooling{until} ({source})"),
+            SkipReason::CircuitOpen => write!(f, "circuit open{until}"),
+            SkipReason::AuthFailed => write!(f, "auth failed: disabled until its key changes"),
+            SkipReason::Budget { setting } => write!(f, "budget ({setting}){until}"),
+        }
+    }
+}
+
+/// `HH:MM:SS` (UTC) of a Unix time in milliseconds.
+pub fn clock_time(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000 % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// A fixed-window counter of requests and tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// The window's number (time / window length).
+    pub index: u64,
+    /// Requests started in it.
+    pub requests: u64,
+    /// Tokens used in it.
+    pub tokens: u64,
+}
+
+impl Window {
+    /// The counter for the window containing `now_ms`, reset when that is a new window.
+    fn at(&mut self, now_ms: u64, length_ms: u64) -> &mut Self {
+        let index = now_ms / length_ms;
+        if self.index != index {
+            *self = Window {
+                index,
+                ..Window::default()
+            };
+        }
+        self
+    }
+}
+
+const MINUTE_MS: u64 = 60_000;
+const DAY_MS: u64 = 86_400_000;
+
+/// What is known about one provider and model. Plain data, so that stores can keep it as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProviderState {
+    /// Cooling until this Unix time (ms), and what said so.
+    pub cooling_until_ms: Option<u64>,
+    /// The source of the cooling (`Retry-After`, `quota`).
+    pub cooling_source: Option<String>,
+    /// Consecutive provider-health failures.
+    pub failures: u32,
+    /// How many times in a row the breaker opened (the cooldown doubles with each).
+    pub opened: u32,
+    /// The breaker is open until this Unix time (ms); after it, one probe goes through.
+    pub open_until_ms: Option<u64>,
+    /// A half-open probe is in flight until this time (ms): nobody else goes through meanwhile.
+    pub probe_until_ms: Option<u64>,
+    /// The fingerprint of a key that failed authentication.
+    pub auth_failed_key: Option<u64>,
+    /// This minute's requests and tokens.
+    pub minute: Window,
+    /// Today's (UTC) requests and tokens.
+    pub day: Window,
+}
+
+/// Per-provider budgets (`<ID>_RPM`, `<ID>_RPD`, `<ID>_TPM`, `<ID>_TPD`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Budget {
+    /// The provider's env prefix (`GROQ`), to name a spent budget as its setting.
+    pub prefix: String,
+    /// Requests per minute.
+    pub rpm: Option<u64>,
+    /// Requests per day.
+    pub rpd: Option<u64>,
+    /// Tokens per minute.
+    pub tpm: Option<u64>,
+    /// Tokens per day.
+    pub tpd: Option<u64>,
+}
+
+impl Budget {
+    /// The budget of the provider with env prefix `prefix` (`GROQ`): `GROQ_RPM`, `GROQ_RPD`,
+    /// `GROQ_TPM`, `GROQ_TPD`.
+    ///
+    /// # Errors
+    /// A config error naming the variable when one is not a whole number.
+    pub fn from_env(env: &dyn EnvSource, prefix: &str) -> Result<Self, Error> {
+        Ok(Self {
+            prefix: prefix.to_owned(),
+            rpm: number(env, &format!("{prefix}_RPM"))?,
+            rpd: number(env, &format!("{prefix}_RPD"))?,
+            tpm: number(env, &format!("{prefix}_TPM"))?,
+            tpd: number(env, &format!("{prefix}_TPD"))?,
+        })
+    }
+
+    /// What is left of each set budget at `now_ms` (`RPM 28/30, TPD 990000/1000000`), or `None`
+    /// when no budget is set.
+    pub fn remaining(&self, state: &ProviderState, now_ms: u64) -> Option<String> {
+        let (mut minute, mut day) = (state.minute, state.day);
+        let (minute, day) = (*minute.at(now_ms, MINUTE_MS), *day.at(now_ms, DAY_MS));
+        let parts: Vec<String> = [
+            ("RPM", self.rpm, minute.requests),
+            ("RPD", self.rpd, day.requests),
+            ("TPM", self.tpm, minute.tokens),
+            ("TPD", self.tpd, day.tokens),
+        ]
+        .into_iter()
+        .filter_map(|(name, limit, used)| {
+            limit.map(|l| format!("{name} {}/{l}", l.saturating_sub(used)))
+        })
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
+/// How the state reacts: breaker threshold and cooldowns, the cooling of a quota error with no reset.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StateSettings {
+    /// Wait hints up to this long are retried, longer ones cool the provider (`LLM_MAX_RETRY_WAIT`).
+    pub max_retry_wait: Duration,
+    /// Consecutive provider-health failures that open the breaker (`LLM_BREAKER_FAILURES`, default 3).
+    pub breaker_failures: u32,
+    /// The first open period; it doubles while the provider keeps failing (`LLM_BREAKER_COOLDOWN`,
+    /// default 30 s).
+    pub breaker_cooldown: Duration,
+    /// The longest open period (10 minutes).
+    pub breaker_max_cooldown: Duration,
+    /// How long a half-open probe holds the provider for itself before another may probe.
+    pub probe_hold: Duration,
+    /// How long a quota or credits error with no reset time cools the provider
+    /// (`LLM_QUOTA_COOLDOWN`, default 1 h).
+    pub quota_cooldown: Duration,
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        Self {
+            max_retry_wait: Duration::from_secs(2),
+            breaker_failures: 3,
+            breaker_cooldown: Duration::from_secs(30),
+            breaker_max_cooldown: Duration::from_secs(600),
+            probe_hold: Duration::from_secs(120),
+            quota_cooldown: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What the state says before an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go ahead (a request slot is taken from the budgets).
+    Go,
+    /// Go ahead as the one half-open probe of an open breaker.
+    Probe,
+    /// Do not call it.
+    Skip(Skip),
+}
+
+/// What an attempt did, as the state sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Report<'a> {
+    /// It answered.
+    Success,
+    /// It failed.
+    Failure(&'a Error),
+    /// Tokens used by an answer.
+    Tokens(u64),
+}
+
+/// Kinds that say the provider is unwell (not the request's own fault).
+fn is_health_failure(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::ServerError
+            | ErrorKind::Overloaded
+            | ErrorKind::Timeout
+            | ErrorKind::Network
+            | ErrorKind::StreamTruncated
+    )
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl ProviderState {
+    /// The verdict at `now_ms` for a provider whose key has fingerprint `key`. `force` lets an open
+    /// breaker through (the one probe of a fully open chain). Takes a request slot on `Go`/`Probe`.
+    pub fn check(
+        &mut self,
+        now_ms: u64,
+        key: u64,
+        budget: &Budget,
+        settings: &StateSettings,
+        force: bool,
+    ) -> Verdict {
+        if let Some(failed) = self.auth_failed_key {
+            if failed == key {
+                return Verdict::Skip(Skip {
+                    reason: SkipReason::AuthFailed,
+                    until_ms: None,
+                });
+            }
+            // A new key deserves a new chance.
+            self.auth_failed_key = None;
+        }
+        if let Some(until) = self.cooling_until_ms.filter(|&u| u > now_ms) {
+            let source = self.cooling_source.clone().unwrap_or_default();
+            return Verdict::Skip(Skip {
+                reason: SkipReason::Cooling { source },
+                until_ms: Some(until),
+            });
+        }
+        let probe = match self.breaker(now_ms, force) {
+            Ok(probe) => probe,
+            Err(skip) => return Verdict::Skip(skip),
+        };
+        if let Some(skip) = self.over_budget(now_ms, budget) {
+            return Verdict::Skip(skip);
+        }
+        if probe {
+            self.probe_until_ms = Some(now_ms + ms(settings.probe_hold));
+        }
+        self.minute.at(now_ms, MINUTE_MS).requests += 1;
+        self.day.at(now_ms, DAY_MS).requests += 1;
+        if probe { Verdict::Probe } else { Verdict::Go }
+    }
+
+    /// `Ok(false)` when closed, `Ok(true)` when this call is the half-open probe, else the skip.
+    fn breaker(&self, now_ms: u64, force: bool) -> Result<bool, Skip> {
+        let Some(open_until) = self.open_until_ms else {
+            return Ok(false);
+        };
+        let open = Skip {
+            reason: SkipReason::CircuitOpen,
+            until_ms: Some(open_until),
+        };
+        if now_ms < open_until && !force {
+            return Err(open);
+        }
+        match self.probe_until_ms {
+            Some(until) if until > now_ms => Err(Skip {
+                until_ms: Some(until),
+                ..open
+            }),
+            _ => Ok(true),
+        }
+    }
+
+    /// The first spent budget, with when its window ends.
+    fn over_budget(&mut self, now_ms: u64, budget: &Budget) -> Option<Skip> {
+        let minute_end = (now_ms / MINUTE_MS + 1) * MINUTE_MS;
+        let day_end = (now_ms / DAY_MS + 1) * DAY_MS;
+        let minute = *self.minute.at(now_ms, MINUTE_MS);
+        let day = *self.day.at(now_ms, DAY_MS);
+        let limits = [
+            ("RPM", budget.rpm, minute.requests, minute_end),
+            ("TPM", budget.tpm, minute.tokens, minute_end),
+            ("RPD", budget.rpd, day.requests, day_end),
+            ("TPD", budget.tpd, day.tokens, day_end),
+        ];
+        limits
+            .into_iter()
+            .find(|(_, limit, used, _)| limit.is_some_and(|l| *used >= l))
+            .map(|(name, limit, _, end)| Skip {
+                reason: SkipReason::Budget {
+                    setting: format!("{}_{name}={}", budget.prefix, limit.unwrap_or(0)),
+                },
+                until_ms: Some(end),
+            })
+    }
+
+    /// Takes in what an attempt did at `now_ms`, by a provider whose key has fingerprint `key`.
+    pub fn record(&mut self, report: Report<'_>, now_ms: u64, key: u64, settings: &StateSettings) {
+        match report {
+            Report::Success => {
+                self.failures = 0;
+                self.opened = 0;
+                self.open_until_ms = None;
+                self.probe_until_ms = None;
+            }
+            Report::Tokens(tokens) => {
+                self.minute.at(now_ms, MINUTE_MS).tokens += tokens;
+                self.day.at(now_ms, DAY_MS).tokens += tokens;
+            }
+            Report::Failure(error) => self.record_failure(error, now_ms, key, settings),
+        }
+    }
+
+    fn record_failure(&mut self, error: &Error, now_ms: u64, key: u64, settings: &StateSettings) {
+        let kind = error.kind();
+        let probing = self.probe_until_ms.take().is_some();
+        match (kind, error.retry_after()) {
+            (ErrorKind::RateLimit | ErrorKind::QuotaExhausted, Some(wait))
+                if wait > settings.max_retry_wait =>
+            {
+                self.cool(now_ms + ms(wait), "Retry-After");
+            }
+            (ErrorKind::QuotaExhausted, None) => {
+                self.cool(now_ms + ms(settings.quota_cooldown), "quota");
+            }
+            (ErrorKind::Auth, _) => self.auth_failed_key = Some(key),
+            _ => {}
+        }
+        if !is_health_failure(kind) {
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        // An open breaker grows only when its probe fails, not with each late failure of calls that
+        // were already in flight when it opened.
+        let closed = self.open_until_ms.is_none();
+        if probing || (closed && self.failures >= settings.breaker_failures) {
+            let doubling = 1_u32 << self.opened.min(16);
+            let cooldown = settings
+                .breaker_cooldown
+                .saturating_mul(doubling)
+                .min(settings.breaker_max_cooldown);
+            self.opened = self.opened.saturating_add(1);
+            self.open_until_ms = Some(now_ms + ms(cooldown));
+        }
+    }
+
+    fn cool(&mut self, until_ms: u64, source: &str) {
+        if self.cooling_until_ms.is_none_or(|u| u < until_ms) {
+            self.cooling_until_ms = Some(until_ms);
+            self.cooling_source = Some(source.to_owned());
+        }
+    }
+
+    /// One line for `cascade providers`: `ok`, `cooling until 14:05:12 (Retry-After)`,
+    /// `circuit open until …`, `circuit half-open`, `auth failed: …` (for the key with fingerprint
+    /// `key`).
+    pub fn describe(&self, now_ms: u64, key: u64) -> String {
+        if self.auth_failed_key == Some(key) {
+            return Skip {
+                reason: SkipReason::AuthFailed,
+                until_ms: None,
+            }
+            .to_string();
+        }
+        if let Some(until) = self.cooling_until_ms.filter(|&u| u > now_ms) {
+            let source = self.cooling_source.clone().unwrap_or_default();
+            return Skip {
+                reason: SkipReason::Cooling { source },
+                until_ms: Some(until),
+            }
+            .to_string();
+        }
+        match (self.breaker_state(now_ms), self.open_until_ms) {
+            ("open", until) => Skip {
+                reason: SkipReason::CircuitOpen,
+                until_ms: until,
+            }
+            .to_string(),
+            ("half-open", _) => "circuit half-open (the next call probes)".to_owned(),
+            _ if self.failures > 0 => format!("ok ({} failures in a row)", self.failures),
+            _ => "ok".to_owned(),
+        }
+    }
+
+    /// Whether the breaker is open at `now_ms` (`closed`, `open`, `half-open`), for display.
+    pub fn breaker_state(&self, now_ms: u64) -> &'static str {
+        match self.open_until_ms {
+            None => "closed",
+            Some(until) if until > now_ms => "open",
+            Some(_) => "half-open",
+        }
+    }
+}
+
+/// The time the state runs on: the wall clock at start plus tokio's monotonic time since (so tests on a
+/// paused clock are deterministic), plus an offset.
+#[derive(Debug, Clone, Copy)]
+pub struct StateClock {
+    start_ms: u64,
+    start: tokio::time::Instant,
+}
+
+impl StateClock {
+    /// The system clock shifted by `offset_ms` (the CLI's test-only `LLM_STATE_CLOCK_OFFSET`).
+    pub fn with_offset(offset_ms: i64) -> Self {
+        let wall = ms(SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default());
+        Self {
+            start_ms: wall.saturating_add_signed(offset_ms),
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Now, in milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.start_ms + ms(self.start.elapsed())
+    }
+}
+
+impl Default for StateClock {
+    fn default() -> Self {
+        Self::with_offset(0)
+    }
+}
+
+/// The engine's view of provider state: the store, the settings, each provider's budget and key
+/// fingerprint, and the clock.
+#[derive(Clone)]
+pub(crate) struct States {
+    store: Arc<dyn StateStore>,
+    settings: Arc<StateSettings>,
+    budgets: Arc<HashMap<String, Budget>>,
+    keys: Arc<HashMap<String, u64>>,
+    clock: StateClock,
+}
+
+impl Default for States {
+    fn default() -> Self {
+        Self {
+            store: Arc::new(MemoryStore::default()),
+            settings: Arc::default(),
+            budgets: Arc::default(),
+            keys: Arc::default(),
+            clock: StateClock::default(),
+        }
+    }
+}
+
+/// The store key of a provider and model.
+pub(crate) fn state_key(provider: &str, model: &str) -> String {
+    format!("{provider}/{model}")
+}
+
+impl States {
+    /// The state of the providers in `registry`, configured from `env`.
+    pub(crate) fn from_env(
+        env: &dyn EnvSource,
+        registry: &Registry,
+        max_retry_wait: Duration,
+    ) -> Result<Self, Error> {
+        let mut settings = StateSettings {
+            max_retry_wait,
+            ..StateSettings::default()
+        };
+        if let Some(n) = number(env, "LLM_BREAKER_FAILURES")? {
+            settings.breaker_failures = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(secs) = number(env, "LLM_BREAKER_COOLDOWN_SECS")? {
+            settings.breaker_cooldown = Duration::from_secs(secs);
+        }
+        if let Some(secs) = number(env, "LLM_QUOTA_COOLDOWN_SECS")? {
+            settings.quota_cooldown = Duration::from_secs(secs);
+        }
+        let mut budgets = HashMap::new();
+        let mut keys = HashMap::new();
+        for registration in registry.iter() {
+            let budget = Budget::from_env(env, registration.env_prefix)?;
+            budgets.insert(registration.id.to_owned(), budget);
+            let key = registration
+                .key_env
+                .iter()
+                .find_map(|name| env.non_empty(name).ok().flatten());
+            keys.insert(registration.id.to_owned(), fingerprint(key.as_deref()));
+        }
+        Ok(Self {
+            settings: Arc::new(settings),
+            budgets: Arc::new(budgets),
+            keys: Arc::new(keys),
+            ..Self::default()
+        })
+    }
+
+    /// Replaces the store.
+    pub(crate) fn set_store(&mut self, store: Arc<dyn StateStore>) {
+        self.store = store;
+    }
+
+    /// Replaces the clock.
+    pub(crate) fn set_clock(&mut self, clock: StateClock) {
+        self.clock = clock;
+    }
+
+    /// Sets the longest honoured wait hint (shorter hints are retried, not remembered).
+    pub(crate) fn set_max_retry_wait(&mut self, wait: Duration) {
+        Arc::make_mut(&mut self.settings).max_retry_wait = wait;
+    }
+
+    /// The clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// The verdict for `provider`/`model` now; `force` lets an open breaker through as a probe.
+    pub(crate) async fn check(&self, provider: &str, model: &str, force: bool) -> Verdict {
+        let now = self.clock.now_ms();
+        let key = self.keys.get(provider).copied().unwrap_or_default();
+        let empty = Budget::default();
+        let budget = self.budgets.get(provider).unwrap_or(&empty);
+        let settings = &self.settings;
+        let mut verdict = Verdict::Go;
+        self.store
+            .modify(&state_key(provider, model), &mut |state| {
+                verdict = state.check(now, key, budget, settings, force);
+            })
+            .await;
+        verdict
+    }
+
+    /// Takes in what an attempt at `provider`/`model` did.
+    pub(crate) async fn report(&self, provider: &str, model: &str, report: Report<'_>) {
+        let now = self.clock.now_ms();
+        let key = self.keys.get(provider).copied().unwrap_or_default();
+        let settings = &self.settings;
+        self.store
+            .modify(&state_key(provider, model), &mut |state| {
+                state.record(report, now, key, settings);
+            })
+            .await;
+    }
+
+    /// A copy of the state of `provider`/`model`.
+    pub(crate) async fn get(&self, provider: &str, model: &str) -> ProviderState {
+        let mut copy = ProviderState::default();
+        self.store
+            .modify(&state_key(provider, model), &mut |state| {
+                copy = state.clone();
+            })
+            .await;
+        copy
+    }
+
+    /// The budget of `provider`, when one is set.
+    pub(crate) fn budget(&self, provider: &str) -> Option<&Budget> {
+        self.budgets.get(provider)
+    }
+}
+
+/// A fingerprint of a key (a hash: the key itself is never stored). 0 for no key.
+pub fn fingerprint(key: Option<&str>) -> u64 {
+    let Some(key) = key else { return 0 };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn number(env: &dyn EnvSource, name: &str) -> Result<Option<u64>, Error> {
+    env.non_empty(name)?
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                Error::config(format!("{name}: `{v}` is not a whole number (e.g. `30`)"))
+            })
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests;

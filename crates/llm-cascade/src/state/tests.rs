@@ -1,0 +1,144 @@
+use super::*;
+
+const KEY: u64 = 7;
+
+fn settings() -> StateSettings {
+    StateSettings::default()
+}
+
+fn check(state: &mut ProviderState, now: u64) -> Verdict {
+    state.check(now, KEY, &Budget::default(), &settings(), false)
+}
+
+fn fail(state: &mut ProviderState, error: &Error, now: u64) {
+    state.record(Report::Failure(error), now, KEY, &settings());
+}
+
+#[test]
+fn a_long_retry_after_cools_the_provider_until_then() {
+    let mut state = ProviderState::default();
+    let error =
+        Error::new(ErrorKind::RateLimit, "429").with_retry_after(Some(Duration::from_secs(600)));
+    fail(&mut state, &error, 1_000);
+    let Verdict::Skip(skip) = check(&mut state, 2_000) else {
+        panic!("expected a skip");
+    };
+    assert_eq!(skip.until_ms, Some(601_000));
+    assert_eq!(skip.to_string(), "cooling until 00:10:01 (Retry-After)");
+    assert_eq!(check(&mut state, 601_000), Verdict::Go);
+    // A short hint is retried within the call, not remembered.
+    let mut state = ProviderState::default();
+    let short =
+        Error::new(ErrorKind::RateLimit, "429").with_retry_after(Some(Duration::from_secs(1)));
+    fail(&mut state, &short, 1_000);
+    assert_eq!(check(&mut state, 1_001), Verdict::Go);
+}
+
+#[test]
+fn a_quota_error_without_reset_cools_for_the_configured_time() {
+    let mut state = ProviderState::default();
+    fail(
+        &mut state,
+        &Error::new(ErrorKind::QuotaExhausted, "no credits"),
+        0,
+    );
+    assert!(matches!(check(&mut state, 3_599_999), Verdict::Skip(_)));
+    assert_eq!(check(&mut state, 3_600_000), Verdict::Go);
+}
+
+#[test]
+fn the_breaker_opens_probes_once_and_closes_on_success() {
+    let mut state = ProviderState::default();
+    let down = Error::new(ErrorKind::ServerError, "500");
+    // A request's own fault does not count.
+    fail(&mut state, &Error::new(ErrorKind::InvalidRequest, "400"), 0);
+    fail(&mut state, &down, 0);
+    fail(&mut state, &down, 0);
+    assert_eq!(check(&mut state, 1), Verdict::Go);
+    fail(&mut state, &down, 1);
+    let Verdict::Skip(skip) = check(&mut state, 2) else {
+        panic!("expected the breaker open");
+    };
+    assert_eq!(skip.reason, SkipReason::CircuitOpen);
+    assert_eq!(skip.until_ms, Some(30_001));
+    // After the cooldown: exactly one probe.
+    assert_eq!(check(&mut state, 30_001), Verdict::Probe);
+    assert!(matches!(check(&mut state, 30_002), Verdict::Skip(_)));
+    // The probe fails: open again, for twice as long.
+    fail(&mut state, &down, 30_010);
+    assert_eq!(state.open_until_ms, Some(90_010));
+    assert_eq!(check(&mut state, 90_010), Verdict::Probe);
+    state.record(Report::Success, 90_020, KEY, &settings());
+    assert_eq!(state.breaker_state(90_020), "closed");
+    assert_eq!(check(&mut state, 90_021), Verdict::Go);
+}
+
+#[test]
+fn a_fully_open_chain_forces_one_probe() {
+    let mut state = ProviderState::default();
+    let down = Error::new(ErrorKind::Timeout, "slow");
+    for _ in 0..3 {
+        fail(&mut state, &down, 0);
+    }
+    let forced = state.check(1, KEY, &Budget::default(), &settings(), true);
+    assert_eq!(forced, Verdict::Probe);
+    assert!(matches!(
+        state.check(2, KEY, &Budget::default(), &settings(), true),
+        Verdict::Skip(_)
+    ));
+}
+
+#[test]
+fn an_auth_failure_disables_the_key_until_it_changes() {
+    let mut state = ProviderState::default();
+    fail(&mut state, &Error::new(ErrorKind::Auth, "401"), 0);
+    let Verdict::Skip(skip) = check(&mut state, 1_000_000_000) else {
+        panic!("expected the key disabled");
+    };
+    assert_eq!(skip.reason, SkipReason::AuthFailed);
+    let other = state.check(1, KEY + 1, &Budget::default(), &settings(), false);
+    assert_eq!(other, Verdict::Go);
+    assert_ne!(
+        fingerprint(Some("canary-key-0000-DO-NOT-LEAK")),
+        fingerprint(Some("canary-key-0001"))
+    );
+}
+
+#[test]
+fn budgets_count_requests_and_tokens_per_window() {
+    let budget = Budget {
+        prefix: "GROQ".to_owned(),
+        rpm: Some(2),
+        tpd: Some(100),
+        ..Budget::default()
+    };
+    let mut state = ProviderState::default();
+    let s = settings();
+    assert_eq!(state.check(0, KEY, &budget, &s, false), Verdict::Go);
+    assert_eq!(state.check(1, KEY, &budget, &s, false), Verdict::Go);
+    let Verdict::Skip(skip) = state.check(2, KEY, &budget, &s, false) else {
+        panic!("expected the budget spent");
+    };
+    assert_eq!(skip.to_string(), "budget (GROQ_RPM=2) until 00:01:00");
+    assert_eq!(state.check(60_000, KEY, &budget, &s, false), Verdict::Go);
+    state.record(Report::Tokens(100), 60_001, KEY, &s);
+    let Verdict::Skip(skip) = state.check(120_000, KEY, &budget, &s, false) else {
+        panic!("expected the token budget spent");
+    };
+    assert_eq!(skip.until_ms, Some(DAY_MS));
+}
+
+#[test]
+fn skips_serialise_with_reason_and_until() {
+    let skip = Skip {
+        reason: SkipReason::Cooling {
+            source: "Retry-After".to_owned(),
+        },
+        until_ms: Some(5),
+    };
+    let json = serde_json::to_value(&skip).expect("json");
+    assert_eq!(
+        json,
+        serde_json::json!({"reason": "cooling", "source": "Retry-After", "until_ms": 5})
+    );
+}

@@ -1,0 +1,56 @@
+//! Provider state remembered across `cascade` runs (the `provider_state` table of the usage database).
+
+use crate::harness::{cascade_in, fast, order, provider, serve};
+
+const OPENAI_ROUTE: &str = "/v1/chat/completions";
+const GROQ_ROUTE: &str = "/openai/v1/chat/completions";
+
+#[tokio::test]
+async fn a_long_rate_limit_is_remembered_by_the_next_run_until_it_has_passed() {
+    // Called by the first run and by the third, never by the second.
+    let openai = serve("openai", "error.429.rate_limit", OPENAI_ROUTE, 2).await;
+    let groq = serve("groq", "chat.success", GROQ_ROUTE, 3).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut env = fast();
+    env.extend(provider("OPENAI", format!("{}/v1", openai.uri())));
+    env.extend(provider("GROQ", format!("{}/openai/v1", groq.uri())));
+    env.push(order("openai,groq"));
+
+    let first = cascade_in(dir.path(), &["ask", "--json", "hi"], &env, None).await;
+    assert_eq!(first.code, Some(0), "stderr: {}", first.stderr);
+    assert_eq!(first.json()["attempts"][0]["outcome"], "rate_limit");
+
+    let second = cascade_in(dir.path(), &["ask", "--json", "hi"], &env, None).await;
+    assert_eq!(second.code, Some(0), "stderr: {}", second.stderr);
+    let json = second.json();
+    assert_eq!(json["attempts"][0]["provider"], "openai");
+    assert_eq!(json["attempts"][0]["outcome"], "skipped");
+    assert_eq!(json["attempts"][0]["skip"]["reason"], "cooling");
+    assert_eq!(json["attempts"][0]["skip"]["source"], "Retry-After");
+    let requests = openai.received_requests().await.expect("recording");
+    assert_eq!(requests.len(), 1, "the cooling provider was not called");
+
+    // A minute later (the test-only clock offset), the wait has passed: openai is asked again.
+    env.push(("LLM_STATE_CLOCK_OFFSET_SECS".to_owned(), "60".to_owned()));
+    let third = cascade_in(dir.path(), &["ask", "--json", "hi"], &env, None).await;
+    assert_eq!(third.code, Some(0), "stderr: {}", third.stderr);
+    assert_eq!(third.json()["attempts"][0]["outcome"], "rate_limit");
+
+    // `cascade providers` shows the remembered state.
+    let providers = cascade_in(dir.path(), &["providers", "--json"], &env, None).await;
+    assert_eq!(providers.code, Some(0), "stderr: {}", providers.stderr);
+    let rows = providers.json();
+    let openai_row = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["id"] == "openai")
+        .expect("openai row")
+        .clone();
+    assert!(
+        openai_row["state"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("cooling until")),
+        "{openai_row}"
+    );
+}
