@@ -3,6 +3,7 @@
 mod ask;
 mod chat;
 mod harness;
+mod local;
 mod native;
 mod pull;
 mod stats;

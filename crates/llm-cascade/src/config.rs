@@ -56,6 +56,8 @@ pub struct CascadeConfig {
     /// When a local provider may download its model (`LLM_LOCAL_PULL`, default last-resort; never on
     /// serverless platforms).
     pub local_pull: LocalPull,
+    /// Privacy mode (`LLM_PRIVATE`, default false): only local providers are ever called.
+    pub private: bool,
 }
 
 impl Default for CascadeConfig {
@@ -72,6 +74,7 @@ impl Default for CascadeConfig {
             max_tokens: None,
             auto_fallback: true,
             local_pull: LocalPull::LastResort,
+            private: false,
         }
     }
 }
@@ -120,6 +123,7 @@ impl CascadeConfig {
         if let Some(pull) = read(env, "LLM_LOCAL_PULL", parse_local_pull)? {
             config.local_pull = pull;
         }
+        config.private = private_mode(env)?;
         if let Some((marker, _)) = env.first_of(&SERVERLESS_MARKERS) {
             tracing::debug!(
                 marker,
@@ -148,6 +152,15 @@ fn parse_local_pull(text: &str) -> Result<LocalPull, String> {
         "eager" | "always" => Ok(LocalPull::Eager),
         _ => Err(format!("`{text}` is not one of never, last-resort, eager")),
     }
+}
+
+/// Whether privacy mode is on (`LLM_PRIVATE=true`): only local providers (`local: true` in their
+/// registration: Ollama, LM Studio, the embedded model) are ever called; cloud keys are ignored.
+///
+/// # Errors
+/// A config error when `LLM_PRIVATE` is not a boolean.
+pub fn private_mode(env: &dyn EnvSource) -> Result<bool, Error> {
+    Ok(read(env, "LLM_PRIVATE", parse_bool)?.unwrap_or(false))
 }
 
 /// Other spellings users have for provider ids.
@@ -187,7 +200,8 @@ fn parse_id(name: &str, known: &[&'static str], var: &str) -> Result<&'static st
 /// The order providers are tried in, before filtering by configuration.
 ///
 /// `LLM_FALLBACK_ORDER` (alias `AI_FALLBACK_ORDER`) or the default cheapest-first order; ids not compiled
-/// in are dropped; `LLM_DEFAULT_PROVIDER` moves one provider to the front.
+/// in are dropped; `LLM_DEFAULT_PROVIDER` moves one provider to the front; in privacy mode
+/// (`LLM_PRIVATE`) only local providers remain.
 ///
 /// # Errors
 /// A config error naming the valid ids when an id is unknown.
@@ -215,7 +229,8 @@ pub fn provider_order(
         order.retain(|id| *id != first);
         order.insert(0, first);
     }
-    order.retain(|id| registry.get(id).is_some());
+    let private = private_mode(env)?;
+    order.retain(|id| registry.get(id).is_some_and(|r| r.local || !private));
     Ok(order)
 }
 

@@ -352,6 +352,11 @@ impl Cascade {
             // Only local servers were in the chain and none runs: a fresh machine with no keys.
             report.hint = format!("{} {}", report.hint, self.setup_hint);
         }
+        if self.config.private {
+            report.message.push_str(
+                " (privacy mode is on: LLM_PRIVATE=true, so only local providers were tried)",
+            );
+        }
         error!(category = %report.category, attempts = report.attempts.len(), "{}", report.message);
         Err(report)
     }
@@ -521,6 +526,12 @@ fn pinned_id(registry: &Registry, env: &dyn EnvSource, id: &str) -> Result<&'sta
             registry.ids().join(", ")
         )));
     };
+    if !registration.local && crate::config::private_mode(env)? {
+        return Err(Error::config(format!(
+            "privacy mode is on (LLM_PRIVATE=true): {id} is a cloud provider and is never called"
+        ))
+        .with_provider(id));
+    }
     if !registration.is_configured(env) {
         return Err(Error::config(format!(
             "{id} is not configured: set {}",

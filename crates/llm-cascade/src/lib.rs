@@ -8,7 +8,7 @@ mod report;
 mod stats;
 mod stream;
 
-pub use config::{CascadeConfig, LocalPull, SERVERLESS_MARKERS, provider_order};
+pub use config::{CascadeConfig, LocalPull, SERVERLESS_MARKERS, private_mode, provider_order};
 pub use engine::{Cascade, CascadeBuilder};
 pub use llm_core::{
     Category, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, FinishReason,

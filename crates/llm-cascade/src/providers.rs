@@ -14,6 +14,8 @@ use llm_provider_gemini as _;
 use llm_provider_groq as _;
 #[cfg(feature = "provider-lmstudio")]
 use llm_provider_lmstudio as _;
+#[cfg(feature = "provider-local")]
+use llm_provider_local as _;
 #[cfg(feature = "provider-mistral")]
 use llm_provider_mistral as _;
 #[cfg(feature = "provider-ollama")]
@@ -47,10 +49,12 @@ pub const ENABLED: &[&str] = &[
     "deepseek",
     #[cfg(feature = "provider-anthropic")]
     "anthropic",
+    #[cfg(feature = "provider-local")]
+    "local",
 ];
 
-/// The default order, cheapest first: local, free cloud tiers, paid.
-pub const DEFAULT_ORDER: [&str; 10] = [
+/// The default order, cheapest first: local servers, free cloud tiers, paid; the embedded model last.
+pub const DEFAULT_ORDER: [&str; 11] = [
     "ollama",
     "lmstudio",
     "groq",
@@ -61,4 +65,5 @@ pub const DEFAULT_ORDER: [&str; 10] = [
     "openai",
     "deepseek",
     "anthropic",
+    "local",
 ];
