@@ -39,14 +39,7 @@ fn fresh(model: &std::path::Path) -> Vec<(String, String)> {
     env
 }
 
-const QUESTION: [&str; 6] = [
-    "ask",
-    "--json",
-    "--temperature",
-    "0",
-    "--max-tokens",
-    "48",
-];
+const QUESTION: [&str; 6] = ["ask", "--json", "--temperature", "0", "--max-tokens", "48"];
 
 fn ask(question: &str) -> Vec<&str> {
     let mut args = QUESTION.to_vec();
@@ -93,7 +86,13 @@ async fn failing_cloud_providers_fall_through_to_the_embedded_model() {
     run.assert_no_key();
     let json = run.json();
     assert_eq!(json["provider"], "local");
-    assert!(!json["content"].as_str().unwrap_or_default().trim().is_empty());
+    assert!(
+        !json["content"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .is_empty()
+    );
     let failed: Vec<_> = json["attempts"]
         .as_array()
         .expect("attempts")
@@ -154,7 +153,10 @@ async fn privacy_mode_fails_rather_than_call_the_cloud_and_says_why() {
         .iter()
         .map(|a| a["provider"].clone())
         .collect();
-    assert_eq!(tried, vec![json!("ollama"), json!("lmstudio"), json!("local")]);
+    assert_eq!(
+        tried,
+        vec![json!("ollama"), json!("lmstudio"), json!("local")]
+    );
 
     let pinned = cascade(&["ask", "--json", "--provider", "groq", "hi"], &env).await;
     assert_eq!(pinned.code, Some(2), "stdout: {}", pinned.stdout);
@@ -172,7 +174,8 @@ async fn providers_says_privacy_mode_is_on_and_shows_the_model_file() {
     let run = cascade(&["providers"], &env).await;
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     assert!(
-        run.stdout.starts_with("privacy mode is on (LLM_PRIVATE=true)"),
+        run.stdout
+            .starts_with("privacy mode is on (LLM_PRIVATE=true)"),
         "{}",
         run.stdout
     );

@@ -344,12 +344,13 @@ impl Cascade {
             }
         }
         let mut report = CascadeError::exhausted(std::mem::take(&mut call.attempts), stop.as_ref());
+        let local = |id: &str| self.providers.iter().any(|p| p.id() == id && p.is_local());
         if report
             .attempts
             .iter()
-            .all(|a| a.outcome == Outcome::Failed(ErrorKind::NotRunning))
+            .all(|a| a.outcome == Outcome::Failed(ErrorKind::NotRunning) || local(&a.provider))
         {
-            // Only local servers were in the chain and none runs: a fresh machine with no keys.
+            // Only local providers were in the chain and none answered: a fresh machine with no keys.
             report.hint = format!("{} {}", report.hint, self.setup_hint);
         }
         if self.config.private {

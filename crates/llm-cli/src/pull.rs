@@ -73,8 +73,10 @@ async fn pull_local(_args: &PullArgs, _env: &dyn EnvSource) -> u8 {
 #[cfg(any(feature = "provider-ollama", feature = "provider-local"))]
 fn progress(bar: &indicatif::ProgressBar, json: bool, event: &llm_cascade::Progress) {
     if json {
-        crate::output::print_json(&serde_json::json!({"type": "progress", "status": event.status,
-            "completed": event.completed, "total": event.total}));
+        crate::output::print_json(
+            &serde_json::json!({"type": "progress", "status": event.status,
+            "completed": event.completed, "total": event.total}),
+        );
     } else {
         show(bar, event);
     }

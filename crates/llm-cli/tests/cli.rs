@@ -97,7 +97,8 @@ fn providers_lists_every_compiled_in_provider_without_network() {
             "mistral",
             "openai",
             "deepseek",
-            "anthropic"
+            "anthropic",
+            "local"
         ]
     );
     let groq = &rows[2];

@@ -75,7 +75,11 @@ async fn main() {
         .then(|_| answer(&local))
         .collect()
         .await;
-    let ttft = median(runs.iter().map(|r| r.first_token.as_secs_f64() * 1e3).collect());
+    let ttft = median(
+        runs.iter()
+            .map(|r| r.first_token.as_secs_f64() * 1e3)
+            .collect(),
+    );
     let rate = median(
         runs.iter()
             .map(|r| (r.tokens.saturating_sub(1)) as f64 / (r.total - r.first_token).as_secs_f64())

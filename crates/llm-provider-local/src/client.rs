@@ -15,10 +15,10 @@ use llm_core::{
 };
 use tokio::sync::mpsc;
 
+use crate::ID;
 use crate::config::LocalConfig;
 use crate::download::{self, ModelDownload};
 use crate::model::{Engine, Params};
-use crate::ID;
 
 /// Events buffered between the model thread and the caller's stream.
 const EVENT_BUFFER: usize = 64;
@@ -123,10 +123,7 @@ impl Local {
         };
         Error::new(
             ErrorKind::ModelNotFound,
-            format!(
-                "the model file {} is not there: {advice}",
-                path.display()
-            ),
+            format!("the model file {} is not there: {advice}", path.display()),
         )
         .with_provider(ID)
     }
@@ -178,8 +175,10 @@ impl Local {
             ))),
             Err(TrySendError::Disconnected(_)) => {
                 queues.remove(path);
-                Err(Error::new(ErrorKind::ServerError, "the local model's thread stopped")
-                    .with_provider(ID))
+                Err(
+                    Error::new(ErrorKind::ServerError, "the local model's thread stopped")
+                        .with_provider(ID),
+                )
             }
         }
     }

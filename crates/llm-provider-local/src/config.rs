@@ -110,7 +110,9 @@ impl LocalConfig {
             .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
         let file = repo_file(&model)?;
         let resolve_url = resolve_url(&model)?;
-        let url = env.non_empty("LOCAL_MODEL_URL").unwrap_or(resolve_url.clone());
+        let url = env
+            .non_empty("LOCAL_MODEL_URL")
+            .unwrap_or(resolve_url.clone());
         let sha256 = match env.non_empty("LOCAL_MODEL_SHA256") {
             Some(hash) => Some(parse_sha256(&hash)?),
             // A pinned hash belongs to one file from one place: never to another URL's file.
@@ -182,8 +184,10 @@ pub(crate) fn parse_sha256(text: &str) -> Result<String, Error> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn duration(env: &dyn EnvSource, var: &str, default: Duration) -> Result<Duration, Error> {
@@ -257,7 +261,12 @@ mod tests {
         let config = LocalConfig::from_env(&MapEnv::new()).expect("config");
         assert_eq!(config.model_path, None);
         let config = LocalConfig::from_env(&MapEnv::new().with("HOME", "/h")).expect("config");
-        assert!(config.model_path.expect("path").ends_with("smollm2-360m-instruct-q8_0.gguf"));
+        assert!(
+            config
+                .model_path
+                .expect("path")
+                .ends_with("smollm2-360m-instruct-q8_0.gguf")
+        );
     }
 
     #[test]

@@ -69,7 +69,11 @@ pub async fn fetch(job: &ModelDownload, progress: ProgressSink<'_>) -> Result<()
     }
     let dir = job.dest.parent().unwrap_or_else(|| Path::new("."));
     tokio::fs::create_dir_all(dir).await.map_err(|e| {
-        failed(job, ErrorKind::Config, &format!("cannot create {}: {e}", dir.display()))
+        failed(
+            job,
+            ErrorKind::Config,
+            &format!("cannot create {}: {e}", dir.display()),
+        )
     })?;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -87,7 +91,11 @@ pub async fn fetch(job: &ModelDownload, progress: ProgressSink<'_>) -> Result<()
         }
         return receive(job, response, offset, linked_hash, progress).await;
     }
-    Err(failed(job, ErrorKind::ServerError, "the server rejected every byte range"))
+    Err(failed(
+        job,
+        ErrorKind::ServerError,
+        "the server rejected every byte range",
+    ))
 }
 
 /// Sends the GET (with `Range` when resuming), following redirects by hand; returns the final
@@ -125,7 +133,10 @@ async fn get(
     Err(failed(job, ErrorKind::ServerError, "too many redirects"))
 }
 
-fn check_status(job: &ModelDownload, response: reqwest::Response) -> Result<reqwest::Response, Error> {
+fn check_status(
+    job: &ModelDownload,
+    response: reqwest::Response,
+) -> Result<reqwest::Response, Error> {
     let status = response.status();
     if status.is_success() || status == StatusCode::RANGE_NOT_SATISFIABLE {
         return Ok(response);
@@ -136,14 +147,21 @@ fn check_status(job: &ModelDownload, response: reqwest::Response) -> Result<reqw
         500..=599 => ErrorKind::ServerError,
         _ => ErrorKind::Network,
     };
-    Err(failed(job, kind, &format!("the server answered HTTP {status}")).with_status(status.as_u16()))
+    Err(
+        failed(job, kind, &format!("the server answered HTTP {status}"))
+            .with_status(status.as_u16()),
+    )
 }
 
 /// A sha256 from a header, when the header holds one (Hugging Face: `X-Linked-Etag` for large files,
 /// `ETag` for files served directly); other ETags (md5, opaque) are not hashes we can check.
 fn header_hash(response: &reqwest::Response, name: &str) -> Option<String> {
     let raw = response.headers().get(name)?.to_str().ok()?;
-    let hash = raw.trim().trim_start_matches("W/").trim_matches('"').to_ascii_lowercase();
+    let hash = raw
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_ascii_lowercase();
     (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hash)
 }
 
@@ -160,7 +178,12 @@ fn total_size(response: &reqwest::Response, offset: u64) -> Option<u64> {
 /// The byte a 206 answer starts at (`bytes a-b/total`).
 fn range_start(response: &reqwest::Response) -> Option<u64> {
     let header = response.headers().get(CONTENT_RANGE)?.to_str().ok()?;
-    header.strip_prefix("bytes ")?.split('-').next()?.parse().ok()
+    header
+        .strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
 }
 
 async fn receive(
@@ -172,7 +195,8 @@ async fn receive(
 ) -> Result<(), Error> {
     let part = job.partial_path();
     // A 200 to a ranged request (or a 206 from elsewhere) starts the file over.
-    let resumed = response.status() == StatusCode::PARTIAL_CONTENT && range_start(&response) == Some(offset);
+    let resumed =
+        response.status() == StatusCode::PARTIAL_CONTENT && range_start(&response) == Some(offset);
     let offset = if resumed { offset } else { 0 };
     let total = total_size(&response, offset);
     let expected = job
@@ -214,12 +238,20 @@ async fn receive(
         if done - offset + chunk.len() as u64 > room {
             drop(file);
             remove(&part).await;
-            return Err(failed(job, ErrorKind::Config, &format!("not enough disk space ({room} bytes available)")));
+            return Err(failed(
+                job,
+                ErrorKind::Config,
+                &format!("not enough disk space ({room} bytes available)"),
+            ));
         }
         if let Err(e) = file.write_all(&chunk).await {
             drop(file);
             remove(&part).await;
-            return Err(failed(job, ErrorKind::Config, &format!("writing {} failed: {e}", part.display())));
+            return Err(failed(
+                job,
+                ErrorKind::Config,
+                &format!("writing {} failed: {e}", part.display()),
+            ));
         }
         hasher.update(&chunk);
         done += chunk.len() as u64;
@@ -229,14 +261,23 @@ async fn receive(
         }
     }
     file.flush().await.and(file.sync_all().await).map_err(|e| {
-        failed(job, ErrorKind::Config, &format!("writing {} failed: {e}", part.display()))
+        failed(
+            job,
+            ErrorKind::Config,
+            &format!("writing {} failed: {e}", part.display()),
+        )
     })?;
     drop(file);
     report(progress, &status, Some(done), total);
     if let Some(total) = total
         && done != total
     {
-        return Err(interrupted(job, done, Some(total), "the connection closed early"));
+        return Err(interrupted(
+            job,
+            done,
+            Some(total),
+            "the connection closed early",
+        ));
     }
     let actual = format!("{:x}", hasher.finalize());
     if let Some(expected) = expected
@@ -250,7 +291,11 @@ async fn receive(
         ));
     }
     tokio::fs::rename(&part, &job.dest).await.map_err(|e| {
-        failed(job, ErrorKind::Config, &format!("renaming {} failed: {e}", part.display()))
+        failed(
+            job,
+            ErrorKind::Config,
+            &format!("renaming {} failed: {e}", part.display()),
+        )
     })?;
     report(progress, "success", Some(done), total);
     Ok(())
@@ -264,7 +309,11 @@ async fn open_part(
     hasher: &mut Sha256,
 ) -> Result<tokio::fs::File, Error> {
     let io = |e: std::io::Error| {
-        failed(job, ErrorKind::Config, &format!("cannot write {}: {e}", part.display()))
+        failed(
+            job,
+            ErrorKind::Config,
+            &format!("cannot write {}: {e}", part.display()),
+        )
     };
     if resume {
         let mut existing = tokio::fs::File::open(part).await.map_err(io)?;
@@ -292,7 +341,9 @@ fn interrupted(job: &ModelDownload, done: u64, total: Option<u64>, why: &str) ->
     failed(
         job,
         ErrorKind::Network,
-        &format!("interrupted after {done}{of} bytes ({why}); run `cascade pull local` again to resume"),
+        &format!(
+            "interrupted after {done}{of} bytes ({why}); run `cascade pull local` again to resume"
+        ),
     )
 }
 

@@ -346,7 +346,18 @@ mod tests {
         let engine = Engine::load(Path::new(&path)).expect("load");
         assert_eq!(
             engine.token_strings("<|im_start|>user\nHi 2024<|im_end|>"),
-            ["<|im_start|>", "user", "Ċ", "Hi", "Ġ", "2", "0", "2", "4", "<|im_end|>"]
+            [
+                "<|im_start|>",
+                "user",
+                "Ċ",
+                "Hi",
+                "Ġ",
+                "2",
+                "0",
+                "2",
+                "4",
+                "<|im_end|>"
+            ]
         );
     }
 }

@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn no_default_system_prompt_is_injected() {
         let prompt = smollm2().render(&[Message::user("Hi")]).expect("render");
-        assert_eq!(prompt, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            prompt,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 
     #[test]
@@ -152,7 +155,11 @@ mod tests {
     fn no_template_is_chatml() {
         let template = ChatTemplate::new(None, "", "");
         let prompt = template
-            .render(&[Message::user("a"), Message::assistant("b"), Message::user("c")])
+            .render(&[
+                Message::user("a"),
+                Message::assistant("b"),
+                Message::user("c"),
+            ])
             .expect("render");
         assert_eq!(
             prompt,

@@ -39,7 +39,10 @@ async fn a_complete_download_is_verified_against_the_linked_etag_and_renamed_int
     let job = job(&server, dir.path());
     let (result, events) = run(&job).await;
     result.expect("downloaded");
-    assert_eq!(std::fs::metadata(&job.dest).expect("file").len(), bytes.len() as u64);
+    assert_eq!(
+        std::fs::metadata(&job.dest).expect("file").len(),
+        bytes.len() as u64
+    );
     assert!(!job.partial_path().exists());
     let last = events.last().expect("progress");
     assert_eq!(last.status, "success");
@@ -47,7 +50,11 @@ async fn a_complete_download_is_verified_against_the_linked_etag_and_renamed_int
     assert_eq!(last.total, Some(bytes.len() as u64));
     assert!(events.iter().all(|p| p.provider == "local"));
     assert!(events.iter().any(|p| p.status == "downloading m.gguf"));
-    assert_eq!(server.requests.lock().expect("lock").len(), 2, "redirect followed");
+    assert_eq!(
+        server.requests.lock().expect("lock").len(),
+        2,
+        "redirect followed"
+    );
 }
 
 #[tokio::test]
@@ -66,17 +73,29 @@ async fn an_interrupted_download_resumes_with_a_range_request() {
     let (result, _) = run(&job).await;
     let error = result.expect_err("cut");
     assert_eq!(error.kind(), ErrorKind::Network);
-    assert!(error.message().contains("LOCAL_MODEL_PATH"), "{}", error.message());
+    assert!(
+        error.message().contains("LOCAL_MODEL_PATH"),
+        "{}",
+        error.message()
+    );
     assert!(!job.dest.exists(), "nothing at the destination");
-    assert_eq!(std::fs::metadata(job.partial_path()).expect("part").len(), cut as u64);
+    assert_eq!(
+        std::fs::metadata(job.partial_path()).expect("part").len(),
+        cut as u64
+    );
 
     let (result, _) = run(&job).await;
     result.expect("resumed");
-    assert_eq!(std::fs::read(&job.dest).expect("file").as_slice(), bytes.as_slice());
+    assert_eq!(
+        std::fs::read(&job.dest).expect("file").as_slice(),
+        bytes.as_slice()
+    );
     assert!(!job.partial_path().exists());
     let requests = server.requests.lock().expect("lock");
     assert!(
-        requests[1].to_ascii_lowercase().contains(&format!("range: bytes={cut}-")),
+        requests[1]
+            .to_ascii_lowercase()
+            .contains(&format!("range: bytes={cut}-")),
         "{}",
         requests[1]
     );
@@ -115,7 +134,11 @@ async fn a_server_error_leaves_nothing() {
     let error = result.expect_err("503");
     assert_eq!(error.kind(), ErrorKind::ServerError);
     assert_eq!(error.status(), Some(503));
-    assert!(error.message().contains("m.gguf"), "names the file: {}", error.message());
+    assert!(
+        error.message().contains("m.gguf"),
+        "names the file: {}",
+        error.message()
+    );
     assert!(!job.dest.exists());
     assert!(!job.partial_path().exists());
 }
@@ -133,7 +156,11 @@ async fn too_little_disk_space_is_refused_before_writing() {
     let (result, _) = run(&job).await;
     let error = result.expect_err("no space");
     assert_eq!(error.kind(), ErrorKind::Config);
-    assert!(error.message().contains("disk space"), "{}", error.message());
+    assert!(
+        error.message().contains("disk space"),
+        "{}",
+        error.message()
+    );
     assert!(!job.dest.exists());
     assert!(!job.partial_path().exists());
 }

@@ -67,7 +67,11 @@ async fn a_stream_ends_in_one_finish_with_length_when_max_tokens_cut_it() {
         _ => None,
     });
     assert_eq!(usage.map(|u| u.output_tokens), Some(5));
-    assert!(events.iter().any(|e| matches!(e, StreamEvent::Delta { .. })));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::Delta { .. }))
+    );
 }
 
 #[tokio::test]
@@ -104,7 +108,11 @@ async fn a_prompt_beyond_the_context_window_is_context_length() {
         .await
         .expect_err("too long");
     assert_eq!(error.kind(), ErrorKind::ContextLength);
-    assert!(error.message().contains("context window"), "{}", error.message());
+    assert!(
+        error.message().contains("context window"),
+        "{}",
+        error.message()
+    );
 }
 
 #[tokio::test]
@@ -154,6 +162,13 @@ async fn a_missing_file_is_model_not_found_and_a_given_path_is_never_downloaded(
         .chat(&ChatRequest::from_prompt("hi"))
         .await
         .expect_err("missing");
-    assert!(local.can_prepare(&error), "a derived path may be downloaded");
-    assert!(error.message().contains("cascade pull local"), "{}", error.message());
+    assert!(
+        local.can_prepare(&error),
+        "a derived path may be downloaded"
+    );
+    assert!(
+        error.message().contains("cascade pull local"),
+        "{}",
+        error.message()
+    );
 }

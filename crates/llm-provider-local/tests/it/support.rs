@@ -14,7 +14,11 @@ pub fn model_file() -> Option<PathBuf> {
     match std::env::var_os("LLM_TEST_GGUF") {
         Some(path) => {
             let path = PathBuf::from(path);
-            assert!(path.is_file(), "LLM_TEST_GGUF={} is not a file", path.display());
+            assert!(
+                path.is_file(),
+                "LLM_TEST_GGUF={} is not a file",
+                path.display()
+            );
             Some(path)
         }
         None if std::env::var("CI").is_ok_and(|v| v == "true") => {
@@ -67,7 +71,13 @@ pub async fn serve(bytes: Arc<Vec<u8>>, behaviour: Behaviour) -> FileServer {
         while let Ok((socket, _)) = listener.accept().await {
             served += 1;
             let cut = behaviour.cut_first_after.filter(|_| served == 1);
-            tokio::spawn(answer(socket, bytes.clone(), behaviour.clone(), cut, seen.clone()));
+            tokio::spawn(answer(
+                socket,
+                bytes.clone(),
+                behaviour.clone(),
+                cut,
+                seen.clone(),
+            ));
         }
     });
     FileServer { url, requests }
@@ -90,9 +100,14 @@ async fn answer(
     }
     let head = String::from_utf8_lossy(&head).into_owned();
     seen.lock().expect("lock").push(head.clone());
-    let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    let path = head
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     let response = if let Some(status) = behaviour.status {
-        format!("HTTP/1.1 {status} Oops\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").into_bytes()
+        format!("HTTP/1.1 {status} Oops\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .into_bytes()
     } else if let (Some(etag), "/model.gguf") = (&behaviour.linked_etag, path.as_str()) {
         format!(
             "HTTP/1.1 302 Found\r\nlocation: /cdn/model.gguf\r\nx-linked-etag: \"{etag}\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -109,7 +124,10 @@ async fn answer(
         } else {
             "HTTP/1.1 200 OK\r\n".to_owned()
         };
-        out.push_str(&format!("content-length: {}\r\nconnection: close\r\n", bytes.len() - start));
+        out.push_str(&format!(
+            "content-length: {}\r\nconnection: close\r\n",
+            bytes.len() - start
+        ));
         if let Some(etag) = &behaviour.etag {
             out.push_str(&format!("etag: \"{etag}\"\r\n"));
         }
@@ -127,5 +145,10 @@ fn range_start(head: &str) -> Option<usize> {
     let line = head
         .lines()
         .find(|l| l.to_ascii_lowercase().starts_with("range:"))?;
-    line.split('=').nth(1)?.trim().trim_end_matches('-').parse().ok()
+    line.split('=')
+        .nth(1)?
+        .trim()
+        .trim_end_matches('-')
+        .parse()
+        .ok()
 }
