@@ -202,13 +202,7 @@ async fn providers_says_privacy_mode_is_on_and_shows_the_model_file() {
 async fn pull_local_downloads_the_file_with_json_progress() {
     let Some(model) = model_file() else { return };
     let bytes = std::fs::read(&model).expect("model");
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/m/model.gguf"))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes.clone()))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = model_server(bytes.clone(), 1).await;
     let dir = tempfile::tempdir().expect("dir");
     let env = vec![
         var("LOCAL_MODEL", "org/repo/model.gguf"),
@@ -232,4 +226,59 @@ async fn pull_local_downloads_the_file_with_json_progress() {
     assert_eq!(last["total"], bytes.len());
     let pulled = std::fs::read(dir.path().join("model.gguf")).expect("pulled");
     assert!(pulled == bytes, "the pulled file is the served one");
+}
+
+/// Serves `bytes` as the model file at `/m/model.gguf`, expecting `times` downloads.
+async fn model_server(bytes: Vec<u8>, times: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/m/model.gguf"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes))
+        .expect(times)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_fresh_machine_downloads_the_model_as_a_last_resort_then_answers() {
+    let Some(model) = model_file() else { return };
+    let server = model_server(std::fs::read(&model).expect("model"), 1).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut env = fast();
+    env.extend(locals_down());
+    env.extend([
+        var("LOCAL_MODEL", "org/repo/model.gguf"),
+        var("LOCAL_MODEL_URL", format!("{}/m/model.gguf", server.uri())),
+        var("LOCAL_MODEL_DIR", dir.path().display().to_string()),
+    ]);
+    let run = cascade(&ask("What is the capital of France?"), &env).await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["provider"], "local");
+    let local: Vec<_> = json["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter(|a| a["provider"] == "local")
+        .map(|a| a["outcome"].clone())
+        .collect();
+    assert_eq!(local, vec![json!("model_not_found"), json!("ok")]);
+    assert!(dir.path().join("model.gguf").is_file());
+
+    // With LLM_LOCAL_PULL=never nothing is downloaded.
+    let empty = tempfile::tempdir().expect("dir");
+    let never = model_server(Vec::new(), 0).await;
+    let mut env = fast();
+    env.extend(locals_down());
+    env.extend([
+        var("LOCAL_MODEL", "org/repo/model.gguf"),
+        var("LOCAL_MODEL_URL", format!("{}/m/model.gguf", never.uri())),
+        var("LOCAL_MODEL_DIR", empty.path().display().to_string()),
+        var("LLM_LOCAL_PULL", "never"),
+    ]);
+    let run = cascade(&ask("hi"), &env).await;
+    assert_eq!(run.code, Some(1), "stdout: {}", run.stdout);
+    assert!(run.stdout.contains("cascade pull local"), "{}", run.stdout);
+    never.verify().await;
 }
