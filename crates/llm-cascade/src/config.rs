@@ -325,6 +325,34 @@ mod tests {
     }
 
     #[test]
+    fn privacy_mode_keeps_only_local_providers() {
+        let local = |id: &'static str| ProviderRegistration {
+            local: true,
+            ..registry(&[id]).get(id).copied().expect("registration")
+        };
+        let reg = Registry::from_registrations(
+            registry(&["groq", "openai"])
+                .iter()
+                .copied()
+                .chain([local("ollama"), local("local")]),
+        )
+        .expect("registry");
+        let env = MapEnv::new().with("LLM_FALLBACK_ORDER", "groq,ollama,openai,local");
+        assert_eq!(
+            provider_order(&env, &reg).expect("order"),
+            vec!["groq", "ollama", "openai", "local"]
+        );
+        let private = env.with("LLM_PRIVATE", "true");
+        assert_eq!(
+            provider_order(&private, &reg).expect("order"),
+            vec!["ollama", "local"]
+        );
+        assert!(CascadeConfig::from_env(&private).expect("config").private);
+        let err = private_mode(&MapEnv::new().with("LLM_PRIVATE", "maybe")).expect_err("bad");
+        assert!(err.message().contains("LLM_PRIVATE"));
+    }
+
+    #[test]
     fn serverless_platforms_never_pull() {
         let env = MapEnv::new()
             .with("LLM_LOCAL_PULL", "eager")
