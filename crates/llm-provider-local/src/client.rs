@@ -166,7 +166,9 @@ impl Local {
             .map_err(|_| overloaded("the model's queue is unusable"))?;
         let sender = queues
             .entry(path.clone())
-            .or_insert_with(|| spawn_model_thread(path.clone(), self.config.queue));
+            .or_insert_with(|| {
+                spawn_model_thread(path.clone(), self.config.queue, self.config.threads)
+            });
         match sender.try_send(job) {
             Ok(()) => Ok(receiver),
             Err(TrySendError::Full(_)) => Err(overloaded(&format!(
@@ -190,11 +192,17 @@ fn overloaded(message: &str) -> Error {
 
 /// Starts the thread that owns the model for `path`: it loads the model on its first request and
 /// answers requests one at a time; at most `queue` more wait.
-fn spawn_model_thread(path: PathBuf, queue: usize) -> SyncSender<Job> {
+fn spawn_model_thread(path: PathBuf, queue: usize, threads: usize) -> SyncSender<Job> {
     let (sender, jobs) = std::sync::mpsc::sync_channel(queue);
     let spawned = std::thread::Builder::new()
         .name("llm-local-model".to_owned())
-        .spawn(move || model_thread(&path, &jobs));
+        .spawn(move || {
+            // candle parallelises with rayon: a pool of our own bounds the model's threads.
+            match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+                Ok(pool) => pool.install(move || model_thread(&path, &jobs)),
+                Err(_) => model_thread(&path, &jobs),
+            }
+        });
     if let Err(error) = spawned {
         tracing::error!(%error, "could not start the local model's thread");
     }
