@@ -164,11 +164,9 @@ impl Local {
         let mut queues = queues()
             .lock()
             .map_err(|_| overloaded("the model's queue is unusable"))?;
-        let sender = queues
-            .entry(path.clone())
-            .or_insert_with(|| {
-                spawn_model_thread(path.clone(), self.config.queue, self.config.threads)
-            });
+        let sender = queues.entry(path.clone()).or_insert_with(|| {
+            spawn_model_thread(path.clone(), self.config.queue, self.config.threads)
+        });
         match sender.try_send(job) {
             Ok(()) => Ok(receiver),
             Err(TrySendError::Full(_)) => Err(overloaded(&format!(
