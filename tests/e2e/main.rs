@@ -7,6 +7,7 @@ mod gateway;
 mod harness;
 mod interrupt;
 mod leak;
+mod local;
 mod native;
 mod pull;
 mod state;

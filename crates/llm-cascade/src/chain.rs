@@ -58,12 +58,16 @@ impl Pool {
         registry: &Registry,
         chain: &[Arc<dyn Provider>],
     ) -> Self {
+        let private = crate::config::private_mode(env).unwrap_or(false);
         let members = registry
             .iter()
             .map(|registration| {
                 let id = registration.id;
                 let state = if let Some(p) = chain.iter().find(|p| p.id() == id) {
                     State::Ready(p.clone())
+                } else if !registration.local && private {
+                    // Privacy mode: a cloud provider is never built, so no call can name it.
+                    State::Unconfigured(&["LLM_PRIVATE=false (privacy mode is on)"])
                 } else if !registration.is_configured(env) {
                     State::Unconfigured(registration.key_env)
                 } else {

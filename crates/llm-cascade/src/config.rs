@@ -79,6 +79,8 @@ pub struct CascadeConfig {
     /// Whether a content-filter refusal falls over to the next provider (`LLM_CONTENT_FILTER_FALLBACK`,
     /// default false: the refusal is final, since the request, not the provider, is the problem).
     pub content_filter_fallback: bool,
+    /// Privacy mode (`LLM_PRIVATE`, default false): only local providers are ever called.
+    pub private: bool,
 }
 
 /// What the cascade does with a stream that fails after text was delivered (`LLM_STREAM_RECOVERY`).
@@ -110,6 +112,7 @@ impl Default for CascadeConfig {
             max_answer_bytes: 16 * 1024 * 1024,
             stream_recovery: StreamRecovery::Continue,
             content_filter_fallback: false,
+            private: false,
         }
     }
 }
@@ -253,6 +256,7 @@ impl CascadeConfig {
         if let Some(pull) = read(env, "LLM_LOCAL_PULL", parse_local_pull)? {
             config.local_pull = pull;
         }
+        config.private = private_mode(env)?;
         if let Some(marker) = serverless_marker(env) {
             tracing::debug!(
                 marker,
@@ -428,7 +432,8 @@ fn blame(source: &str, error: &Error) -> Error {
 /// The order providers are tried in, before filtering by configuration.
 ///
 /// `LLM_FALLBACK_ORDER` (alias `AI_FALLBACK_ORDER`) or the default order (the registrations'
-/// priorities, cheapest first); `LLM_DEFAULT_PROVIDER` moves one provider to the front.
+/// priorities, cheapest first); `LLM_DEFAULT_PROVIDER` moves one provider to the front; in privacy
+/// mode (`LLM_PRIVATE`) only local providers remain.
 ///
 /// # Errors
 /// A config error naming the variable when an id is unknown or not compiled in, when the order names
@@ -451,7 +456,19 @@ pub fn provider_order(
         order.retain(|id| *id != first);
         order.insert(0, first);
     }
+    if private_mode(env)? {
+        order.retain(|id| registry.get(id).is_some_and(|r| r.local));
+    }
     Ok(order)
+}
+
+/// Whether privacy mode is on (`LLM_PRIVATE=true`): only local providers (`local: true` in their
+/// registration: Ollama, LM Studio, the embedded model) are ever called; cloud keys are ignored.
+///
+/// # Errors
+/// A config error when `LLM_PRIVATE` is not a boolean.
+pub fn private_mode(env: &dyn EnvSource) -> Result<bool, Error> {
+    Ok(read(env, "LLM_PRIVATE", parse_bool)?.unwrap_or(false))
 }
 
 /// The ids of an explicit order variable, deduplicated, in the order given.

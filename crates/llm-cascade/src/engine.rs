@@ -616,15 +616,36 @@ impl Cascade {
     /// The report of a call whose every attempt failed.
     fn exhausted(&self, call: &mut Call, stop: Option<&Error>) -> CascadeError {
         let mut report = CascadeError::exhausted(std::mem::take(&mut call.attempts), stop);
-        if report
-            .attempts
-            .iter()
-            .all(|a| a.outcome == Outcome::Failed(ErrorKind::NotRunning))
-        {
+        // A local server that is not running, or the embedded model with no file to load: nothing on
+        // this machine can answer and no cloud key is set.
+        let cannot_run = |a: &Attempt| {
+            a.outcome == Outcome::Failed(ErrorKind::NotRunning)
+                || (a.outcome == Outcome::Failed(ErrorKind::Config) && self.is_local(&a.provider))
+        };
+        if report.attempts.iter().all(cannot_run) {
             self.nothing_runs(&mut report);
+        } else if self.only_local_failed(&report) {
+            // Only local providers were tried (the embedded model among them) and none answered: a
+            // fresh machine with no keys, so say how to add one.
+            report.hint = format!("{} {}", report.hint, self.setup_hint());
+        }
+        if self.config.private {
+            report.message.push_str(
+                " (privacy mode is on: LLM_PRIVATE=true, so only local providers were tried)",
+            );
         }
         error!(category = %report.category, attempts = report.attempts.len(), "{}", report.message);
         report
+    }
+
+    /// Whether `id` is a local provider of this chain.
+    fn is_local(&self, id: &str) -> bool {
+        self.providers.iter().any(|p| p.id() == id && p.is_local())
+    }
+
+    /// Whether every attempt in `report` was at a local provider.
+    fn only_local_failed(&self, report: &CascadeError) -> bool {
+        report.attempts.iter().all(|a| self.is_local(&a.provider))
     }
 
     /// Only local servers were in the chain and none runs (a fresh machine with no keys): the problem
@@ -805,6 +826,12 @@ fn pinned_id(registry: &Registry, env: &dyn EnvSource, name: &str) -> Result<&'s
     let Some(registration) = registry.get(id) else {
         return Err(Error::config(format!("unknown provider `{id}`")));
     };
+    if !registration.local && crate::config::private_mode(env)? {
+        return Err(Error::config(format!(
+            "privacy mode is on (LLM_PRIVATE=true): {id} is a cloud provider and is never called"
+        ))
+        .with_provider(id));
+    }
     if !registration.is_configured(env) {
         return Err(Error::config(format!(
             "{id} is not configured: set {}",

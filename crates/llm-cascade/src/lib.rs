@@ -18,7 +18,7 @@ mod structured;
 
 pub use config::{
     CascadeConfig, LocalPull, StreamRecovery, TEMPERATURE_RANGE, parse_max_tokens,
-    parse_temperature, provider_order, resolve_provider,
+    parse_temperature, private_mode, provider_order, resolve_provider,
 };
 pub use dotenv::{DOTENV_SOURCE, env_with_dotenv};
 pub use engine::{Cascade, CascadeBuilder};

@@ -43,6 +43,7 @@ provider_table! {
     "gemini" => "provider-gemini", llm_provider_gemini;
     "groq" => "provider-groq", llm_provider_groq;
     "lmstudio" => "provider-lmstudio", llm_provider_lmstudio;
+    "local" => "provider-local", llm_provider_local;
     "mistral" => "provider-mistral", llm_provider_mistral;
     "ollama" => "provider-ollama", llm_provider_ollama;
     "openai" => "provider-openai", llm_provider_openai;

@@ -80,7 +80,8 @@ pub enum Command {
 /// `cascade pull`.
 #[derive(Debug, Args)]
 pub struct PullArgs {
-    /// The model to pull; the configured `OLLAMA_MODEL` (or Ollama's default) when omitted.
+    /// The model to pull; the configured `OLLAMA_MODEL` (or Ollama's default) when omitted; `local`
+    /// downloads the embedded model's file (`LOCAL_MODEL`) instead.
     pub model: Option<String>,
     /// Print progress events as JSON lines, then a summary line.
     #[arg(long)]

@@ -39,7 +39,27 @@ pub struct Row {
     /// The live probe, with `--check` and when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<Check>,
+    /// Why a configured provider is never called (privacy mode keeps cloud providers out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    excluded: Option<String>,
+    /// The embedded model's file: where, how big, whether it is there yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_file: Option<ModelFile>,
 }
+
+/// The embedded model's file, as `cascade providers` shows it.
+#[derive(Debug, Serialize)]
+pub struct ModelFile {
+    /// Where it is (or will be downloaded to).
+    path: Option<String>,
+    /// Its size in bytes, when present.
+    size: Option<u64>,
+    /// Whether it is there.
+    present: bool,
+}
+
+/// What privacy mode says about a cloud provider.
+const PRIVATE: &str = "privacy mode (LLM_PRIVATE=true)";
 
 /// Runs `cascade providers`; returns the exit code: with `--check`, 0 only when at least one
 /// configured provider is reachable.
@@ -75,6 +95,11 @@ pub async fn run(args: &ProvidersArgs, env: &dyn EnvSource) -> u8 {
     if args.json {
         let _ = output::outln(&serde_json::to_string_pretty(&rows).unwrap_or_default());
     } else {
+        if rows.iter().any(|r| r.excluded.is_some()) {
+            let _ = output::outln(
+                "privacy mode is on (LLM_PRIVATE=true): only local providers are called; cloud keys are ignored",
+            );
+        }
         print_table(&rows);
     }
     code
@@ -90,12 +115,40 @@ pub fn rows(env: &dyn EnvSource) -> Result<Vec<Row>, llm_cascade::Error> {
         .into_iter()
         .filter(|id| configured(&registry, env, id))
         .collect();
+    let private = llm_cascade::private_mode(env)?;
     let mut rows: Vec<Row> = registry.iter().map(|r| row(r, env, &chain)).collect();
     let setup = crate::usage::StateSetup::from_env(env)?;
     for (row, registration) in rows.iter_mut().zip(registry.iter()) {
         add_state(row, registration, env, &setup)?;
+        if private && !registration.local {
+            row.excluded = Some(PRIVATE.to_owned());
+        }
+        row.model_file = model_file(registration.id, env);
     }
     Ok(rows)
+}
+
+/// The embedded model's file, for its row.
+#[cfg(feature = "provider-local")]
+fn model_file(id: &str, env: &dyn EnvSource) -> Option<ModelFile> {
+    let local = llm_provider_local::Local::from_env(env)
+        .ok()
+        .filter(|_| id == llm_provider_local::ID)?;
+    Some(ModelFile {
+        path: local
+            .config()
+            .model_path
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        size: local.file_size(),
+        present: local.is_present(),
+    })
+}
+
+/// Without the embedded provider there is no model file.
+#[cfg(not(feature = "provider-local"))]
+fn model_file(_id: &str, _env: &dyn EnvSource) -> Option<ModelFile> {
+    None
 }
 
 /// Fills in the remembered state and the remaining budget of a configured provider.
@@ -183,6 +236,8 @@ fn row(registration: &ProviderRegistration, env: &dyn EnvSource, chain: &[&str])
         check: None,
         state: None,
         budget: None,
+        excluded: None,
+        model_file: None,
         position: chain
             .iter()
             .position(|id| *id == registration.id)
@@ -192,6 +247,9 @@ fn row(registration: &ProviderRegistration, env: &dyn EnvSource, chain: &[&str])
 }
 
 fn status(r: &Row) -> String {
+    if r.excluded.is_some() {
+        return format!("no: {PRIVATE}");
+    }
     match (
         &r.error,
         r.configured,
@@ -220,6 +278,22 @@ fn with_state(mut text: String, r: &Row) -> String {
     text
 }
 
+/// The base URL, or for the embedded model its file with its size or "not downloaded yet".
+fn location(r: &Row) -> String {
+    match &r.model_file {
+        Some(ModelFile {
+            path: Some(path),
+            size: Some(size),
+            present: true,
+        }) => format!("{path} ({:.1} MB)", *size as f64 / 1e6),
+        Some(ModelFile {
+            path: Some(path), ..
+        }) => format!("{path} (not downloaded yet: cascade pull local)"),
+        Some(ModelFile { path: None, .. }) => "(no model file: set LOCAL_MODEL_PATH)".to_owned(),
+        None => r.base_url.clone(),
+    }
+}
+
 /// The listing as a table; with checks, a CHECK column instead of the base URL (which `--json`
 /// still has), so that the table fits a terminal.
 pub fn print_table(rows: &[Row]) {
@@ -245,7 +319,7 @@ pub fn print_table(rows: &[Row]) {
             (Some(check), _) if check.ok => output::colored(check.describe(), Color::Green),
             (Some(check), _) => output::colored(check.describe(), Color::Red),
             (None, true) => Cell::new("-"),
-            (None, false) => output::cell(&r.base_url),
+            (None, false) => output::cell(location(r)),
         });
         table.add_row(cells);
     }

@@ -1,13 +1,93 @@
-//! `cascade pull [MODEL]`: download a model into Ollama with a progress bar (or JSON lines).
+//! `cascade pull [MODEL]`: download a model into Ollama, or (`cascade pull local`) the embedded
+//! model's file, with a progress bar (or JSON lines).
 
 use llm_cascade::EnvSource;
 
 use crate::args::PullArgs;
 
+/// The `MODEL` that means the embedded model's file rather than an Ollama model.
+pub const LOCAL: &str = "local";
+
 /// Runs `cascade pull`; returns the exit code.
-#[cfg(feature = "provider-ollama")]
 pub async fn run(args: &PullArgs, env: &dyn EnvSource) -> u8 {
-    use llm_cascade::{CascadeError, Progress};
+    if args.model.as_deref() == Some(LOCAL) {
+        return pull_local(args, env).await;
+    }
+    pull_ollama(args, env).await
+}
+
+/// `cascade pull local`: downloads the embedded model's GGUF file (see `llm-provider-local`).
+#[cfg(feature = "provider-local")]
+async fn pull_local(args: &PullArgs, env: &dyn EnvSource) -> u8 {
+    use llm_cascade::{CascadeError, ErrorKind, Progress};
+    use llm_provider_local::Local;
+
+    use crate::output;
+    use crate::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+
+    let local = match Local::from_env(env) {
+        Ok(local) => local,
+        Err(error) => {
+            let report = CascadeError::before_any_attempt(&error, ErrorKind::Config.advice());
+            return output::fail(&report, args.json, EXIT_USAGE);
+        }
+    };
+    let model = local.config().model.clone();
+    let bar = progress_bar(args.json);
+    let json = args.json;
+    let on_progress = |event: Progress| progress(&bar, json, &event);
+    let result = local.pull(&on_progress).await;
+    bar.finish_and_clear();
+    match result {
+        Ok(()) => {
+            let path = local
+                .config()
+                .model_path
+                .as_ref()
+                .map(|p| p.display().to_string());
+            if json {
+                output::print_json(
+                    &serde_json::json!({"success": true, "model": model, "path": path}),
+                );
+            } else {
+                crate::output::err(&format!("pulled {model} ({})", path.unwrap_or_default()));
+            }
+            EXIT_OK
+        }
+        Err(error) => output::fail(
+            &CascadeError::before_any_attempt(&error, error.kind().advice()),
+            json,
+            EXIT_FAILED,
+        ),
+    }
+}
+
+/// Without the embedded provider compiled in there is no model file to download.
+#[cfg(not(feature = "provider-local"))]
+async fn pull_local(_args: &PullArgs, _env: &dyn EnvSource) -> u8 {
+    crate::output::err(
+        "error: this build has no embedded model (enable the `provider-local` feature)",
+    );
+    crate::EXIT_USAGE
+}
+
+/// One progress event: a JSON line with `--json`, else the bar.
+#[cfg(any(feature = "provider-ollama", feature = "provider-local"))]
+fn progress(bar: &indicatif::ProgressBar, json: bool, event: &llm_cascade::Progress) {
+    if json {
+        crate::output::print_json(
+            &serde_json::json!({"type": "progress", "status": event.status,
+            "completed": event.completed, "total": event.total}),
+        );
+    } else {
+        show(bar, event);
+    }
+}
+
+/// `cascade pull [MODEL]` into Ollama.
+#[cfg(feature = "provider-ollama")]
+async fn pull_ollama(args: &PullArgs, env: &dyn EnvSource) -> u8 {
+    use llm_cascade::{CascadeError, ErrorKind, Progress};
     use llm_provider_ollama::Ollama;
 
     use crate::output;
@@ -15,7 +95,10 @@ pub async fn run(args: &PullArgs, env: &dyn EnvSource) -> u8 {
 
     let ollama = match Ollama::from_env(env) {
         Ok(ollama) => ollama,
-        Err(error) => return output::fail(&CascadeError::from(error), args.json, EXIT_USAGE),
+        Err(error) => {
+            let report = CascadeError::before_any_attempt(&error, ErrorKind::Config.advice());
+            return output::fail(&report, args.json, EXIT_USAGE);
+        }
     };
     let model = args
         .model
@@ -23,16 +106,7 @@ pub async fn run(args: &PullArgs, env: &dyn EnvSource) -> u8 {
         .unwrap_or_else(|| ollama.config().model.clone());
     let bar = progress_bar(args.json);
     let json = args.json;
-    let on_progress = |event: Progress| {
-        if json {
-            output::print_json(
-                &serde_json::json!({"type": "progress", "status": event.status,
-                "completed": event.completed, "total": event.total}),
-            );
-        } else {
-            show(&bar, &event);
-        }
-    };
+    let on_progress = |event: Progress| progress(&bar, json, &event);
     let result = ollama.pull(Some(&model), &on_progress).await;
     bar.finish_and_clear();
     match result {
@@ -40,16 +114,20 @@ pub async fn run(args: &PullArgs, env: &dyn EnvSource) -> u8 {
             if json {
                 output::print_json(&serde_json::json!({"success": true, "model": model}));
             } else {
-                output::err(&format!("pulled {model}"));
+                crate::output::err(&format!("pulled {model}"));
             }
             EXIT_OK
         }
-        Err(error) => output::fail(&CascadeError::from(error), json, EXIT_FAILED),
+        Err(error) => output::fail(
+            &CascadeError::before_any_attempt(&error, error.kind().advice()),
+            json,
+            EXIT_FAILED,
+        ),
     }
 }
 
 /// A bar on stderr, drawn only on a terminal (indicatif hides it otherwise) and never with `--json`.
-#[cfg(feature = "provider-ollama")]
+#[cfg(any(feature = "provider-ollama", feature = "provider-local"))]
 fn progress_bar(json: bool) -> indicatif::ProgressBar {
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     if json {
@@ -66,7 +144,7 @@ fn progress_bar(json: bool) -> indicatif::ProgressBar {
 }
 
 /// Updates the bar: the status as its message, bytes summed over layers as its position.
-#[cfg(feature = "provider-ollama")]
+#[cfg(any(feature = "provider-ollama", feature = "provider-local"))]
 fn show(bar: &indicatif::ProgressBar, event: &llm_cascade::Progress) {
     if let Some(total) = event.total {
         bar.set_length(total);
@@ -79,7 +157,7 @@ fn show(bar: &indicatif::ProgressBar, event: &llm_cascade::Progress) {
 
 /// Without the Ollama provider compiled in there is nothing to pull into.
 #[cfg(not(feature = "provider-ollama"))]
-pub async fn run(_args: &PullArgs, _env: &dyn EnvSource) -> u8 {
+async fn pull_ollama(_args: &PullArgs, _env: &dyn EnvSource) -> u8 {
     crate::output::err(
         "error: this build has no Ollama provider (enable the `provider-ollama` feature)",
     );
