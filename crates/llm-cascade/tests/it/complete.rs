@@ -5,27 +5,10 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use llm_cascade::{
-    Cascade, CascadeBuilder, CascadeConfig, ChatRequest, Decision, ErrorKind, FinishReason,
-    MoveReason, Outcome, StreamEvent,
+    CascadeConfig, ChatRequest, Decision, ErrorKind, FinishReason, MoveReason, Outcome, StreamEvent,
 };
 
-use crate::fake::{Fake, Item, Step, fast_config};
-
-fn cascade(providers: Vec<Arc<Fake>>, config: CascadeConfig) -> Cascade {
-    providers
-        .into_iter()
-        .fold(CascadeBuilder::new().config(config), |b, p| {
-            b.provider_arc(p)
-        })
-        .build()
-}
-
-fn outcomes(attempts: &[llm_cascade::Attempt]) -> Vec<(String, u32, Outcome)> {
-    attempts
-        .iter()
-        .map(|a| (a.provider.clone(), a.attempt, a.outcome))
-        .collect()
-}
+use crate::fake::{Fake, Item, Step, cascade, fast_config, outcomes};
 
 #[tokio::test(start_paused = true)]
 async fn an_empty_answer_is_retried_then_the_next_provider_answers() {

@@ -223,3 +223,24 @@ impl Provider for Fake {
         Ok(())
     }
 }
+
+/// A cascade of `providers`, in order, with `config`.
+pub fn cascade(
+    providers: Vec<std::sync::Arc<Fake>>,
+    config: llm_cascade::CascadeConfig,
+) -> llm_cascade::Cascade {
+    providers
+        .into_iter()
+        .fold(llm_cascade::CascadeBuilder::new().config(config), |b, p| {
+            b.provider_arc(p)
+        })
+        .build()
+}
+
+/// Each attempt as (provider, attempt number, outcome).
+pub fn outcomes(attempts: &[llm_cascade::Attempt]) -> Vec<(String, u32, llm_cascade::Outcome)> {
+    attempts
+        .iter()
+        .map(|a| (a.provider.clone(), a.attempt, a.outcome))
+        .collect()
+}

@@ -4,27 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use llm_cascade::{
-    Cascade, CascadeBuilder, CascadeConfig, CascadeEvent, ChatRequest, Decision, ErrorKind,
-    MoveReason, Outcome,
+    CascadeBuilder, CascadeEvent, ChatRequest, Decision, ErrorKind, MoveReason, Outcome,
 };
 
-use crate::fake::{Fake, Step, fast_config};
-
-fn cascade(providers: Vec<Arc<Fake>>, config: CascadeConfig) -> Cascade {
-    providers
-        .into_iter()
-        .fold(CascadeBuilder::new().config(config), |b, p| {
-            b.provider_arc(p)
-        })
-        .build()
-}
-
-fn outcomes(attempts: &[llm_cascade::Attempt]) -> Vec<(String, u32, Outcome)> {
-    attempts
-        .iter()
-        .map(|a| (a.provider.clone(), a.attempt, a.outcome))
-        .collect()
-}
+use crate::fake::{Fake, Step, cascade, fast_config, outcomes};
 
 #[tokio::test(start_paused = true)]
 async fn rate_limit_is_retried_with_backoff_then_falls_back() {
