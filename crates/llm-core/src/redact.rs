@@ -212,10 +212,10 @@ mod tests {
 
     #[test]
     fn registered_values_are_replaced_wherever_they_appear() {
-        register_secret("sk-redact-test-0123456789");
-        register_secret("sk-redact-test-0123456789-longer");
+        register_secret("canary-redact-test-0123456789");
+        register_secret("canary-redact-test-0123456789-longer");
         assert_eq!(
-            redact("key sk-redact-test-0123456789-longer and sk-redact-test-0123456789."),
+            redact("key canary-redact-test-0123456789-longer and canary-redact-test-0123456789."),
             "key [REDACTED] and [REDACTED]."
         );
         assert!(matches!(redact("nothing secret"), Cow::Borrowed(_)));
