@@ -11,6 +11,9 @@ pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Default)]
 pub struct LineBuffer {
     pending: Vec<u8>,
+    /// A bad line met after good ones in the same chunk: reported by the next call, so the good lines
+    /// before it are handed out whether or not the bad one arrived in the same chunk.
+    deferred: Option<Error>,
 }
 
 impl LineBuffer {
@@ -21,9 +24,15 @@ impl LineBuffer {
 
     /// Adds `chunk` and returns the lines it completed, without their line endings.
     ///
+    /// Lines before a bad one are returned first and the error comes with the next call (push or
+    /// finish): where a chunk boundary falls never changes what a reader sees.
+    ///
     /// # Errors
     /// A validation error when a line exceeds [`MAX_LINE_BYTES`] or is not UTF-8.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, Error> {
+        if let Some(error) = self.deferred.take() {
+            return Err(error);
+        }
         self.pending.extend_from_slice(chunk);
         let mut lines = Vec::new();
         let mut start = 0;
@@ -32,7 +41,15 @@ impl LineBuffer {
             let line = self.pending[start..end]
                 .strip_suffix(b"\r")
                 .unwrap_or(&self.pending[start..end]);
-            lines.push(utf8_line(line)?);
+            match utf8_line(line) {
+                Ok(line) => lines.push(line),
+                Err(error) if lines.is_empty() => return Err(error),
+                Err(error) => {
+                    self.deferred = Some(error);
+                    self.pending.clear();
+                    return Ok(lines);
+                }
+            }
             start = end + 1;
         }
         self.pending.drain(..start);
@@ -53,6 +70,9 @@ impl LineBuffer {
     /// # Errors
     /// A validation error when the rest is not UTF-8.
     pub fn finish(&mut self) -> Result<Option<String>, Error> {
+        if let Some(error) = self.deferred.take() {
+            return Err(error);
+        }
         if self.pending.iter().all(u8::is_ascii_whitespace) {
             self.pending.clear();
             return Ok(None);
@@ -94,6 +114,24 @@ mod tests {
         let mut buffer = LineBuffer::new();
         assert!(buffer.push(&text[..2]).expect("ok").is_empty());
         assert_eq!(buffer.push(&text[2..]).expect("ok"), vec!["héllo"]);
+    }
+
+    #[test]
+    fn good_lines_before_a_bad_one_come_out_however_the_chunks_fall() {
+        let bytes = b"data: one\ndata: \xff\ndata: three\n";
+        let mut whole = LineBuffer::new();
+        assert_eq!(
+            whole.push(bytes).expect("good lines first"),
+            vec!["data: one"]
+        );
+        assert_eq!(
+            whole.finish().expect_err("then the bad line").kind(),
+            ErrorKind::MalformedAnswer
+        );
+
+        let mut split = LineBuffer::new();
+        assert_eq!(split.push(&bytes[..10]).expect("ok"), vec!["data: one"]);
+        assert!(split.push(&bytes[10..]).is_err());
     }
 
     #[test]
