@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use llm_core::{ChatRequest, ChatResponse, ChatStream, EnvSource, Error, Provider};
+use llm_core::{Capabilities, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, Provider};
 use llm_protocol::header::{ACCEPT, HeaderMap, HeaderValue};
 use llm_protocol::sse::SseDecoder;
 use llm_protocol::{HttpClient, decode_stream};
 
 use crate::config::AnthropicConfig;
+use crate::stream::StreamDecoder;
 use crate::{ID, wire};
 
 /// The Messages API version we speak.
@@ -82,6 +83,13 @@ impl Provider for Anthropic {
         self.config.timeout
     }
 
+    /// Everything, on every model: tools and parallel tool calls natively; a JSON schema through
+    /// `output_config.format` on Claude 4.5 and later, through a forced answer tool on older models;
+    /// a JSON object through the forced answer tool (the API has no schema-less JSON mode).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
     /// A final assistant turn is continued by every Messages API model (the encoder sends it as the
     /// last message); a model that refuses it answers 400, which the cascade takes as "no prefill".
     fn supports_prefill(&self, _model: &str) -> bool {
@@ -90,7 +98,7 @@ impl Provider for Anthropic {
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
         let model = self.model_for(request);
-        let body = wire::encode_request(request, model, false);
+        let body = wire::encode_request(request, model, false).map_err(|e| e.with_provider(ID))?;
         tracing::debug!(provider = ID, model, "sending a Messages API request");
         let builder = self
             .http
@@ -98,14 +106,14 @@ impl Provider for Anthropic {
             .headers(self.headers.clone())
             .json(&body);
         let response = self.http.send(builder).await?;
-        let body = self.http.read_body(response).await?;
-        let decoded: wire::MessagesResponse = self.http.decode_json(&body)?;
-        wire::decode_response(decoded, model).map_err(|e| e.with_provider(ID))
+        let response_body = self.http.read_body(response).await?;
+        let decoded: wire::MessagesResponse = self.http.decode_json(&response_body)?;
+        wire::decode_response(decoded, model, &body.plan).map_err(|e| e.with_provider(ID))
     }
 
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, Error> {
         let model = self.model_for(request);
-        let body = wire::encode_request(request, model, true);
+        let body = wire::encode_request(request, model, true).map_err(|e| e.with_provider(ID))?;
         tracing::debug!(
             provider = ID,
             model,
@@ -122,7 +130,7 @@ impl Provider for Anthropic {
             ID,
             self.http.body_stream(response),
             SseDecoder::new(),
-            wire::StreamDecoder::default(),
+            StreamDecoder::new(body.plan.clone()),
         ))
     }
 
@@ -132,6 +140,11 @@ impl Provider for Anthropic {
             .get(&format!("{}/models?limit=1", self.config.base_url))
             .headers(self.headers.clone());
         let response = self.http.send(request).await?;
-        self.http.read_body(response).await.map(|_| ())
+        let body = self.http.read_body(response).await?;
+        // An error object in a 200 (a proxy, an outage page in JSON) is not a model list.
+        match serde_json::from_slice::<wire::ErrorBody>(&body) {
+            Ok(error) => Err(wire::error_from_object(&error.error, None).with_provider(ID)),
+            Err(_) => Ok(()),
+        }
     }
 }

@@ -10,6 +10,8 @@ use llm_core::{ChatResponse, Error, ErrorKind};
 use llm_protocol::sse::SseEvent;
 use llm_protocol::{FrameDecoder, HttpFailure};
 
+use crate::stream::StreamDecoder;
+use crate::structured::Plan;
 use crate::wire;
 
 /// The model the client would have asked for; the decoders fall back to it.
@@ -22,7 +24,7 @@ const REQUESTED_MODEL: &str = "fuzz-model";
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Error> {
     let decoded: wire::MessagesResponse = serde_json::from_slice(body)
         .map_err(|e| Error::new(ErrorKind::MalformedAnswer, e.to_string()))?;
-    wire::decode_response(decoded, REQUESTED_MODEL)
+    wire::decode_response(decoded, REQUESTED_MODEL, &Plan::default())
 }
 
 /// The provider's `parse_error`.
@@ -37,5 +39,5 @@ pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
 
 /// A fresh stream decoder, as `chat_stream` builds one.
 pub fn stream_decoder() -> impl FrameDecoder<SseEvent> {
-    wire::StreamDecoder::default()
+    StreamDecoder::default()
 }

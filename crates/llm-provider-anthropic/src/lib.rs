@@ -2,8 +2,11 @@
 
 mod client;
 mod config;
+mod content;
 #[doc(hidden)]
 pub mod fuzzing;
+mod stream;
+mod structured;
 mod wire;
 
 use llm_core::{EnvSource, Error, Provider};

@@ -2,18 +2,19 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use llm_core::{ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, StreamEvent, Usage};
-use llm_protocol::conversation::{Conversation, Speaker};
+use llm_core::{ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, ToolCall, Usage};
+use llm_protocol::HttpFailure;
 use llm_protocol::error_map::{
     describe_unparsed_body, kind_for_status, one_line, retry_after_from_headers,
     retry_after_from_message,
 };
 use llm_protocol::header::HeaderMap;
-use llm_protocol::sse::SseEvent;
-use llm_protocol::{FrameDecoder, HttpFailure};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::ID;
+use crate::content::{self, WireMessage};
+use crate::structured::{self, Plan, WireTool, WireToolChoice};
 
 /// `max_tokens` is required by the Messages API; this is sent when the request sets none.
 pub(crate) const DEFAULT_MAX_TOKENS: u32 = 4096;
@@ -32,74 +33,85 @@ pub(crate) struct MessagesRequest<'a> {
     stop_sequences: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
-}
-
-#[derive(Debug, Serialize, PartialEq, Eq)]
-struct WireMessage {
-    role: &'static str,
-    content: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<WireToolChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_config: Option<serde_json::Value>,
+    /// How to read the answer (not sent).
+    #[serde(skip)]
+    pub(crate) plan: Plan,
 }
 
 /// Encodes `request` for `model`.
 ///
-/// The messages are normalised by [`Conversation::from_messages`]: system messages, wherever they are,
+/// The messages are normalised by [`content::encode_messages`]: system messages, wherever they are,
 /// go to the top-level `system` (joined by a blank line); consecutive messages of the same role are
 /// merged (joined by a blank line); a conversation that does not start with a user message gets
 /// [`LEADING_USER_TURN`](llm_protocol::conversation::LEADING_USER_TURN) first (the Messages API
-/// requires the first message to be a user message).
+/// requires the first message to be a user message); tool calls and results become content blocks.
+/// Tools, tool choice and the response format follow [`structured::encode`].
+///
+/// # Errors
+/// [`ErrorKind::InvalidRequest`] when the conversation cannot be sent (see
+/// [`content::encode_messages`]).
 pub(crate) fn encode_request<'a>(
     request: &'a ChatRequest,
     model: &'a str,
     stream: bool,
-) -> MessagesRequest<'a> {
-    let conversation = Conversation::from_messages(&request.messages);
-    let messages = conversation
-        .turns
-        .into_iter()
-        .map(|turn| WireMessage {
-            role: match turn.speaker {
-                Speaker::User => "user",
-                Speaker::Assistant => "assistant",
-            },
-            content: turn.text,
-        })
-        .collect();
-    MessagesRequest {
+) -> Result<MessagesRequest<'a>, Error> {
+    let encoded = content::encode_messages(&request.messages)?;
+    // `ChatRequest` has no switch for parallel calls yet: the API's default (on) applies.
+    let structured = structured::encode(request, model, None);
+    Ok(MessagesRequest {
         model,
         max_tokens: request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        system: conversation.system,
-        messages,
+        system: encoded.system,
+        messages: encoded.messages,
         temperature: request.temperature,
         stop_sequences: &request.stop,
         stream,
-    }
+        tools: structured.tools,
+        tool_choice: structured.tool_choice,
+        output_config: structured.output_config,
+        plan: structured.plan,
+    })
 }
 
 /// A Messages API response (or an error object that came with a 2xx status).
 #[derive(Debug, Deserialize)]
 pub(crate) struct MessagesResponse {
     #[serde(default)]
-    model: Option<String>,
+    pub(crate) model: Option<String>,
     #[serde(default)]
     content: Option<Vec<ContentBlock>>,
     #[serde(default)]
     stop_reason: Option<String>,
     #[serde(default)]
-    usage: Option<WireUsage>,
+    pub(crate) usage: Option<WireUsage>,
     #[serde(default)]
     error: Option<ErrorObject>,
 }
 
+/// A content block of an answer (`text`, `tool_use`; others are ignored), or the block a stream's
+/// `content_block_start` opens.
 #[derive(Debug, Deserialize)]
-struct ContentBlock {
+pub(crate) struct ContentBlock {
     #[serde(rename = "type", default)]
-    kind: String,
+    pub(crate) kind: String,
     #[serde(default)]
     text: Option<String>,
+    #[serde(default)]
+    pub(crate) id: Option<String>,
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    #[serde(default)]
+    input: Option<Box<RawValue>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct WireUsage {
+pub(crate) struct WireUsage {
     #[serde(default)]
     input_tokens: Option<u64>,
     #[serde(default)]
@@ -107,12 +119,12 @@ struct WireUsage {
     #[serde(default)]
     cache_read_input_tokens: Option<u64>,
     #[serde(default)]
-    output_tokens: Option<u64>,
+    pub(crate) output_tokens: Option<u64>,
 }
 
 impl WireUsage {
     /// Prompt tokens: uncached input plus what was written to or read from the prompt cache.
-    fn input(&self) -> Option<u64> {
+    pub(crate) fn input(&self) -> Option<u64> {
         self.input_tokens.map(|n| {
             n + self.cache_creation_input_tokens.unwrap_or(0)
                 + self.cache_read_input_tokens.unwrap_or(0)
@@ -121,7 +133,7 @@ impl WireUsage {
 }
 
 #[derive(Debug, Deserialize)]
-struct ErrorObject {
+pub(crate) struct ErrorObject {
     #[serde(rename = "type", default)]
     kind: String,
     #[serde(default)]
@@ -148,12 +160,52 @@ pub(crate) fn finish_reason(stop_reason: Option<&str>) -> Result<FinishReason, E
     })
 }
 
+/// The finish reason of a complete answer read under `plan`. A refusal of a request for JSON is
+/// [`ErrorKind::Refused`] (its text is not the data asked for; `text` is quoted); an answer given
+/// through the answer tool, with no other call, finished normally.
+pub(crate) fn complete(
+    stop_reason: Option<&str>,
+    plan: &Plan,
+    answered: bool,
+    calls: usize,
+    text: &str,
+) -> Result<FinishReason, Error> {
+    let reason = finish_reason(stop_reason)?;
+    if plan.wants_json && reason == FinishReason::ContentFilter {
+        let quoted = if text.trim().is_empty() {
+            "stop_reason refusal".to_owned()
+        } else {
+            one_line(text, 300)
+        };
+        return Err(Error::new(
+            ErrorKind::Refused,
+            format!("the model declined to answer: {quoted}"),
+        ));
+    }
+    Ok(match reason {
+        FinishReason::ToolCalls if answered && calls == 0 => FinishReason::Stop,
+        other => other,
+    })
+}
+
+/// A call's arguments as JSON text: the `input` object exactly as the model wrote it (`{}` when there
+/// is none).
+pub(crate) fn arguments(input: Option<&RawValue>) -> String {
+    match input.map(RawValue::get) {
+        None | Some("null") => "{}".to_owned(),
+        Some(input) => input.to_owned(),
+    }
+}
+
 /// Turns a decoded 2xx body into our response; an error object in it is a classified error, a body
 /// without `content` is a validation error, one without `stop_reason` a truncation. Text blocks are
-/// concatenated; other blocks (thinking, tool use) are not content.
+/// concatenated; `tool_use` blocks are tool calls, except a call of the plan's answer tool, whose
+/// input is the answer (text blocks beside it are the model's preamble and dropped); other blocks
+/// (thinking, server tools) are not content.
 pub(crate) fn decode_response(
     response: MessagesResponse,
     requested_model: &str,
+    plan: &Plan,
 ) -> Result<ChatResponse, Error> {
     if let Some(error) = response.error {
         return Err(error_from_object(&error, None));
@@ -164,21 +216,43 @@ pub(crate) fn decode_response(
             "the response has no `content`: not a Messages API answer",
         ));
     };
-    let content: String = blocks
-        .iter()
-        .filter(|block| block.kind == "text")
-        .filter_map(|block| block.text.as_deref())
-        .collect();
+    let mut text = String::new();
+    let mut answer = None;
+    let mut tool_calls = Vec::new();
+    for block in blocks {
+        match block.kind.as_str() {
+            "text" => text.push_str(block.text.as_deref().unwrap_or_default()),
+            "tool_use" => {
+                let call = ToolCall::new(
+                    block.id.unwrap_or_default(),
+                    block.name.unwrap_or_default(),
+                    arguments(block.input.as_deref()),
+                );
+                match plan.answer(&call.name, &call.arguments) {
+                    Some(json) => answer = Some(json),
+                    None => tool_calls.push(call),
+                }
+            }
+            _ => {}
+        }
+    }
+    let finish_reason = complete(
+        response.stop_reason.as_deref(),
+        plan,
+        answer.is_some(),
+        tool_calls.len(),
+        &text,
+    )?;
     let usage = response.usage.map(|usage| Usage {
         input_tokens: usage.input().unwrap_or(0),
         output_tokens: usage.output_tokens.unwrap_or(0),
     });
     Ok(ChatResponse {
-        tool_calls: Vec::new(),
-        content,
+        tool_calls,
+        content: answer.unwrap_or(text),
         provider: ID.to_owned(),
         model: response.model.unwrap_or_else(|| requested_model.to_owned()),
-        finish_reason: finish_reason(response.stop_reason.as_deref())?,
+        finish_reason,
         usage,
     })
 }
@@ -216,13 +290,44 @@ pub(crate) fn error_kind(
         "invalid_request_error" if lower.contains("credit balance") || spend_limit => {
             ErrorKind::QuotaExhausted
         }
+        "invalid_request_error" if capability_mismatch(&lower) => ErrorKind::Unsupported,
         "invalid_request_error" => ErrorKind::InvalidRequest,
         _ => status.map_or(ErrorKind::ServerError, kind_for_status),
     }
 }
 
+/// Whether a 400's (lowercased) message says the model cannot take the tools or structured output we
+/// sent, so another provider may serve the request: the request validator's "output_config: Extra
+/// inputs are not permitted" for a field the model does not know (`output_config`, `output_format`, a
+/// tool's `strict`), or a "does not support" / "not supported" naming tools or structured output.
+/// "This model does not support effort level …" names neither and stays a request error.
+fn capability_mismatch(message: &str) -> bool {
+    let field = message.split(':').next().unwrap_or_default().trim();
+    let unknown_field = message.contains("extra inputs are not permitted")
+        && (field.starts_with("output_config")
+            || field.starts_with("output_format")
+            || (field.starts_with("tools.") && field.ends_with(".strict")));
+    let refused = ["does not support", "not supported", "unsupported"]
+        .iter()
+        .any(|r| message.contains(r));
+    let feature = [
+        "tool use",
+        "tool_use",
+        "tools",
+        "structured output",
+        "output format",
+        "output_config",
+        "output_format",
+        "json_schema",
+        "strict",
+    ]
+    .iter()
+    .any(|f| message.contains(f));
+    unknown_field || (refused && feature)
+}
+
 /// An error from an Anthropic error object (HTTP error body, 2xx body or stream `error` event).
-fn error_from_object(error: &ErrorObject, status: Option<u16>) -> Error {
+pub(crate) fn error_from_object(error: &ErrorObject, status: Option<u16>) -> Error {
     let kind = error_kind(&error.kind, &error.message, error.details.as_ref(), status);
     let label = if error.kind.is_empty() {
         "error"
@@ -234,8 +339,8 @@ fn error_from_object(error: &ErrorObject, status: Option<u16>) -> Error {
 }
 
 #[derive(Debug, Deserialize)]
-struct ErrorBody {
-    error: ErrorObject,
+pub(crate) struct ErrorBody {
+    pub(crate) error: ErrorObject,
 }
 
 /// This provider's `parse_error`: the body's `error.type` first, then the status; the wait hint from
@@ -337,130 +442,6 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::new(seconds, nanos))
 }
 
-/// One SSE event's payload.
-#[derive(Debug, Deserialize)]
-struct StreamFrame {
-    #[serde(rename = "type", default)]
-    kind: String,
-    #[serde(default)]
-    message: Option<MessagesResponse>,
-    #[serde(default)]
-    delta: Option<FrameDelta>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-    #[serde(default)]
-    error: Option<ErrorObject>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FrameDelta {
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    stop_reason: Option<String>,
-}
-
-/// Decodes a Messages API event stream. The stream is complete only at `message_stop` after a
-/// `message_delta` gave the `stop_reason`; a body that ends before `message_stop` is truncated (the
-/// driver reports it, since [`FrameDecoder::end`] yields no `Finish`), and so is a `message_stop` with
-/// no `stop_reason` seen.
-#[derive(Debug, Default)]
-pub(crate) struct StreamDecoder {
-    model: Option<String>,
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    stop_reason: Option<String>,
-}
-
-impl StreamDecoder {
-    fn note_usage(&mut self, usage: &WireUsage) {
-        if let Some(input) = usage.input() {
-            self.input_tokens = Some(input);
-        }
-        if let Some(output) = usage.output_tokens {
-            self.output_tokens = Some(output);
-        }
-    }
-}
-
-impl FrameDecoder<SseEvent> for StreamDecoder {
-    fn frame(&mut self, frame: SseEvent) -> Result<Vec<StreamEvent>, Error> {
-        let parsed: StreamFrame = serde_json::from_str(&frame.data).map_err(|e| {
-            Error::new(
-                ErrorKind::MalformedAnswer,
-                format!(
-                    "could not decode a stream event ({}): {e}",
-                    describe_unparsed_body(frame.data.as_bytes())
-                ),
-            )
-        })?;
-        let kind = if parsed.kind.is_empty() {
-            frame.event.unwrap_or_default()
-        } else {
-            parsed.kind
-        };
-        match kind.as_str() {
-            "message_start" => {
-                if let Some(message) = parsed.message {
-                    if message.model.is_some() {
-                        self.model = message.model;
-                    }
-                    if let Some(usage) = &message.usage {
-                        self.note_usage(usage);
-                    }
-                }
-                Ok(vec![])
-            }
-            "content_block_delta" => Ok(parsed
-                .delta
-                .filter(|delta| delta.kind.as_deref() == Some("text_delta"))
-                .and_then(|delta| delta.text)
-                .filter(|text| !text.is_empty())
-                .map(|text| StreamEvent::Delta { text })
-                .into_iter()
-                .collect()),
-            "message_delta" => {
-                if let Some(reason) = parsed.delta.and_then(|delta| delta.stop_reason) {
-                    self.stop_reason = Some(reason);
-                }
-                if let Some(usage) = &parsed.usage {
-                    self.note_usage(usage);
-                }
-                Ok(vec![])
-            }
-            "message_stop" => {
-                let reason = finish_reason(self.stop_reason.as_deref())?;
-                let mut events = Vec::with_capacity(2);
-                if self.input_tokens.is_some() || self.output_tokens.is_some() {
-                    events.push(StreamEvent::Usage {
-                        usage: Usage {
-                            input_tokens: self.input_tokens.unwrap_or(0),
-                            output_tokens: self.output_tokens.unwrap_or(0),
-                        },
-                    });
-                }
-                events.push(StreamEvent::Finish {
-                    reason,
-                    model: self.model.clone(),
-                });
-                Ok(events)
-            }
-            "error" => Err(match &parsed.error {
-                Some(error) => error_from_object(error, None),
-                None => Error::new(ErrorKind::ServerError, "error event without details"),
-            }),
-            // ping, content_block_start/stop and event types added later carry no text.
-            _ => Ok(vec![]),
-        }
-    }
-
-    fn end(&mut self) -> Result<Vec<StreamEvent>, Error> {
-        Ok(vec![])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,7 +450,8 @@ mod tests {
     use llm_protocol::header::HeaderValue;
 
     fn encode(request: &ChatRequest, stream: bool) -> serde_json::Value {
-        serde_json::to_value(encode_request(request, "claude-x", stream)).expect("serialise")
+        serde_json::to_value(encode_request(request, "claude-x", stream).expect("encodes"))
+            .expect("serialise")
     }
 
     #[test]
@@ -568,20 +550,11 @@ mod tests {
         )
         .expect("decode");
         assert_eq!(
-            decode_response(response, "m").expect_err("cut").kind(),
+            decode_response(response, "m", &Plan::default())
+                .expect_err("cut")
+                .kind(),
             ErrorKind::StreamTruncated
         );
-        let mut decoder = StreamDecoder::default();
-        decoder
-            .frame(sse(
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
-            ))
-            .expect("delta");
-        let err = decoder
-            .frame(sse("message_stop", r#"{"type":"message_stop"}"#))
-            .expect_err("message_stop without stop_reason");
-        assert_eq!(err.kind(), ErrorKind::StreamTruncated);
     }
 
     #[test]
@@ -591,7 +564,7 @@ mod tests {
                 "stop_reason":"max_tokens","usage":{"input_tokens":3,"cache_read_input_tokens":4,"output_tokens":5}}"#,
         )
         .expect("decode");
-        let response = decode_response(response, "req").expect("ok");
+        let response = decode_response(response, "req", &Plan::default()).expect("ok");
         assert_eq!(response.content, "ab");
         assert_eq!(response.finish_reason, FinishReason::Length);
         assert_eq!(
@@ -603,6 +576,61 @@ mod tests {
         );
     }
 
+    fn answer_plan() -> Plan {
+        Plan {
+            answer_tool: Some(crate::structured::AnswerTool {
+                name: "structured_output".into(),
+                wrapped: false,
+            }),
+            wants_json: true,
+        }
+    }
+
+    #[test]
+    fn the_answer_tool_input_is_the_text_and_other_calls_stay_calls() {
+        let body = r#"{"model":"m","stop_reason":"tool_use","content":[
+            {"type":"text","text":"Here you go."},
+            {"type":"tool_use","id":"toolu_1","name":"structured_output","input":{"b":1,"a":2}}]}"#;
+        let response: MessagesResponse = serde_json::from_str(body).expect("decode");
+        let response = decode_response(response, "m", &answer_plan()).expect("ok");
+        assert_eq!(
+            (response.content.as_str(), &response.finish_reason),
+            (r#"{"b":1,"a":2}"#, &FinishReason::Stop),
+            "the input exactly as written; a normal finish"
+        );
+        assert!(response.tool_calls.is_empty());
+
+        let other = body.replace("\"structured_output\"", "\"lookup\"");
+        let response: MessagesResponse = serde_json::from_str(&other).expect("decode");
+        let response = decode_response(response, "m", &answer_plan()).expect("ok");
+        assert_eq!(response.content, "Here you go.");
+        assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(
+            response.tool_calls,
+            vec![ToolCall::new("toolu_1", "lookup", r#"{"b":1,"a":2}"#)]
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_refused_only_when_json_was_asked_for() {
+        let body = r#"{"model":"m","stop_reason":"refusal","content":[{"type":"text","text":"I can't help with that."}]}"#;
+        let refused = decode_response(
+            serde_json::from_str(body).expect("decode"),
+            "m",
+            &answer_plan(),
+        )
+        .expect_err("refused");
+        assert_eq!(refused.kind(), ErrorKind::Refused);
+        assert!(refused.message().contains("I can't help"), "{refused}");
+        let plain = decode_response(
+            serde_json::from_str(body).expect("decode"),
+            "m",
+            &Plan::default(),
+        )
+        .expect("filtered text is an answer");
+        assert_eq!(plain.finish_reason, FinishReason::ContentFilter);
+    }
+
     #[test]
     fn error_objects_and_missing_content_in_200_bodies() {
         let error: MessagesResponse = serde_json::from_str(
@@ -610,12 +638,16 @@ mod tests {
         )
         .expect("decode");
         assert_eq!(
-            decode_response(error, "m").expect_err("error").kind(),
+            decode_response(error, "m", &Plan::default())
+                .expect_err("error")
+                .kind(),
             ErrorKind::Overloaded
         );
         let empty: MessagesResponse = serde_json::from_str(r#"{"id":"x"}"#).expect("decode");
         assert_eq!(
-            decode_response(empty, "m").expect_err("empty").kind(),
+            decode_response(empty, "m", &Plan::default())
+                .expect_err("empty")
+                .kind(),
             ErrorKind::MalformedAnswer
         );
     }
@@ -658,6 +690,30 @@ mod tests {
         );
         assert_eq!(kind("api_error", "oops", 500), ErrorKind::ServerError);
         assert_eq!(kind("something_new", "?", 503), ErrorKind::Overloaded);
+        for unsupported in [
+            "output_config: Extra inputs are not permitted",
+            "output_config.format: Extra inputs are not permitted",
+            "tools.0.custom.strict: Extra inputs are not permitted",
+            "This model does not support tool use.",
+            "claude-3-haiku-20240307 does not support structured outputs",
+        ] {
+            assert_eq!(
+                kind("invalid_request_error", unsupported, 400),
+                ErrorKind::Unsupported,
+                "{unsupported}"
+            );
+        }
+        for plain in [
+            "This model does not support effort level 'xhigh'. Supported levels: high, low, max, medium.",
+            "messages.65.content.1.tool_use.text: Extra inputs are not permitted",
+            "system.1.cache_control.ephemeral.scope: Extra inputs are not permitted",
+        ] {
+            assert_eq!(
+                kind("invalid_request_error", plain, 400),
+                ErrorKind::InvalidRequest,
+                "{plain}"
+            );
+        }
         let spend = serde_json::json!({"error_code": "enforced_spend_limit_reached"});
         assert_eq!(
             error_kind("rate_limit_error", "limit", Some(&spend), Some(429)),
@@ -729,80 +785,5 @@ mod tests {
             (err.kind(), err.retry_after()),
             (ErrorKind::RateLimit, Some(Duration::from_secs(63)))
         );
-    }
-
-    fn sse(event: &str, data: &str) -> SseEvent {
-        SseEvent {
-            event: Some(event.to_owned()),
-            data: data.to_owned(),
-        }
-    }
-
-    #[test]
-    fn stream_events_in_order() {
-        let mut decoder = StreamDecoder::default();
-        let frames = [
-            sse(
-                "message_start",
-                r#"{"type":"message_start","message":{"model":"m1","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}"#,
-            ),
-            sse("ping", r#"{"type": "ping"}"#),
-            sse(
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
-            ),
-            sse(
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Hi"}   }"#,
-            ),
-            sse(
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
-            ),
-            sse(
-                "message_delta",
-                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}"#,
-            ),
-        ];
-        let mut events = Vec::new();
-        for frame in frames {
-            events.extend(decoder.frame(frame).expect("frame"));
-        }
-        assert_eq!(events, vec![StreamEvent::Delta { text: "Hi".into() }]);
-        assert_eq!(decoder.end().expect("end"), vec![], "no message_stop yet");
-        let closing = decoder
-            .frame(sse("message_stop", r#"{"type":"message_stop"}"#))
-            .expect("stop");
-        assert_eq!(
-            closing,
-            vec![
-                StreamEvent::Usage {
-                    usage: Usage {
-                        input_tokens: 5,
-                        output_tokens: 9
-                    }
-                },
-                StreamEvent::Finish {
-                    reason: FinishReason::Stop,
-                    model: Some("m1".into())
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn stream_error_event_is_classified() {
-        let mut decoder = StreamDecoder::default();
-        let err = decoder
-            .frame(sse(
-                "error",
-                r#"{"type":"error","error":{"details":null,"type":"overloaded_error","message":"Overloaded"}    }"#,
-            ))
-            .expect_err("error event");
-        assert_eq!(err.kind(), ErrorKind::Overloaded);
-        let err = decoder
-            .frame(sse("content_block_delta", "not json"))
-            .expect_err("garbage");
-        assert_eq!(err.kind(), ErrorKind::MalformedAnswer);
     }
 }

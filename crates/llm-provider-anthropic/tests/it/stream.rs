@@ -1,4 +1,4 @@
-//! Streamed answers: complete, tool use, an error event mid-stream, a cut-off body.
+//! Streamed answers: complete, tool use (the call assembled), an error event mid-stream, a cut-off body.
 
 use llm_core::{ChatRequest, Provider};
 use llm_test_support::replay::{collect, event_list};
@@ -25,7 +25,7 @@ async fn stream_reframed_chunks() {
 }
 
 #[tokio::test]
-async fn stream_tool_use_ignores_json_deltas() {
+async fn stream_tool_use_assembles_the_call() {
     insta::assert_json_snapshot!("chat.stream.tool_use", run("chat.stream.tool_use").await);
 }
 
