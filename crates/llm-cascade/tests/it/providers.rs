@@ -585,3 +585,32 @@ mod ollama {
         );
     }
 }
+
+/// wiremock cannot tell when a client hangs up, so the silent provider is the scripted loopback
+/// server, which reports it; the hedge that wins is a wiremock replay of a real Gemini answer.
+#[tokio::test]
+async fn a_hedged_loser_has_its_connection_closed() {
+    use llm_test_support::{ConnectionEvent, ScriptedServer, Step};
+    let silent = ScriptedServer::start(vec![Step::Hang]).await;
+    let google = serve("gemini", "chat.success", "POST", GEMINI_ROUTE, 1).await;
+    let env = gemini(MapEnv::new(), &google)
+        .with("ANTHROPIC_API_KEY", CANARY_KEY)
+        .with("ANTHROPIC_BASE_URL", format!("{}/v1", silent.uri()))
+        .with("LLM_FALLBACK_ORDER", "anthropic,gemini")
+        .with("LLM_HEDGE_AFTER", "200ms");
+    let result = cascade(env)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("the hedge answers");
+    assert_eq!(result.response.provider, "gemini");
+    assert_eq!(
+        outcomes(&result.attempts),
+        vec![("anthropic", Outcome::Cancelled), ("gemini", Outcome::Ok)]
+    );
+    assert_eq!(silent.next_event().await, ConnectionEvent::Requested);
+    assert_eq!(
+        silent.next_event().await,
+        ConnectionEvent::ClosedByClient { sent: 0 },
+        "the loser's connection was closed: nothing more is billed for it"
+    );
+}
