@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use llm_core::{
     ChatRequest, ChatResponse, EnvSource, Error, ErrorKind, FinishReason, ProcessEnv, Provider,
-    Registry,
+    RateLimitSpent, Registry,
 };
 use tokio::time::Instant;
 use tracing::{Instrument, Span, error, info, info_span, warn};
@@ -369,6 +369,9 @@ impl Cascade {
     ) {
         let tokens = crate::state::tokens_used(response.usage, request, response.content.len());
         self.report_state(provider, Report::Tokens(tokens)).await;
+        if let Some(spent) = &response.rate_limit {
+            self.spent(provider, spent).await;
+        }
         if let Some(last) = call.attempts.last() {
             self.emit(&CascadeEvent::AttemptFinished {
                 attempt: last.clone(),
@@ -376,6 +379,20 @@ impl Cascade {
                 usage: response.usage,
             });
         }
+    }
+
+    /// A successful answer from `provider` used up a rate limit: it cools until the limit resets.
+    pub(crate) async fn spent(&self, provider: &dyn Provider, spent: &RateLimitSpent) {
+        info!(
+            provider = provider.id(),
+            header = spent.header,
+            "{} has used up a rate limit ({}: 0): skipped for {:?}",
+            provider.id(),
+            spent.header,
+            spent.reset_after
+        );
+        self.report_state(provider, Report::Spent(spent.reset_after))
+            .await;
     }
 
     /// Takes in what an attempt at `provider` did, for its state.

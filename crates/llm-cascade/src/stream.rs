@@ -104,7 +104,9 @@ fn is_first_token(event: &StreamEvent) -> Result<bool, Error> {
         StreamEvent::Delta { text } => Ok(!text.is_empty()),
         StreamEvent::Finish { reason, .. } => empty_answer(reason).map_or(Ok(true), Err),
         StreamEvent::ToolCall { .. } => Ok(true),
-        StreamEvent::Usage { .. } | StreamEvent::Resumed { .. } => Ok(false),
+        StreamEvent::Usage { .. } | StreamEvent::Resumed { .. } | StreamEvent::RateLimit { .. } => {
+            Ok(false)
+        }
     }
 }
 
@@ -219,6 +221,10 @@ impl Guarded {
             // While a continuation is being opened, the cut attempt was already settled.
             let resuming = self.resuming;
             let item = self.pass_on(item);
+            if let Ok(StreamEvent::RateLimit { spent }) = &item {
+                let provider = self.cascade.providers()[self.index].clone();
+                self.cascade.spent(provider.as_ref(), spent).await;
+            }
             if self.done && !resuming {
                 self.settle(item.as_ref().err()).await;
             }
@@ -287,8 +293,11 @@ impl Guarded {
                 self.report_end(None);
             }
             Ok(StreamEvent::Delta { text }) => self.delivered.push_str(text),
-            Ok(StreamEvent::Resumed { .. }) => {}
-            Ok(StreamEvent::ToolCall { .. }) => {}
+            Ok(
+                StreamEvent::Resumed { .. }
+                | StreamEvent::ToolCall { .. }
+                | StreamEvent::RateLimit { .. },
+            ) => {}
             Err(error) => {
                 self.done = true;
                 if !self.resuming {

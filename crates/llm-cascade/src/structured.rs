@@ -380,6 +380,7 @@ mod tests {
             finish_reason: llm_core::FinishReason::ToolCalls,
             usage: None,
             tool_calls: vec![ToolCall::new("c1", "add", r#"{"a": 1}"#)],
+            rate_limit: None,
         };
         check_tool_calls(&request, &response).expect("valid");
         response.tool_calls = vec![ToolCall::new("c1", "add", r#"{"a": "one"}"#)];

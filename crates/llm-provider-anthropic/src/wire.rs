@@ -180,6 +180,7 @@ pub(crate) fn decode_response(
         model: response.model.unwrap_or_else(|| requested_model.to_owned()),
         finish_reason: finish_reason(response.stop_reason.as_deref())?,
         usage,
+        rate_limit: None,
     })
 }
 

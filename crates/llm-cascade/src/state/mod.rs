@@ -240,6 +240,9 @@ pub enum Report<'a> {
     Failure(&'a Error),
     /// Tokens used by an answer.
     Tokens(u64),
+    /// A successful answer whose headers said a rate limit is used up until this long from now
+    /// (`x-ratelimit-remaining-*: 0`): cooling until then, before the next call is wasted.
+    Spent(Duration),
 }
 
 /// Kinds that say the provider is unwell (not the request's own fault).
@@ -359,6 +362,7 @@ impl ProviderState {
                 self.day.at(now_ms, DAY_MS).tokens += tokens;
             }
             Report::Failure(error) => self.record_failure(error, now_ms, key, settings),
+            Report::Spent(wait) => self.cool(now_ms + ms(wait), "x-ratelimit-remaining"),
         }
     }
 

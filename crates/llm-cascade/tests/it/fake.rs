@@ -27,6 +27,8 @@ pub enum Step {
     Stream(Vec<Item>),
     /// Wait this long, then do the step.
     Later(Duration, Box<Step>),
+    /// Answer with this text, saying a rate limit is used up until this long from now.
+    Spent(&'static str, Duration),
 }
 
 /// One item of a scripted stream.
@@ -40,6 +42,8 @@ pub enum Item {
     Stall,
     /// A `Usage` event with these input and output tokens.
     Usage(u64, u64),
+    /// A rate limit used up until this long from now.
+    Spent(Duration),
 }
 
 /// Counts a call dropped before it ended (its future, or its stream before the last item): what a
@@ -172,6 +176,7 @@ impl Fake {
             model: "fake-model".to_owned(),
             finish_reason,
             usage: None,
+            rate_limit: None,
         }
     }
 
@@ -183,6 +188,14 @@ impl Fake {
             error = error.with_status(status);
         }
         error
+    }
+}
+
+/// The requests bucket used up until `reset_after` from now.
+fn spent(reset_after: Duration) -> llm_cascade::RateLimitSpent {
+    llm_cascade::RateLimitSpent {
+        header: "x-ratelimit-remaining-requests".to_owned(),
+        reset_after,
     }
 }
 
@@ -219,6 +232,10 @@ impl Provider for Fake {
         let result = match self.next_step_now().await {
             Step::Reply(text) => Ok(self.answer(text, FinishReason::Stop)),
             Step::Answer(text, reason) => Ok(self.answer(text, reason)),
+            Step::Spent(text, reset_after) => Ok(ChatResponse {
+                rate_limit: Some(spent(reset_after)),
+                ..self.answer(text, FinishReason::Stop)
+            }),
             Step::Fail(kind, status, wait) => Err(self.error(kind, status, wait)),
             Step::Hang => std::future::pending().await,
             Step::Stream(_) | Step::Later(..) => panic!("a stream step in a chat call"),
@@ -257,6 +274,9 @@ impl Provider for Fake {
                             Err(Error::new(kind, "scripted stream error").with_provider(id))
                         }
                         Item::Stall => std::future::pending().await,
+                        Item::Spent(reset_after) => Ok(StreamEvent::RateLimit {
+                            spent: spent(reset_after),
+                        }),
                         Item::Usage(input_tokens, output_tokens) => Ok(StreamEvent::Usage {
                             usage: llm_cascade::Usage {
                                 input_tokens,
@@ -273,7 +293,7 @@ impl Provider for Fake {
                 Err(self.error(kind, status, wait))
             }
             Step::Hang => std::future::pending().await,
-            Step::Reply(_) | Step::Answer(..) | Step::Later(..) => {
+            Step::Reply(_) | Step::Answer(..) | Step::Later(..) | Step::Spent(..) => {
                 panic!("a reply step in a stream call")
             }
         }

@@ -316,3 +316,49 @@ async fn only_a_stream_that_finishes_closes_a_half_open_breaker() {
     assert_eq!(state.breaker_state(cascade.state_now_ms()), "closed");
     assert_eq!(state.failures, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_success_that_used_up_a_rate_limit_cools_the_provider_until_its_reset() {
+    let reset = Duration::from_secs(90);
+    let groq = Arc::new(Fake::new(
+        "groq",
+        vec![
+            Step::Spent("the last one this window", reset),
+            Step::Stream(vec![
+                Item::Spent(reset),
+                Item::Text("streamed"),
+                Item::Finish,
+            ]),
+            Step::Reply("after the reset"),
+        ],
+    ));
+    let openai = Arc::new(Fake::new(
+        "openai",
+        vec![Step::Reply("1"), Step::Reply("2")],
+    ));
+    let store = Arc::new(MemoryStore::default());
+    let cascade = cascade(&[&groq, &openai], &store);
+    let first = cascade.chat(hi()).await.expect("answer");
+    assert_eq!(first.text(), "the last one this window");
+    let second = cascade.chat(hi()).await.expect("answer");
+    assert_eq!(second.text(), "1");
+    assert_eq!(groq.calls(), 1, "no call wasted on a spent limit");
+    let skip = second.attempts[0].skip.as_ref().expect("skipped");
+    assert!(
+        matches!(&skip.reason, SkipReason::Cooling { source } if source == "x-ratelimit-remaining"),
+        "{skip:?}"
+    );
+    assert_eq!(
+        skip.until_ms,
+        Some(cascade.state_now_ms() + 90_000),
+        "cooling until the reset"
+    );
+    // A stream that says so at its start cools the provider the same way.
+    tokio::time::advance(reset).await;
+    assert_eq!(stream_to_end(&cascade).await, None);
+    assert_eq!(cascade.chat(hi()).await.expect("answer").text(), "2");
+    assert_eq!(groq.calls(), 2);
+    tokio::time::advance(reset).await;
+    let after = cascade.chat(hi()).await.expect("answer");
+    assert_eq!(after.text(), "after the reset");
+}
