@@ -393,16 +393,7 @@ mod tests {
         headers(&pairs)
     }
 
-    const OPENAI: &[LimitHeaders] = &[
-        LimitHeaders {
-            remaining: "x-ratelimit-remaining-requests",
-            reset: "x-ratelimit-reset-requests",
-        },
-        LimitHeaders {
-            remaining: "x-ratelimit-remaining-tokens",
-            reset: "x-ratelimit-reset-tokens",
-        },
-    ];
+    const OPENAI: &[LimitHeaders] = crate::openai::LIMIT_HEADERS;
 
     const ANTHROPIC: &[LimitHeaders] = &[
         LimitHeaders {

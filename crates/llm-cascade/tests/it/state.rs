@@ -12,9 +12,18 @@ use llm_cascade::{
 use crate::fake::{Fake, Item, Step, fast_config};
 
 fn cascade(providers: &[&Arc<Fake>], store: &Arc<MemoryStore>) -> Cascade {
+    configured(providers, fast_config(), store)
+}
+
+/// A cascade of `providers` with `config` over `store`.
+fn configured(
+    providers: &[&Arc<Fake>],
+    config: CascadeConfig,
+    store: &Arc<MemoryStore>,
+) -> Cascade {
     providers
         .iter()
-        .fold(CascadeBuilder::new().config(fast_config()), |b, p| {
+        .fold(CascadeBuilder::new().config(config), |b, p| {
             b.provider_arc((*p).clone())
         })
         .build()
@@ -191,21 +200,6 @@ async fn a_fully_open_chain_still_lets_one_probe_through() {
     let answer = cascade.chat(hi()).await.expect("the forced probe answers");
     assert_eq!(answer.text(), "probed");
     assert_eq!(answer.attempts[0].outcome, Outcome::Skipped);
-}
-
-/// A cascade of `providers` with `config` over `store`.
-fn configured(
-    providers: &[&Arc<Fake>],
-    config: CascadeConfig,
-    store: &Arc<MemoryStore>,
-) -> Cascade {
-    providers
-        .iter()
-        .fold(CascadeBuilder::new().config(config), |b, p| {
-            b.provider_arc((*p).clone())
-        })
-        .build()
-        .with_state_store(store.clone())
 }
 
 /// Streams `cascade`'s answer to `hi` to its end; the error that ended it, if any.
