@@ -901,12 +901,30 @@ impl Cascade {
             partner.id()
         );
         let hedge = self.start_attempt(call, partner, 1);
-        let mut second = Box::pin(hedge.bounded(attempt_fn(partner.clone())));
+        let second = Box::pin(hedge.bounded(attempt_fn(partner.clone())));
+        self.race(call, (running, first), (hedge, second), at).await
+    }
+
+    /// An attempt (`first`) and its hedge (`second`, at place `at` in the chain) side by side: the
+    /// first to succeed wins and the other's future is dropped (recorded as lost); a failure is
+    /// recorded at once and the other awaited.
+    async fn race<T, F, H>(
+        &self,
+        call: &mut Call,
+        (running, mut first): (Running, F),
+        (hedge, mut second): (Running, H),
+        at: usize,
+    ) -> Raced<T>
+    where
+        F: Future<Output = Result<T, Error>> + Unpin,
+        H: Future<Output = Result<T, Error>> + Unpin,
+    {
+        let (id, hedge_id) = (running.provider.clone(), hedge.provider.clone());
         tokio::select! {
             result = &mut first => match result {
                 Ok(value) => {
                     drop(second);
-                    self.record_lost(call, hedge, provider.id());
+                    self.record_lost(call, hedge, id.id());
                     Raced::from(self.finish_attempt(call, running, Ok(value)).await)
                 }
                 Err(error) => {
@@ -924,7 +942,7 @@ impl Cascade {
             result = &mut second => match result {
                 Ok(value) => {
                     drop(first);
-                    self.record_lost(call, running, partner.id());
+                    self.record_lost(call, running, hedge_id.id());
                     let value = self.finish_attempt(call, hedge, Ok(value)).await;
                     value.map_or_else(Raced::Failed, |value| Raced::HedgeWon(at, value))
                 }
