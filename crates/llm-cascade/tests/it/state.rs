@@ -356,3 +356,24 @@ async fn a_success_that_used_up_a_rate_limit_cools_the_provider_until_its_reset(
     let after = cascade.chat(hi()).await.expect("answer");
     assert_eq!(after.text(), "after the reset");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_dropped_midway_still_counts_its_tokens() {
+    let groq = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Stream(vec![Item::Text("abcdefgh"), Item::Stall])],
+    ));
+    let store = Arc::new(MemoryStore::default());
+    let cascade = cascade(&[&groq], &store);
+    let mut stream = cascade.chat_stream(hi()).await.expect("a first token");
+    assert!(matches!(stream.next().await, Some(Ok(_))));
+    drop(stream);
+    // The count is taken in off the caller's path: let it run.
+    tokio::task::yield_now().await;
+    let state = cascade.provider_state(groq.as_ref()).await;
+    assert_eq!(
+        state.minute.tokens,
+        1 + 2,
+        "estimated: \"hi\" and 8 bytes of answer"
+    );
+}
