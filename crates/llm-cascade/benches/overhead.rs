@@ -46,6 +46,7 @@ impl Provider for Instant {
             model: "m".to_owned(),
             finish_reason: FinishReason::Stop,
             usage: None,
+            rate_limit: None,
         })
     }
     async fn chat_stream(&self, _request: &ChatRequest) -> Result<ChatStream, Error> {

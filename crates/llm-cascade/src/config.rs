@@ -81,6 +81,10 @@ pub struct CascadeConfig {
     pub content_filter_fallback: bool,
     /// Privacy mode (`LLM_PRIVATE`, default false): only local providers are ever called.
     pub private: bool,
+    /// Hedging (`LLM_HEDGE_AFTER`, default off): when an attempt has produced no first token (a
+    /// stream) or no answer after this long, the next provider the state admits starts in parallel;
+    /// the first to produce one wins and the other is cancelled.
+    pub hedge_after: Option<Duration>,
 }
 
 /// What the cascade does with a stream that fails after text was delivered (`LLM_STREAM_RECOVERY`).
@@ -113,6 +117,7 @@ impl Default for CascadeConfig {
             stream_recovery: StreamRecovery::Continue,
             content_filter_fallback: false,
             private: false,
+            hedge_after: None,
         }
     }
 }
@@ -216,6 +221,14 @@ impl CascadeConfig {
         self.content_filter_fallback = fallback;
         self
     }
+
+    /// Sets hedging: after this long without a first token, the next provider starts in parallel
+    /// (`None`: off).
+    #[must_use]
+    pub fn with_hedge_after(mut self, hedge_after: Option<Duration>) -> Self {
+        self.hedge_after = hedge_after;
+        self
+    }
 }
 
 impl CascadeConfig {
@@ -280,6 +293,9 @@ impl CascadeConfig {
         if let Some(fallback) = read(env, "LLM_CONTENT_FILTER_FALLBACK", parse_bool)? {
             config.content_filter_fallback = fallback;
         }
+        if let Some(after) = read(env, "LLM_HEDGE_AFTER", parse_hedge_after)? {
+            config.hedge_after = after;
+        }
         Ok(config)
     }
 }
@@ -340,6 +356,16 @@ fn at_least_one(text: &str, unit: &str) -> Result<u32, String> {
             "`{text}` is not a number of {unit}s (use a whole number of at least 1, e.g. `2`)"
         )),
     }
+}
+
+/// A positive duration, or `off`.
+fn parse_hedge_after(text: &str) -> Result<Option<Duration>, String> {
+    if matches!(text.trim().to_ascii_lowercase().as_str(), "off" | "false") {
+        return Ok(None);
+    }
+    parse_timeout(text)
+        .map(Some)
+        .map_err(|why| format!("{why}; or `off`"))
 }
 
 fn parse_stream_recovery(text: &str) -> Result<StreamRecovery, String> {
@@ -810,5 +836,30 @@ mod tests {
                 && error.message().contains("continue, off"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn hedging_is_off_by_default_and_read_from_llm_hedge_after() {
+        let defaults = CascadeConfig::from_env(&MapEnv::new()).expect("defaults");
+        assert_eq!(defaults.hedge_after, None);
+        assert_eq!(CascadeConfig::default().hedge_after, None);
+        let on = MapEnv::new().with("LLM_HEDGE_AFTER", "1.5s");
+        assert_eq!(
+            CascadeConfig::from_env(&on).expect("valid").hedge_after,
+            Some(Duration::from_millis(1500))
+        );
+        let off = MapEnv::new().with("LLM_HEDGE_AFTER", "off");
+        assert_eq!(
+            CascadeConfig::from_env(&off).expect("valid").hedge_after,
+            None
+        );
+        for bad in ["0", "soon"] {
+            let env = MapEnv::new().with("LLM_HEDGE_AFTER", bad);
+            let error = CascadeConfig::from_env(&env).expect_err("invalid");
+            assert!(
+                error.message().contains("LLM_HEDGE_AFTER") && error.message().contains("`off`"),
+                "{error}"
+            );
+        }
     }
 }

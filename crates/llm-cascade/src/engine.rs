@@ -9,12 +9,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use llm_core::{
     ChatRequest, ChatResponse, EnvSource, Error, ErrorKind, FinishReason, ProcessEnv, Provider,
-    Registry,
+    RateLimitSpent, Registry,
 };
 use tokio::time::Instant;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, Span, error, info, info_span, warn};
 
 use crate::chain::Pool;
 use crate::config::{CascadeConfig, LocalPull, provider_order, resolve_provider};
@@ -120,6 +121,12 @@ pub(crate) struct Call {
     /// When the call must end.
     pub(crate) deadline: Instant,
     pub(crate) attempts: Vec<Attempt>,
+    /// A stream: an attempt that produced its first token is not yet a success for the provider's
+    /// state (the stream reports how it ends).
+    pub(crate) streaming: bool,
+    /// Providers (by place in the chain) whose first attempt ran as a hedge and failed: their turn
+    /// goes on from that failure.
+    hedged: Vec<(usize, Error)>,
 }
 
 impl Call {
@@ -130,6 +137,8 @@ impl Call {
             started: Instant::now(),
             deadline,
             attempts,
+            streaming: true,
+            hedged: Vec::new(),
         }
     }
 
@@ -337,11 +346,31 @@ impl Cascade {
             .instrument(span)
             .await?;
         let (provider, response) = response;
-        if let Some(usage) = response.usage {
-            let tokens = usage.input_tokens + usage.output_tokens;
-            self.states
-                .report(provider.id(), provider.model(), Report::Tokens(tokens))
-                .await;
+        self.answered(&call, provider.as_ref(), &request, &response)
+            .await;
+        info!(
+            provider = provider.id(),
+            attempts = call.attempts.len(),
+            "success with {}",
+            provider.id()
+        );
+        Ok(CascadeResponse::new(response, call.attempts))
+    }
+
+    /// After a whole answer from `provider`: its tokens count into the provider's budgets (the
+    /// provider's count, else an estimate) and its successful attempt, the last of `call`, goes to the
+    /// observers.
+    pub(crate) async fn answered(
+        &self,
+        call: &Call,
+        provider: &dyn Provider,
+        request: &ChatRequest,
+        response: &ChatResponse,
+    ) {
+        let tokens = crate::state::tokens_used(response.usage, request, response.content.len());
+        self.report_state(provider, Report::Tokens(tokens)).await;
+        if let Some(spent) = &response.rate_limit {
+            self.spent(provider, spent).await;
         }
         if let Some(last) = call.attempts.last() {
             self.emit(&CascadeEvent::AttemptFinished {
@@ -350,13 +379,27 @@ impl Cascade {
                 usage: response.usage,
             });
         }
+    }
+
+    /// A successful answer from `provider` used up a rate limit: it cools until the limit resets.
+    pub(crate) async fn spent(&self, provider: &dyn Provider, spent: &RateLimitSpent) {
         info!(
             provider = provider.id(),
-            attempts = call.attempts.len(),
-            "success with {}",
-            provider.id()
+            header = spent.header,
+            "{} has used up a rate limit ({}: 0): skipped for {:?}",
+            provider.id(),
+            spent.header,
+            spent.reset_after
         );
-        Ok(CascadeResponse::new(response, call.attempts))
+        self.report_state(provider, Report::Spent(spent.reset_after))
+            .await;
+    }
+
+    /// Takes in what an attempt at `provider` did, for its state.
+    pub(crate) async fn report_state(&self, provider: &dyn Provider, report: Report<'_>) {
+        self.states
+            .report(provider.id(), provider.model(), report)
+            .await;
     }
 
     /// Fills settings defaults into the request and rejects requests no provider could answer.
@@ -383,6 +426,8 @@ impl Cascade {
             started,
             deadline: started + self.config.deadline,
             attempts: Vec::new(),
+            streaming: false,
+            hedged: Vec::new(),
         }
     }
 
@@ -417,10 +462,10 @@ impl Cascade {
                 }
                 let force = probe.as_deref() == Some(provider.id());
                 match self
-                    .try_provider(call, provider, &attempt_fn, &mut preparable, force)
+                    .try_provider(call, index, &attempt_fn, &mut preparable, force)
                     .await
                 {
-                    ProviderOutcome::Answered(value) => return Ok((provider.clone(), value)),
+                    ProviderOutcome::Answered(answering, value) => return Ok((answering, value)),
                     ProviderOutcome::MoveOn => {}
                     ProviderOutcome::Stop(error) => {
                         stop = Some(error);
@@ -524,25 +569,42 @@ impl Cascade {
     async fn try_provider<T>(
         &self,
         call: &mut Call,
-        provider: &Arc<dyn Provider>,
+        index: usize,
         attempt_fn: &impl Fn(Arc<dyn Provider>) -> AttemptFuture<T>,
         preparable: &mut Vec<Arc<dyn Provider>>,
         force: bool,
     ) -> ProviderOutcome<T> {
-        // A skipped provider costs no network call (and pays nothing into the retry budget).
-        if self.admit(call, provider, force).await.is_err() {
-            return ProviderOutcome::MoveOn;
+        let provider = &self.providers[index];
+        // A hedge already made (and failed) this provider's first attempt: its turn goes on from there.
+        let mut hedged = call
+            .hedged
+            .iter()
+            .position(|(at, _)| *at == index)
+            .map(|at| call.hedged.swap_remove(at).1);
+        if hedged.is_none() {
+            // A skipped provider costs no network call (and pays nothing into the retry budget).
+            if self.admit(call, provider, force).await.is_err() {
+                return ProviderOutcome::MoveOn;
+            }
+            // A first attempt is a request: it pays into the retry budget.
+            self.policy.budget().deposit();
         }
-        // A first attempt is a request: it pays into the retry budget.
-        self.policy.budget().deposit();
         let mut attempt = 1;
         // A provider prepares at most once per call: a server that still reports the model missing
         // after a successful pull must not make the cascade pull again and again.
         let mut prepared = false;
         loop {
-            let error = match self.attempt(call, provider, attempt, attempt_fn).await {
-                Ok(value) => return ProviderOutcome::Answered(value),
-                Err(error) => error,
+            let error = match hedged.take() {
+                Some(error) => error,
+                None => match self.attempt_hedged(call, index, attempt, attempt_fn).await {
+                    Raced::Answered(value) => {
+                        return ProviderOutcome::Answered(provider.clone(), value);
+                    }
+                    Raced::HedgeWon(at, value) => {
+                        return ProviderOutcome::Answered(self.providers[at].clone(), value);
+                    }
+                    Raced::Failed(error) => error,
+                },
             };
             if !prepared && provider.can_prepare(&error) {
                 prepared = true;
@@ -559,7 +621,15 @@ impl Cascade {
             }
             let remaining = call.deadline.saturating_duration_since(Instant::now());
             let decision = self.policy.decide(&error, attempt, remaining);
-            set_decision(call, decision);
+            // A hedge may have ended after this attempt: the decision goes on this provider's record.
+            if let Some(record) = call
+                .attempts
+                .iter_mut()
+                .rev()
+                .find(|a| a.provider == provider.id())
+            {
+                record.decision = Some(decision);
+            }
             match decision {
                 Decision::Retry { waited_ms } => {
                     self.wait_before_retry(provider, waited_ms).await;
@@ -678,10 +748,17 @@ impl Cascade {
         attempt: u32,
         attempt_fn: &impl Fn(Arc<dyn Provider>) -> AttemptFuture<T>,
     ) -> Result<T, Error> {
+        let running = self.start_attempt(call, provider, attempt);
+        let result = running.bounded(attempt_fn(provider.clone())).await;
+        self.finish_attempt(call, running, result).await
+    }
+
+    /// Announces an attempt and opens its span; [`Running::bounded`] runs it,
+    /// [`Cascade::finish_attempt`] records it.
+    fn start_attempt(&self, call: &Call, provider: &Arc<dyn Provider>, attempt: u32) -> Running {
         let id = provider.id();
-        let now = Instant::now();
-        let remaining = call.deadline.saturating_duration_since(now);
-        let limit = provider.timeout().min(remaining);
+        let started = Instant::now();
+        let remaining = call.deadline.saturating_duration_since(started);
         info!(
             provider = id,
             attempt,
@@ -703,22 +780,45 @@ impl Cascade {
             attempt,
             error.r#type = tracing::field::Empty,
         );
-        let outcome = tokio::time::timeout(limit, attempt_fn(provider.clone()))
-            .instrument(span.clone())
-            .await;
-        let elapsed = now.elapsed();
-        let result = outcome.unwrap_or_else(|_| {
-            Err(timeout_error(
-                provider.as_ref(),
-                limit,
-                limit < provider.timeout(),
-            ))
-        });
-        let report = match &result {
-            Ok(_) => Report::Success,
-            Err(error) => Report::Failure(error),
-        };
-        self.states.report(id, provider.model(), report).await;
+        Running {
+            provider: provider.clone(),
+            attempt,
+            started,
+            limit: provider.timeout().min(remaining),
+            span,
+        }
+    }
+
+    /// Records how an attempt ended: in the provider's state (a stream's first token waits for the
+    /// stream's end), in the call's record, and to the observers (a success's event is left to the
+    /// caller, which knows the model and usage).
+    async fn finish_attempt<T>(
+        &self,
+        call: &mut Call,
+        running: Running,
+        result: Result<T, Error>,
+    ) -> Result<T, Error> {
+        let Running {
+            provider,
+            attempt,
+            started,
+            span,
+            ..
+        } = running;
+        let (id, elapsed) = (provider.id(), started.elapsed());
+        match &result {
+            Ok(_) if call.streaming => {}
+            Ok(_) => {
+                self.states
+                    .report(id, provider.model(), Report::Success)
+                    .await;
+            }
+            Err(error) => {
+                self.states
+                    .report(id, provider.model(), Report::Failure(error))
+                    .await;
+            }
+        }
         match &result {
             Ok(_) => call.attempts.push(Attempt::ok(id, attempt, elapsed)),
             Err(error) => {
@@ -744,6 +844,140 @@ impl Cascade {
         result
     }
 
+    /// Records an attempt that lost a hedge race to `winner`: cancelled (its future was dropped, so
+    /// its connection is closed), neither a success nor a failure of its provider.
+    fn record_lost(&self, call: &mut Call, running: Running, winner: &str) {
+        let id = running.provider.id();
+        info!(provider = id, "{id} lost the hedge to {winner}: cancelled");
+        let mut record = Attempt::cancelled(id, running.attempt, running.started.elapsed());
+        record.message = Some(format!("hedged: lost to {winner}"));
+        call.attempts.push(record.clone());
+        self.emit(&CascadeEvent::AttemptFinished {
+            attempt: record,
+            model: running.provider.model().to_owned(),
+            usage: None,
+        });
+    }
+
+    /// The attempt `attempt` at provider `index`, hedged when `LLM_HEDGE_AFTER` is set: once it has
+    /// produced nothing for that long, the first attempt at the next provider the state admits runs
+    /// beside it. The first to succeed wins and the other's future is dropped. A failure while the
+    /// other still runs is recorded as usual and the other is awaited; the hedge's failure waits in
+    /// `call.hedged` for its provider's turn.
+    async fn attempt_hedged<T>(
+        &self,
+        call: &mut Call,
+        index: usize,
+        attempt: u32,
+        attempt_fn: &impl Fn(Arc<dyn Provider>) -> AttemptFuture<T>,
+    ) -> Raced<T> {
+        let provider = &self.providers[index];
+        let Some(after) = self
+            .config
+            .hedge_after
+            .filter(|_| self.config.auto_fallback)
+        else {
+            return Raced::from(self.attempt(call, provider, attempt, attempt_fn).await);
+        };
+        let running = self.start_attempt(call, provider, attempt);
+        let mut first = Box::pin(running.bounded(attempt_fn(provider.clone())));
+        let early = tokio::select! {
+            result = &mut first => Some(result),
+            () = tokio::time::sleep(after) => None,
+        };
+        if let Some(result) = early {
+            return Raced::from(self.finish_attempt(call, running, result).await);
+        }
+        let Some(at) = self.hedge_partner(call, index).await else {
+            let result = first.await;
+            return Raced::from(self.finish_attempt(call, running, result).await);
+        };
+        let partner = &self.providers[at];
+        warn!(
+            provider = provider.id(),
+            hedge = partner.id(),
+            "nothing from {} after {after:?}: hedging with {}",
+            provider.id(),
+            partner.id()
+        );
+        let hedge = self.start_attempt(call, partner, 1);
+        let second = Box::pin(hedge.bounded(attempt_fn(partner.clone())));
+        self.race(call, (running, first), (hedge, second), at).await
+    }
+
+    /// An attempt (`first`) and its hedge (`second`, at place `at` in the chain) side by side: the
+    /// first to succeed wins and the other's future is dropped (recorded as lost); a failure is
+    /// recorded at once and the other awaited.
+    async fn race<T, F, H>(
+        &self,
+        call: &mut Call,
+        (running, mut first): (Running, F),
+        (hedge, mut second): (Running, H),
+        at: usize,
+    ) -> Raced<T>
+    where
+        F: Future<Output = Result<T, Error>> + Unpin,
+        H: Future<Output = Result<T, Error>> + Unpin,
+    {
+        let (id, hedge_id) = (running.provider.clone(), hedge.provider.clone());
+        tokio::select! {
+            result = &mut first => match result {
+                Ok(value) => {
+                    drop(second);
+                    self.record_lost(call, hedge, id.id());
+                    Raced::from(self.finish_attempt(call, running, Ok(value)).await)
+                }
+                Err(error) => {
+                    let error = self.finish_attempt(call, running, Err::<T, _>(error)).await;
+                    let result = second.await;
+                    match self.finish_attempt(call, hedge, result).await {
+                        Ok(value) => Raced::HedgeWon(at, value),
+                        Err(hedge_error) => {
+                            call.hedged.push((at, hedge_error));
+                            Raced::from(error)
+                        }
+                    }
+                }
+            },
+            result = &mut second => match result {
+                Ok(value) => {
+                    drop(first);
+                    self.record_lost(call, running, hedge_id.id());
+                    let value = self.finish_attempt(call, hedge, Ok(value)).await;
+                    value.map_or_else(Raced::Failed, |value| Raced::HedgeWon(at, value))
+                }
+                Err(error) => {
+                    if let Err(error) = self.finish_attempt(call, hedge, Err::<T, _>(error)).await {
+                        call.hedged.push((at, error));
+                    }
+                    let result = first.await;
+                    Raced::from(self.finish_attempt(call, running, result).await)
+                }
+            },
+        }
+    }
+
+    /// The provider to hedge the attempt at `index` with: the next one in the chain not yet tried in
+    /// this call that its state admits (taking its request slot), when the retry budget can pay for
+    /// a hedge (a second request in flight is extra load, like a retry).
+    async fn hedge_partner(&self, call: &Call, index: usize) -> Option<usize> {
+        if !self.policy.budget().can_withdraw() || Instant::now() >= call.deadline {
+            return None;
+        }
+        for (at, provider) in self.providers.iter().enumerate().skip(index + 1) {
+            let (id, model) = (provider.id(), provider.model());
+            if call.attempts.iter().any(|a| a.provider == id) {
+                continue;
+            }
+            if let Verdict::Skip(skip) = self.states.check(id, model, false).await {
+                info!(provider = id, "not hedging with {id}: {skip}");
+                continue;
+            }
+            return self.policy.budget().withdraw().then_some(at);
+        }
+        None
+    }
+
     async fn prepare(&self, provider: &Arc<dyn Provider>) -> Result<(), Error> {
         info!(
             provider = provider.id(),
@@ -763,10 +997,58 @@ impl Cascade {
     }
 }
 
+/// An attempt under way: its provider and number, when it started, its bound and its span.
+struct Running {
+    provider: Arc<dyn Provider>,
+    attempt: u32,
+    started: Instant,
+    /// The provider's timeout, or the time left before the deadline when that is shorter.
+    limit: Duration,
+    span: Span,
+}
+
+impl Running {
+    /// `future` bounded by the attempt's limit, in its span. Borrows nothing, so that two attempts
+    /// can run side by side (a hedge) while the call records either.
+    fn bounded<T>(
+        &self,
+        future: AttemptFuture<T>,
+    ) -> impl Future<Output = Result<T, Error>> + use<T> {
+        let (provider, limit) = (self.provider.clone(), self.limit);
+        tokio::time::timeout(limit, future)
+            .instrument(self.span.clone())
+            .map(move |outcome| {
+                outcome.unwrap_or_else(|_| {
+                    Err(timeout_error(
+                        provider.as_ref(),
+                        limit,
+                        limit < provider.timeout(),
+                    ))
+                })
+            })
+    }
+}
+
+/// How a (possibly hedged) attempt ended.
+enum Raced<T> {
+    /// The attempt's own provider answered.
+    Answered(T),
+    /// The hedge, at this place in the chain, answered first.
+    HedgeWon(usize, T),
+    /// The attempt failed (and so did its hedge, if one started).
+    Failed(Error),
+}
+
+impl<T> From<Result<T, Error>> for Raced<T> {
+    fn from(result: Result<T, Error>) -> Self {
+        result.map_or_else(Raced::Failed, Raced::Answered)
+    }
+}
+
 /// How one provider's turn ended.
 enum ProviderOutcome<T> {
-    /// It answered.
-    Answered(T),
+    /// It (or the provider that hedged it) answered.
+    Answered(Arc<dyn Provider>, T),
     /// It failed; the next provider's turn.
     MoveOn,
     /// It failed and the call stops here (deadline, fallback disabled).

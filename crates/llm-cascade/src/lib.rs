@@ -25,8 +25,8 @@ pub use engine::{Cascade, CascadeBuilder};
 pub use llm_core::{
     Capabilities, Category, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind,
     FinishReason, LayeredEnv, MapEnv, Message, Overlay, ProcessEnv, Progress, ProgressSink,
-    Provider, ProviderRegistration, Registry, ResponseFormat, ResumeMode, Role, StreamEvent, Tool,
-    ToolCall, ToolChoice, Usage,
+    Provider, ProviderRegistration, RateLimitSpent, Registry, ResponseFormat, ResumeMode, Role,
+    StreamEvent, Tool, ToolCall, ToolChoice, Usage,
 };
 pub use observer::{CascadeEvent, Observer};
 pub use probe::{ProbeResult, probe_provider, probe_registrations};

@@ -40,8 +40,14 @@ impl RetryBudget {
         *balance = (*balance + PER_REQUEST).min(RESERVE);
     }
 
-    /// Takes one retry from the budget; false when it is spent.
-    fn withdraw(&self) -> bool {
+    /// Whether one retry could be paid for now (a hedge checks before it looks for a provider).
+    pub(crate) fn can_withdraw(&self) -> bool {
+        *self.balance.lock().unwrap_or_else(PoisonError::into_inner) >= RETRY
+    }
+
+    /// Takes one retry from the budget; false when it is spent. A hedge pays like a retry: a second
+    /// request in flight is extra load on the providers, as a retry is.
+    pub(crate) fn withdraw(&self) -> bool {
         let mut balance = self.balance.lock().unwrap_or_else(PoisonError::into_inner);
         if *balance >= RETRY {
             *balance -= RETRY;

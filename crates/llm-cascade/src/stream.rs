@@ -30,6 +30,7 @@ use crate::recovery::{
     Skip, diverged, first_token_wait, not_continued, start_after_cut, with_prefill,
 };
 use crate::report::{Attempt, CascadeError, Outcome};
+use crate::state::Report;
 
 /// A stream that has produced its first token, and the events that came with it.
 struct Started {
@@ -103,7 +104,9 @@ fn is_first_token(event: &StreamEvent) -> Result<bool, Error> {
         StreamEvent::Delta { text } => Ok(!text.is_empty()),
         StreamEvent::Finish { reason, .. } => empty_answer(reason).map_or(Ok(true), Err),
         StreamEvent::ToolCall { .. } => Ok(true),
-        StreamEvent::Usage { .. } | StreamEvent::Resumed { .. } => Ok(false),
+        StreamEvent::Usage { .. } | StreamEvent::Resumed { .. } | StreamEvent::RateLimit { .. } => {
+            Ok(false)
+        }
     }
 }
 
@@ -176,6 +179,9 @@ struct Guarded {
     deadline: Instant,
     attempts: Arc<Mutex<Vec<Attempt>>>,
     usage: Option<Usage>,
+    /// Bytes of text the answering provider sent (repeats included), for a token estimate when it
+    /// reports no usage.
+    received: usize,
     span: Span,
     /// The text the caller has received, in full (continuations start from it).
     delivered: String,
@@ -212,8 +218,31 @@ impl Guarded {
                 },
                 Read::Item(item) => item,
             };
-            return Some(self.pass_on(item));
+            // While a continuation is being opened, the cut attempt was already settled.
+            let resuming = self.resuming;
+            let item = self.pass_on(item);
+            if let Ok(StreamEvent::RateLimit { spent }) = &item {
+                let provider = self.cascade.providers()[self.index].clone();
+                self.cascade.spent(provider.as_ref(), spent).await;
+            }
+            if self.done && !resuming {
+                self.settle(item.as_ref().err()).await;
+            }
+            return Some(item);
         }
+    }
+
+    /// Tells the answering provider's state how its stream ended: the tokens it used (its usage, else
+    /// an estimate) and its success (closing a half-open breaker) or failure (a cut, a stall or a bad
+    /// event counts against its breaker when its kind says the provider is unwell).
+    async fn settle(&mut self, error: Option<&Error>) {
+        let provider = self.cascade.providers()[self.index].clone();
+        let tokens = crate::state::tokens_used(self.usage, &self.request, self.received);
+        self.cascade
+            .report_state(provider.as_ref(), Report::Tokens(tokens))
+            .await;
+        let report = error.map_or(Report::Success, Report::Failure);
+        self.cascade.report_state(provider.as_ref(), report).await;
     }
 
     /// The next item from the buffer or the provider, with repeated text dropped and the answer bound
@@ -230,6 +259,9 @@ impl Guarded {
                 .with_provider(self.provider.clone()))
             }),
         };
+        if let Ok(StreamEvent::Delta { text }) = &item {
+            self.received += text.len();
+        }
         match item {
             Ok(StreamEvent::Delta { text }) => match self.skip.take(text) {
                 Ok(text) if text.is_empty() => Read::Repeated,
@@ -261,8 +293,11 @@ impl Guarded {
                 self.report_end(None);
             }
             Ok(StreamEvent::Delta { text }) => self.delivered.push_str(text),
-            Ok(StreamEvent::Resumed { .. }) => {}
-            Ok(StreamEvent::ToolCall { .. }) => {}
+            Ok(
+                StreamEvent::Resumed { .. }
+                | StreamEvent::ToolCall { .. }
+                | StreamEvent::RateLimit { .. },
+            ) => {}
             Err(error) => {
                 self.done = true;
                 if !self.resuming {
@@ -289,6 +324,7 @@ impl Guarded {
     async fn resume(&mut self, error: Error) -> Result<(), Error> {
         warn!(provider = %self.provider, kind = error.kind().as_str(), "stream from {} failed after the first token: continuing the answer", self.provider);
         self.rest = Box::pin(stream::empty());
+        self.settle(Some(&error)).await;
         let mut call = Call::continuing(self.deadline, self.attempts());
         let start = start_after_cut(&self.cascade, &mut call, &error, self.index, self.attempt);
         self.mark_failed(&mut call, &error);
@@ -350,6 +386,7 @@ impl Guarded {
             ResumeMode::Restart => Skip::restart(&self.delivered),
         };
         self.usage = None;
+        self.received = 0;
         self.span = continued.value.span;
         self.rest = continued.value.rest;
         self.buffered = continued.value.buffered.into();
@@ -377,18 +414,26 @@ impl Guarded {
 
     /// Records the cut attempt (the last of `call`) as failed, and reports it.
     fn mark_failed(&self, call: &mut Call, error: &Error) {
-        let Some(last) = call.attempts.last_mut() else {
+        self.end_last(&mut call.attempts, Some(error));
+        *self.attempts.lock().unwrap_or_else(PoisonError::into_inner) = call.attempts.clone();
+    }
+
+    /// Ends the last of `attempts` (the answering one): failed with `error`, or as it is (ok), and
+    /// reports it to the observers.
+    fn end_last(&self, attempts: &mut [Attempt], error: Option<&Error>) {
+        let Some(last) = attempts.last_mut() else {
             return;
         };
-        last.outcome = Outcome::Failed(error.kind());
-        last.status = error.status();
-        last.message = Some(error.message().to_owned());
+        if let Some(error) = error {
+            last.outcome = Outcome::Failed(error.kind());
+            last.status = error.status();
+            last.message = Some(error.message().to_owned());
+        }
         self.cascade.emit(&CascadeEvent::AttemptFinished {
             attempt: last.clone(),
             model: self.model.clone(),
             usage: self.usage,
         });
-        *self.attempts.lock().unwrap_or_else(PoisonError::into_inner) = call.attempts.clone();
     }
 
     /// Counts `text`; past `max_answer_bytes` the answer is an error instead, so that memory stays
@@ -432,21 +477,11 @@ impl Guarded {
     /// Records how the stream ended: success keeps the attempt as ok; a failure after the first token
     /// turns it into that failure.
     fn report_end(&self, error: Option<&Error>) {
-        let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(last) = attempts.last_mut() else {
-            return;
-        };
         if let Some(error) = error {
             warn!(provider = %self.provider, kind = error.kind().as_str(), "stream from {} failed after the first token", self.provider);
-            last.outcome = Outcome::Failed(error.kind());
-            last.status = error.status();
-            last.message = Some(error.message().to_owned());
         }
-        self.cascade.emit(&CascadeEvent::AttemptFinished {
-            attempt: last.clone(),
-            model: self.model.clone(),
-            usage: self.usage,
-        });
+        let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        self.end_last(&mut attempts, error);
     }
 }
 
@@ -463,6 +498,17 @@ impl Drop for Guarded {
             return;
         };
         info!(provider = %self.provider, "the caller dropped the stream from {} before its end", self.provider);
+        // The tokens sent so far are billed all the same: they count into the budgets.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let cascade = self.cascade.clone();
+            let provider = cascade.providers()[self.index].clone();
+            let tokens = crate::state::tokens_used(self.usage, &self.request, self.received);
+            runtime.spawn(async move {
+                cascade
+                    .report_state(provider.as_ref(), Report::Tokens(tokens))
+                    .await;
+            });
+        }
         last.outcome = Outcome::Cancelled;
         last.message = Some("the caller stopped reading before the answer ended".to_owned());
         self.cascade.emit(&CascadeEvent::AttemptFinished {
@@ -494,6 +540,7 @@ impl Cascade {
     pub async fn chat_stream(&self, request: ChatRequest) -> Result<CascadeStream, CascadeError> {
         let request = Arc::new(self.prepare_request(request)?);
         let mut call = self.start_call();
+        call.streaming = true;
         let deadline = call.deadline;
         let span = info_span!("cascade.chat_stream", providers = self.providers().len());
         let (provider, started) = self
@@ -538,6 +585,7 @@ impl Cascade {
             deadline: call.deadline,
             attempts: attempts.clone(),
             usage: None,
+            received: 0,
             span: started.span,
             delivered: String::new(),
             skip: Skip::default(),

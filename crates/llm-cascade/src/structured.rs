@@ -25,7 +25,6 @@ use serde_json::Value;
 use tracing::info;
 
 use crate::engine::Cascade;
-use crate::observer::CascadeEvent;
 use crate::report::{CascadeError, CascadeResponse};
 
 /// How many validation failures a message lists: enough to fix, short enough to read.
@@ -247,13 +246,8 @@ impl Cascade {
                 })
             })
             .await?;
-        if let Some(last) = call.attempts.last() {
-            self.emit(&CascadeEvent::AttemptFinished {
-                attempt: last.clone(),
-                model: response.model.clone(),
-                usage: response.usage,
-            });
-        }
+        self.answered(&call, provider.as_ref(), &request, &response)
+            .await;
         info!(
             provider = provider.id(),
             "valid structured answer from {}",
@@ -386,6 +380,7 @@ mod tests {
             finish_reason: llm_core::FinishReason::ToolCalls,
             usage: None,
             tool_calls: vec![ToolCall::new("c1", "add", r#"{"a": 1}"#)],
+            rate_limit: None,
         };
         check_tool_calls(&request, &response).expect("valid");
         response.tool_calls = vec![ToolCall::new("c1", "add", r#"{"a": "one"}"#)];

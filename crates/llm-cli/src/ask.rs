@@ -254,8 +254,9 @@ impl Asking<'_> {
                         return self.interrupted(Interrupt::StdoutClosed, false);
                     }
                 }
-                // The CLI offers the model no tools, so no provider sends a call.
-                Ok(StreamEvent::ToolCall { .. }) => {}
+                // The CLI offers the model no tools, so no provider sends a call; a spent rate limit
+                // is the cascade's to act on.
+                Ok(StreamEvent::ToolCall { .. } | StreamEvent::RateLimit { .. }) => {}
                 Ok(StreamEvent::Finish {
                     reason,
                     model: reported,

@@ -308,8 +308,9 @@ impl Session<'_> {
                         return self.cut(Interrupt::StdoutClosed, false);
                     }
                 }
-                // The REPL offers the model no tools, so no provider sends a call.
-                Some(Ok(StreamEvent::ToolCall { .. })) => {}
+                // The REPL offers the model no tools, so no provider sends a call; a spent rate limit
+                // is the cascade's to act on.
+                Some(Ok(StreamEvent::ToolCall { .. } | StreamEvent::RateLimit { .. })) => {}
                 Some(Ok(StreamEvent::Finish {
                     reason,
                     model: reported,

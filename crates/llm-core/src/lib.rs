@@ -25,7 +25,8 @@ pub use registry::{BuildProvider, ProviderRegistration, Registry};
 pub use secret::Secret;
 pub use tools::{Capabilities, ResponseFormat, Tool, ToolCall, ToolChoice, synthetic_call_id};
 pub use types::{
-    ChatRequest, ChatResponse, FinishReason, Message, ResumeMode, Role, StreamEvent, Usage,
+    ChatRequest, ChatResponse, FinishReason, Message, RateLimitSpent, ResumeMode, Role,
+    StreamEvent, Usage,
 };
 
 /// Re-exports used by [`register_provider!`]; not part of the public API.

@@ -1,5 +1,7 @@
 //! The request and response types every provider speaks.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{ResponseFormat, Tool, ToolCall, ToolChoice};
@@ -227,6 +229,20 @@ pub struct ChatResponse {
     /// The tools the model called (with [`FinishReason::ToolCalls`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    /// A rate limit the response's headers say this request used up (`x-ratelimit-remaining-*: 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpent>,
+}
+
+/// A rate limit that a successful response says is used up: nothing is left of it until
+/// `reset_after` has passed (from a `remaining` header of `0` and its reset header). The cascade
+/// skips the provider until then instead of wasting the next call on a 429.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitSpent {
+    /// The header that said nothing is left (`x-ratelimit-remaining-requests`).
+    pub header: String,
+    /// How long after the response the limit resets.
+    pub reset_after: Duration,
 }
 
 /// One event of a streamed answer.
@@ -251,6 +267,12 @@ pub enum StreamEvent {
     Usage {
         /// The counts.
         usage: Usage,
+    },
+    /// The response's headers say this request used up a rate limit (first, when at all): callers
+    /// may ignore it; the cascade skips the provider until the limit resets.
+    RateLimit {
+        /// The limit and when it resets.
+        spent: RateLimitSpent,
     },
     /// The end of the answer.
     Finish {

@@ -629,6 +629,8 @@ impl Sse {
             StreamEvent::Resumed { .. } => {}
             // The gateway refuses `tools` with a 400 for now, so no provider is offered one to call.
             StreamEvent::ToolCall { .. } => {}
+            // The cascade already took it in (the provider cools until the limit resets).
+            StreamEvent::RateLimit { .. } => {}
             StreamEvent::Finish { reason, model } => {
                 if let Some(model) = model {
                     self.model = clean(&model);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use llm_core::ErrorKind;
+use llm_core::{ErrorKind, RateLimitSpent};
 use reqwest::header::HeaderMap;
 
 /// The kind an HTTP status means when the body says nothing more specific.
@@ -96,6 +96,104 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
         rest = &rest[unit_len..];
     }
     Duration::try_from_secs_f64(total).ok()
+}
+
+/// A rate-limit bucket as response headers describe it: the header with what is left, and the one
+/// with when it fills again (a duration like `2m59.56s`, or an RFC 3339 time like
+/// `2025-06-02T15:15:48Z`). Each dialect names its own headers; this code knows no vendor's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitHeaders {
+    /// What is left (`x-ratelimit-remaining-requests`).
+    pub remaining: &'static str,
+    /// When it resets (`x-ratelimit-reset-requests`).
+    pub reset: &'static str,
+}
+
+/// The limit a successful response says is used up: of `buckets`, those whose `remaining` header is
+/// `0` and whose reset lies ahead; the latest reset wins. A reset time is counted from the response's
+/// `Date` (the provider's clock, so a skewed local clock does not matter), else from `now`.
+pub fn rate_limit_spent(
+    headers: &HeaderMap,
+    buckets: &[LimitHeaders],
+    now: SystemTime,
+) -> Option<RateLimitSpent> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let sent = text("date")
+        .and_then(|date| httpdate::parse_http_date(date).ok())
+        .unwrap_or(now);
+    buckets
+        .iter()
+        .filter(|bucket| text(bucket.remaining) == Some("0"))
+        .filter_map(|bucket| {
+            let reset = text(bucket.reset)?;
+            let reset_after = match parse_rfc3339(reset) {
+                Some(at) => at.duration_since(sent).ok()?,
+                None => parse_go_duration(reset)?,
+            };
+            Some(RateLimitSpent {
+                header: bucket.remaining.to_owned(),
+                reset_after,
+            })
+        })
+        .filter(|spent| !spent.reset_after.is_zero())
+        .max_by_key(|spent| spent.reset_after)
+}
+
+/// Parses an RFC 3339 time (`2025-06-02T15:15:48Z`, `2025-06-02T17:15:48.5+02:00`).
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let (date, time) = text.trim().split_once(['T', 't'])?;
+    let mut ymd = date.splitn(3, '-').map(str::parse::<i64>);
+    let (year, month, day) = (ymd.next()?.ok()?, ymd.next()?.ok()?, ymd.next()?.ok()?);
+    let (clock, offset) = match time.strip_suffix(['Z', 'z']) {
+        Some(clock) => (clock, 0),
+        None => {
+            let at = time.rfind(['+', '-'])?;
+            let (clock, zone) = time.split_at(at);
+            let (hours, minutes) = zone[1..].split_once(':')?;
+            let offset = hours.parse::<i64>().ok()? * 3600 + minutes.parse::<i64>().ok()? * 60;
+            (
+                clock,
+                if zone.starts_with('-') {
+                    -offset
+                } else {
+                    offset
+                },
+            )
+        }
+    };
+    let mut hms = clock.splitn(3, ':');
+    let (hour, minute) = (
+        hms.next()?.parse::<i64>().ok()?,
+        hms.next()?.parse::<i64>().ok()?,
+    );
+    let second: f64 = hms.next()?.parse().ok()?;
+    let valid = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && (0..24).contains(&hour)
+        && (0..60).contains(&minute)
+        && (0.0..61.0).contains(&second);
+    if !valid {
+        return None;
+    }
+    let whole = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 - offset;
+    let since_epoch = Duration::from_secs(u64::try_from(whole).ok()?)
+        + Duration::try_from_secs_f64(second).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(since_epoch)
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// A wait hint inside an error message, as Groq and OpenAI write it: "Please try again in 5.289s",
@@ -277,5 +375,86 @@ mod tests {
         assert_eq!(kind_for_status(502), ErrorKind::ServerError);
         assert_eq!(kind_for_status(401), ErrorKind::Auth);
         assert_eq!(kind_for_status(422), ErrorKind::InvalidRequest);
+    }
+
+    /// The response headers of a committed fixture (real captures; see each fixture's `meta`).
+    fn fixture_headers(json: &str) -> HeaderMap {
+        let fixture: serde_json::Value = serde_json::from_str(json).expect("fixture");
+        let pairs = fixture["response"]["headers"]
+            .as_object()
+            .expect("headers")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().expect("text").to_owned()))
+            .collect::<Vec<_>>();
+        let pairs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        headers(&pairs)
+    }
+
+    const OPENAI: &[LimitHeaders] = crate::openai::LIMIT_HEADERS;
+
+    const ANTHROPIC: &[LimitHeaders] = &[
+        LimitHeaders {
+            remaining: "anthropic-ratelimit-requests-remaining",
+            reset: "anthropic-ratelimit-requests-reset",
+        },
+        LimitHeaders {
+            remaining: "anthropic-ratelimit-input-tokens-remaining",
+            reset: "anthropic-ratelimit-input-tokens-reset",
+        },
+    ];
+
+    #[test]
+    fn a_spent_limit_is_read_from_real_rate_limit_headers() {
+        // Anthropic's captured headers: input tokens at 0 until 15:15:48. The capture has no `Date`;
+        // its full buckets reset at 15:14:45, the moment of the response.
+        let anthropic = fixture_headers(include_str!(
+            "../../../fixtures/anthropic/error.429.rate_limit.json"
+        ));
+        let at = parse_rfc3339("2025-06-02T15:14:45Z").expect("time");
+        let spent = rate_limit_spent(&anthropic, ANTHROPIC, at).expect("spent");
+        assert_eq!(spent.header, "anthropic-ratelimit-input-tokens-remaining");
+        assert_eq!(spent.reset_after, Duration::from_secs(63));
+        // A `Date` header is the provider's clock and wins over ours.
+        let mut dated = anthropic.clone();
+        dated.insert(
+            "date",
+            "Mon, 02 Jun 2025 15:15:00 GMT".parse().expect("value"),
+        );
+        let spent = rate_limit_spent(&dated, ANTHROPIC, SystemTime::now()).expect("spent");
+        assert_eq!(spent.reset_after, Duration::from_secs(48));
+        // Groq's documented headers and OpenAI's captured stream: something left of every bucket.
+        let groq = fixture_headers(include_str!(
+            "../../../fixtures/groq/error.429.rate_limit.json"
+        ));
+        assert_eq!(rate_limit_spent(&groq, OPENAI, SystemTime::now()), None);
+        let openai = fixture_headers(include_str!("../../../fixtures/openai/chat.stream.json"));
+        assert_eq!(rate_limit_spent(&openai, OPENAI, SystemTime::now()), None);
+        // The same Groq headers after the last request of the window: the reset is a duration.
+        let mut last = groq;
+        last.insert(
+            "x-ratelimit-remaining-requests",
+            "0".parse().expect("value"),
+        );
+        let spent = rate_limit_spent(&last, OPENAI, SystemTime::now()).expect("spent");
+        assert_eq!(spent.header, "x-ratelimit-remaining-requests");
+        assert_eq!(spent.reset_after, Duration::from_millis(179_560));
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        let http = |text| httpdate::parse_http_date(text).expect("http date");
+        assert_eq!(
+            parse_rfc3339("2025-06-02T15:15:48Z"),
+            Some(http("Mon, 02 Jun 2025 15:15:48 GMT"))
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T01:00:00.5+02:00"),
+            Some(http("Wed, 28 Feb 2024 23:00:00 GMT") + Duration::from_millis(500))
+        );
+        assert_eq!(parse_rfc3339("2025-13-02T15:15:48Z"), None);
+        assert_eq!(parse_rfc3339("7.66s"), None);
     }
 }

@@ -13,7 +13,7 @@ pub mod stream;
 
 pub use http::{HttpClient, HttpFailure, ParseError};
 pub use settings::{CLOUD_TIMEOUT, ProviderSettings, SettingsSpec};
-pub use stream::{FrameDecoder, decode_stream};
+pub use stream::{FrameDecoder, decode_stream, led_by_rate_limit};
 
 /// Header types, re-exported so provider crates need not depend on `reqwest` or `http` directly.
 pub use reqwest::header;

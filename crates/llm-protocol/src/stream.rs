@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, stream};
-use llm_core::{ChatStream, Error, ErrorKind, StreamEvent};
+use llm_core::{ChatStream, Error, ErrorKind, RateLimitSpent, StreamEvent};
 
 use crate::lines::LineBuffer;
 use crate::sse::{SseDecoder, SseEvent};
@@ -161,6 +161,18 @@ impl<R: Framer, D: FrameDecoder<R::Frame>> Driver<R, D> {
                 None => self.end_of_body(),
             }
         }
+    }
+}
+
+/// `events` led by a [`StreamEvent::RateLimit`] when the response's headers said a rate limit is used
+/// up (see [`crate::error_map::rate_limit_spent`]).
+pub fn led_by_rate_limit(events: ChatStream, spent: Option<RateLimitSpent>) -> ChatStream {
+    match spent {
+        Some(spent) => {
+            let first = stream::once(async { Ok(StreamEvent::RateLimit { spent }) });
+            Box::pin(first.chain(events))
+        }
+        None => events,
     }
 }
 

@@ -1,16 +1,37 @@
 //! The [`Provider`] implementation.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use llm_core::{Capabilities, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, Provider};
+use llm_protocol::error_map::{LimitHeaders, rate_limit_spent};
 use llm_protocol::header::{ACCEPT, HeaderMap, HeaderValue};
 use llm_protocol::sse::SseDecoder;
-use llm_protocol::{HttpClient, decode_stream};
+use llm_protocol::{HttpClient, decode_stream, led_by_rate_limit};
 
 use crate::config::AnthropicConfig;
 use crate::stream::StreamDecoder;
 use crate::{ID, wire};
+
+/// Anthropic's rate-limit headers: what is left of each bucket, and when it resets (RFC 3339).
+const LIMIT_HEADERS: &[LimitHeaders] = &[
+    LimitHeaders {
+        remaining: "anthropic-ratelimit-requests-remaining",
+        reset: "anthropic-ratelimit-requests-reset",
+    },
+    LimitHeaders {
+        remaining: "anthropic-ratelimit-tokens-remaining",
+        reset: "anthropic-ratelimit-tokens-reset",
+    },
+    LimitHeaders {
+        remaining: "anthropic-ratelimit-input-tokens-remaining",
+        reset: "anthropic-ratelimit-input-tokens-reset",
+    },
+    LimitHeaders {
+        remaining: "anthropic-ratelimit-output-tokens-remaining",
+        reset: "anthropic-ratelimit-output-tokens-reset",
+    },
+];
 
 /// The Messages API version we speak.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -106,9 +127,13 @@ impl Provider for Anthropic {
             .headers(self.headers.clone())
             .json(&body);
         let response = self.http.send(builder).await?;
+        let spent = rate_limit_spent(response.headers(), LIMIT_HEADERS, SystemTime::now());
         let response_body = self.http.read_body(response).await?;
         let decoded: wire::MessagesResponse = self.http.decode_json(&response_body)?;
-        wire::decode_response(decoded, model, &body.plan).map_err(|e| e.with_provider(ID))
+        let mut answer =
+            wire::decode_response(decoded, model, &body.plan).map_err(|e| e.with_provider(ID))?;
+        answer.rate_limit = spent;
+        Ok(answer)
     }
 
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, Error> {
@@ -126,12 +151,14 @@ impl Provider for Anthropic {
             .header(ACCEPT, "text/event-stream")
             .json(&body);
         let response = self.http.send(builder).await?;
-        Ok(decode_stream(
+        let spent = rate_limit_spent(response.headers(), LIMIT_HEADERS, SystemTime::now());
+        let events = decode_stream(
             ID,
             self.http.body_stream(response),
             SseDecoder::new(),
             StreamDecoder::new(body.plan.clone()),
-        ))
+        );
+        Ok(led_by_rate_limit(events, spent))
     }
 
     async fn check_available(&self) -> Result<(), Error> {

@@ -254,6 +254,7 @@ pub(crate) fn decode_response(
         model: response.model.unwrap_or_else(|| requested_model.to_owned()),
         finish_reason,
         usage,
+        rate_limit: None,
     })
 }
 

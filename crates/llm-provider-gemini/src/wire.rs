@@ -412,6 +412,7 @@ pub(crate) fn decode_response(
             )
         })?,
         usage: decoder.usage,
+        rate_limit: None,
     })
 }
 

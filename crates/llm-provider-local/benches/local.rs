@@ -38,7 +38,8 @@ async fn answer(local: &Local) -> Run {
             StreamEvent::Usage { usage } => tokens = usage.output_tokens,
             StreamEvent::Finish { .. }
             | StreamEvent::ToolCall { .. }
-            | StreamEvent::Resumed { .. } => {}
+            | StreamEvent::Resumed { .. }
+            | StreamEvent::RateLimit { .. } => {}
         }
     }
     Run {

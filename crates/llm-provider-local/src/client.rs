@@ -344,9 +344,11 @@ impl Provider for Local {
                 StreamEvent::Delta { text } => content.push_str(&text),
                 StreamEvent::Usage { usage: counted } => usage = Some(counted),
                 StreamEvent::Finish { reason, .. } => finish_reason = reason,
-                // The model is offered no tools (its capabilities are text only) and its own stream
-                // never resumes: neither event comes from it.
-                StreamEvent::ToolCall { .. } | StreamEvent::Resumed { .. } => {}
+                // The model is offered no tools (its capabilities are text only), its own stream
+                // never resumes and it has no rate limits: none of these events comes from it.
+                StreamEvent::ToolCall { .. }
+                | StreamEvent::Resumed { .. }
+                | StreamEvent::RateLimit { .. } => {}
             }
         }
         Ok(ChatResponse {
@@ -356,6 +358,7 @@ impl Provider for Local {
             finish_reason,
             usage,
             tool_calls: Vec::new(),
+            rate_limit: None,
         })
     }
 

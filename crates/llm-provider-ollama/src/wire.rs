@@ -187,6 +187,7 @@ pub(crate) fn decode_chat(chunk: ChatChunk, requested_model: &str) -> Result<Cha
             .unwrap_or_else(|| requested_model.to_owned()),
         finish_reason: chunk.finish_reason(),
         usage: chunk.usage(),
+        rate_limit: None,
     })
 }
 

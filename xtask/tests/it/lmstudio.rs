@@ -91,7 +91,8 @@ async fn the_recorded_stream_replays_to_one_finish() {
             StreamEvent::Finish { .. } => finishes += 1,
             StreamEvent::Usage { .. }
             | StreamEvent::Resumed { .. }
-            | StreamEvent::ToolCall { .. } => {}
+            | StreamEvent::ToolCall { .. }
+            | StreamEvent::RateLimit { .. } => {}
         }
     }
     assert_eq!(finishes, 1);

@@ -146,6 +146,7 @@ impl Provider for Toy {
             model: body["model"].as_str().unwrap_or_default().to_owned(),
             finish_reason: finish(choice["finish_reason"].as_str().unwrap_or("stop")),
             usage: None,
+            rate_limit: None,
         })
     }
 

@@ -14,7 +14,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use llm_core::{EnvSource, Error, ErrorKind, Registry};
+use llm_core::{ChatRequest, EnvSource, Error, ErrorKind, Registry, Usage};
 use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryStore;
@@ -240,6 +240,9 @@ pub enum Report<'a> {
     Failure(&'a Error),
     /// Tokens used by an answer.
     Tokens(u64),
+    /// A successful answer whose headers said a rate limit is used up until this long from now
+    /// (`x-ratelimit-remaining-*: 0`): cooling until then, before the next call is wasted.
+    Spent(Duration),
 }
 
 /// Kinds that say the provider is unwell (not the request's own fault).
@@ -359,6 +362,7 @@ impl ProviderState {
                 self.day.at(now_ms, DAY_MS).tokens += tokens;
             }
             Report::Failure(error) => self.record_failure(error, now_ms, key, settings),
+            Report::Spent(wait) => self.cool(now_ms + ms(wait), "x-ratelimit-remaining"),
         }
     }
 
@@ -605,6 +609,23 @@ impl States {
     pub(crate) fn budget(&self, provider: &str) -> Option<&Budget> {
         self.budgets.get(provider)
     }
+}
+
+/// Bytes of text per token in an estimate: the usual rule of thumb for English text and BPE
+/// tokenizers (OpenAI's "about 4 characters per token").
+const BYTES_PER_TOKEN: usize = 4;
+
+/// The tokens an exchange used, for the budgets: the provider's count when it gave one, else an
+/// estimate of one token per [`BYTES_PER_TOKEN`] bytes (rounded up) of the request's messages plus
+/// the `answer_bytes` of text the provider sent.
+pub(crate) fn tokens_used(usage: Option<Usage>, request: &ChatRequest, answer_bytes: usize) -> u64 {
+    if let Some(usage) = usage {
+        return usage.input_tokens + usage.output_tokens;
+    }
+    let estimate =
+        |bytes: usize| u64::try_from(bytes.div_ceil(BYTES_PER_TOKEN)).unwrap_or(u64::MAX);
+    let prompt: usize = request.messages.iter().map(|m| m.content.len()).sum();
+    estimate(prompt) + estimate(answer_bytes)
 }
 
 /// A fingerprint of a key (a hash: the key itself is never stored). 0 for no key.

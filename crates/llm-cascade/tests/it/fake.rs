@@ -1,7 +1,8 @@
 //! A provider that follows a script, for testing the engine's decisions without a network.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,6 +25,10 @@ pub enum Step {
     Hang,
     /// Stream these items; `Stall` inside a stream never sends the next item.
     Stream(Vec<Item>),
+    /// Wait this long, then do the step.
+    Later(Duration, Box<Step>),
+    /// Answer with this text, saying a rate limit is used up until this long from now.
+    Spent(&'static str, Duration),
 }
 
 /// One item of a scripted stream.
@@ -35,6 +40,31 @@ pub enum Item {
     FinishWith(FinishReason),
     Error(ErrorKind),
     Stall,
+    /// A `Usage` event with these input and output tokens.
+    Usage(u64, u64),
+    /// A rate limit used up until this long from now.
+    Spent(Duration),
+}
+
+/// Counts a call dropped before it ended (its future, or its stream before the last item): what a
+/// cancelled HTTP request is, a closed connection.
+struct Ends {
+    dropped: Arc<AtomicU32>,
+    ended: bool,
+}
+
+impl Ends {
+    fn end(&mut self) {
+        self.ended = true;
+    }
+}
+
+impl Drop for Ends {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -52,6 +82,8 @@ pub struct Fake {
     prefill: bool,
     /// Every streamed request, in order.
     requests: Mutex<Vec<ChatRequest>>,
+    /// Calls dropped before they ended.
+    dropped: Arc<AtomicU32>,
 }
 
 impl Fake {
@@ -66,7 +98,30 @@ impl Fake {
             probe: Step::Reply("ok"),
             prefill: false,
             requests: Mutex::new(Vec::new()),
+            dropped: Arc::default(),
         }
+    }
+
+    /// How many calls were dropped before they ended (cancelled: for HTTP, a closed connection).
+    pub fn dropped(&self) -> u32 {
+        self.dropped.load(Ordering::SeqCst)
+    }
+
+    fn ends(&self) -> Ends {
+        Ends {
+            dropped: self.dropped.clone(),
+            ended: false,
+        }
+    }
+
+    /// The next step, after the waits of `Later` steps.
+    async fn next_step_now(&self) -> Step {
+        let mut step = self.next_step();
+        while let Step::Later(wait, next) = step {
+            tokio::time::sleep(wait).await;
+            step = *next;
+        }
+        step
     }
 
     /// Says it continues a final assistant message.
@@ -121,6 +176,7 @@ impl Fake {
             model: "fake-model".to_owned(),
             finish_reason,
             usage: None,
+            rate_limit: None,
         }
     }
 
@@ -132,6 +188,14 @@ impl Fake {
             error = error.with_status(status);
         }
         error
+    }
+}
+
+/// The requests bucket used up until `reset_after` from now.
+fn spent(reset_after: Duration) -> llm_cascade::RateLimitSpent {
+    llm_cascade::RateLimitSpent {
+        header: "x-ratelimit-remaining-requests".to_owned(),
+        reset_after,
     }
 }
 
@@ -164,22 +228,37 @@ impl Provider for Fake {
     }
 
     async fn chat(&self, _request: &ChatRequest) -> Result<ChatResponse, Error> {
-        match self.next_step() {
+        let mut ends = self.ends();
+        let result = match self.next_step_now().await {
             Step::Reply(text) => Ok(self.answer(text, FinishReason::Stop)),
             Step::Answer(text, reason) => Ok(self.answer(text, reason)),
+            Step::Spent(text, reset_after) => Ok(ChatResponse {
+                rate_limit: Some(spent(reset_after)),
+                ..self.answer(text, FinishReason::Stop)
+            }),
             Step::Fail(kind, status, wait) => Err(self.error(kind, status, wait)),
             Step::Hang => std::future::pending().await,
-            Step::Stream(_) => panic!("a stream step in a chat call"),
-        }
+            Step::Stream(_) | Step::Later(..) => panic!("a stream step in a chat call"),
+        };
+        ends.end();
+        result
     }
 
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, Error> {
         self.requests.lock().expect("lock").push(request.clone());
-        match self.next_step() {
+        let mut ends = self.ends();
+        match self.next_step_now().await {
             Step::Stream(items) => {
                 let id = self.id;
-                let events = stream::unfold(items.into_iter(), move |mut items| async move {
-                    let item = match items.next()? {
+                let state = (items.into_iter(), ends);
+                let events = stream::unfold(state, move |(mut items, mut ends)| async move {
+                    let Some(item) = items.next() else {
+                        ends.end();
+                        return None;
+                    };
+                    ends.ended =
+                        matches!(item, Item::Finish | Item::FinishWith(_) | Item::Error(_));
+                    let item = match item {
                         Item::Text(text) => Ok(StreamEvent::Delta {
                             text: text.to_owned(),
                         }),
@@ -195,14 +274,28 @@ impl Provider for Fake {
                             Err(Error::new(kind, "scripted stream error").with_provider(id))
                         }
                         Item::Stall => std::future::pending().await,
+                        Item::Spent(reset_after) => Ok(StreamEvent::RateLimit {
+                            spent: spent(reset_after),
+                        }),
+                        Item::Usage(input_tokens, output_tokens) => Ok(StreamEvent::Usage {
+                            usage: llm_cascade::Usage {
+                                input_tokens,
+                                output_tokens,
+                            },
+                        }),
                     };
-                    Some((item, items))
+                    Some((item, (items, ends)))
                 });
                 Ok(Box::pin(events))
             }
-            Step::Fail(kind, status, wait) => Err(self.error(kind, status, wait)),
+            Step::Fail(kind, status, wait) => {
+                ends.end();
+                Err(self.error(kind, status, wait))
+            }
             Step::Hang => std::future::pending().await,
-            Step::Reply(_) | Step::Answer(..) => panic!("a reply step in a stream call"),
+            Step::Reply(_) | Step::Answer(..) | Step::Later(..) | Step::Spent(..) => {
+                panic!("a reply step in a stream call")
+            }
         }
     }
 

@@ -4,6 +4,7 @@ mod api;
 mod chain;
 mod complete;
 mod fake;
+mod hedge;
 mod probe;
 // Needs the provider crates it drives compiled in.
 #[cfg(all(

@@ -585,3 +585,77 @@ mod ollama {
         );
     }
 }
+
+/// wiremock cannot tell when a client hangs up, so the silent provider is the scripted loopback
+/// server, which reports it; the hedge that wins is a wiremock replay of a real Gemini answer.
+#[tokio::test]
+async fn a_hedged_loser_has_its_connection_closed() {
+    use llm_test_support::{ConnectionEvent, ScriptedServer, Step};
+    let silent = ScriptedServer::start(vec![Step::Hang]).await;
+    let google = serve("gemini", "chat.success", "POST", GEMINI_ROUTE, 1).await;
+    let env = gemini(MapEnv::new(), &google)
+        .with("ANTHROPIC_API_KEY", CANARY_KEY)
+        .with("ANTHROPIC_BASE_URL", format!("{}/v1", silent.uri()))
+        .with("LLM_FALLBACK_ORDER", "anthropic,gemini")
+        .with("LLM_HEDGE_AFTER", "200ms");
+    let result = cascade(env)
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("the hedge answers");
+    assert_eq!(result.response.provider, "gemini");
+    assert_eq!(
+        outcomes(&result.attempts),
+        vec![("anthropic", Outcome::Cancelled), ("gemini", Outcome::Ok)]
+    );
+    assert_eq!(silent.next_event().await, ConnectionEvent::Requested);
+    assert_eq!(
+        silent.next_event().await,
+        ConnectionEvent::ClosedByClient { sent: 0 },
+        "the loser's connection was closed: nothing more is billed for it"
+    );
+}
+
+/// A successful Anthropic answer carrying the rate-limit headers Anthropic sent with a real 429
+/// (input tokens at 0 until 15:15:48): the provider cools until the reset and the next call goes
+/// to Gemini without asking Anthropic. The capture has no `Date`; its full buckets reset at 15:14:45,
+/// the moment of the response, which the served `date` header says.
+#[tokio::test]
+async fn an_answer_that_used_up_a_rate_limit_skips_its_provider_until_the_reset() {
+    let limits = Fixture::load("anthropic", "error.429.rate_limit")
+        .response
+        .headers;
+    let mut answer = Fixture::load("anthropic", "chat.success");
+    answer.response.headers.extend(
+        limits
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("anthropic-ratelimit-")),
+    );
+    answer.response.headers.insert(
+        "date".to_owned(),
+        "Mon, 02 Jun 2025 15:14:45 GMT".to_owned(),
+    );
+    let claude = MockServer::start().await;
+    answer.mount(&claude, "POST", ANTHROPIC_ROUTE, 1).await;
+    let google = serve("gemini", "chat.success", "POST", GEMINI_ROUTE, 1).await;
+    let env = gemini(anthropic(MapEnv::new(), &claude), &google)
+        .with("LLM_FALLBACK_ORDER", "anthropic,gemini");
+    let cascade = cascade(env);
+    let first = cascade
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("anthropic answers");
+    assert_eq!(
+        first.response.rate_limit.as_ref().map(|s| s.reset_after),
+        Some(std::time::Duration::from_secs(63))
+    );
+    let second = cascade
+        .chat(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("gemini answers");
+    assert_eq!(
+        outcomes(&second.attempts),
+        vec![("anthropic", Outcome::Skipped), ("gemini", Outcome::Ok)]
+    );
+    let skip = second.attempts[0].message.as_deref().unwrap_or_default();
+    assert!(skip.contains("(x-ratelimit-remaining)"), "{skip}");
+}

@@ -91,6 +91,7 @@ impl Provider for Metered {
             model: "served-model-2026".to_owned(),
             finish_reason: FinishReason::Stop,
             usage: Some(USAGE),
+            rate_limit: None,
         })
     }
     async fn chat_stream(&self, _request: &ChatRequest) -> Result<ChatStream, Error> {

@@ -46,6 +46,7 @@ fn text(provider: &str, content: &str) -> ChatResponse {
         finish_reason: FinishReason::Stop,
         usage: None,
         tool_calls: Vec::new(),
+        rate_limit: None,
     }
 }
 

@@ -74,6 +74,7 @@ impl Provider for Scripted {
                 output_tokens: 2,
             }),
             tool_calls: Vec::new(),
+            rate_limit: None,
         })
     }
     async fn chat_stream(&self, _: &ChatRequest) -> Result<ChatStream, Error> {

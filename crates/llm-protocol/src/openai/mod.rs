@@ -23,6 +23,21 @@ pub use provider::{
 pub use stream::ChunkDecoder;
 pub use wire::{decode_response, encode_request, strict_compatible};
 
+use crate::error_map::LimitHeaders;
+
+/// The dialect's rate-limit headers (OpenAI, Groq, Together, …): what is left of the requests and
+/// tokens of the window, and when each resets (a duration like `2m59.56s`).
+pub const LIMIT_HEADERS: &[LimitHeaders] = &[
+    LimitHeaders {
+        remaining: "x-ratelimit-remaining-requests",
+        reset: "x-ratelimit-reset-requests",
+    },
+    LimitHeaders {
+        remaining: "x-ratelimit-remaining-tokens",
+        reset: "x-ratelimit-reset-tokens",
+    },
+];
+
 /// Declares a provider crate's public items from its `CompatSpec` constant: the marker type tying the
 /// spec to the generic types, `<X>` (the provider), `<X>Config`, and the registry entry.
 ///

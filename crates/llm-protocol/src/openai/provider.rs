@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use llm_core::{
@@ -17,9 +17,12 @@ use tokio::sync::OnceCell;
 use super::errors::embedded_error;
 use super::stream::ChunkDecoder;
 use super::wire::{decode_response, encode_request, error_in};
+use crate::error_map::rate_limit_spent;
 use crate::settings::validate_base_url;
 use crate::sse::SseDecoder;
-use crate::{HttpClient, ParseError, ProviderSettings, SettingsSpec, decode_stream};
+use crate::{
+    HttpClient, ParseError, ProviderSettings, SettingsSpec, decode_stream, led_by_rate_limit,
+};
 
 /// An optional header a provider sends, its value read from the environment.
 #[derive(Debug, Clone, Copy)]
@@ -349,18 +352,23 @@ impl<P: CompatProvider> Provider for OpenAiCompatible<P> {
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
         let response = self.post_chat(request, false).await?;
+        let spent = rate_limit_spent(response.headers(), super::LIMIT_HEADERS, SystemTime::now());
         let body = self.http.read_body(response).await?;
-        decode_response(self.id(), &body, P::SPEC.parse_error)
+        let mut answer = decode_response(self.id(), &body, P::SPEC.parse_error)?;
+        answer.rate_limit = spent;
+        Ok(answer)
     }
 
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, Error> {
         let response = self.post_chat(request, true).await?;
-        Ok(decode_stream(
+        let spent = rate_limit_spent(response.headers(), super::LIMIT_HEADERS, SystemTime::now());
+        let events = decode_stream(
             self.id(),
             self.http.body_stream(response),
             SseDecoder::new(),
             ChunkDecoder::new(P::SPEC.parse_error),
-        ))
+        );
+        Ok(led_by_rate_limit(events, spent))
     }
 
     async fn check_available(&self) -> Result<(), Error> {

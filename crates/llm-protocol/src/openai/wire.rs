@@ -393,6 +393,7 @@ pub fn decode_response(
         finish_reason: finish_reason(reason),
         usage: completion.usage.map(WireUsage::to_usage),
         tool_calls: tool_calls(calls),
+        rate_limit: None,
     })
 }
 
