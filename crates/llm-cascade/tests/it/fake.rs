@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream;
 use llm_cascade::{
-    CascadeConfig, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason, Provider,
-    StreamEvent,
+    Capabilities, CascadeConfig, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind,
+    FinishReason, Provider, StreamEvent, ToolCall,
 };
 
 /// What one call to the fake does.
@@ -35,6 +35,8 @@ pub enum Item {
     FinishWith(FinishReason),
     Error(ErrorKind),
     Stall,
+    /// A whole tool call: name and JSON arguments (its id is `call_<name>`).
+    Call(&'static str, &'static str),
 }
 
 #[derive(Debug)]
@@ -52,6 +54,8 @@ pub struct Fake {
     prefill: bool,
     /// Every streamed request, in order.
     requests: Mutex<Vec<ChatRequest>>,
+    /// What it declares it can do (text only unless told).
+    capabilities: Capabilities,
 }
 
 impl Fake {
@@ -66,7 +70,14 @@ impl Fake {
             probe: Step::Reply("ok"),
             prefill: false,
             requests: Mutex::new(Vec::new()),
+            capabilities: Capabilities::TEXT,
         }
+    }
+
+    /// Declares these capabilities.
+    pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
     }
 
     /// Says it continues a final assistant message.
@@ -162,6 +173,9 @@ impl Provider for Fake {
     fn supports_prefill(&self, _model: &str) -> bool {
         self.prefill
     }
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
 
     async fn chat(&self, _request: &ChatRequest) -> Result<ChatResponse, Error> {
         match self.next_step() {
@@ -195,6 +209,9 @@ impl Provider for Fake {
                             Err(Error::new(kind, "scripted stream error").with_provider(id))
                         }
                         Item::Stall => std::future::pending().await,
+                        Item::Call(name, arguments) => Ok(StreamEvent::ToolCall {
+                            call: ToolCall::new(format!("call_{name}"), name, arguments),
+                        }),
                     };
                     Some((item, items))
                 });

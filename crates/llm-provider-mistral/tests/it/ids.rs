@@ -15,7 +15,7 @@ async fn sent_for(id: &str) -> serde_json::Value {
 #[tokio::test]
 async fn anthropic_ids_are_mapped_to_nine_alphanumerics_in_call_and_result() {
     let body = sent_for("toolu_01A09q90qw90lq917835lq9").await;
-    let mapped = "SR7F4NZPy";
+    let mapped = "Bd8DSP1EI";
     assert_eq!(
         body["messages"],
         json!([
