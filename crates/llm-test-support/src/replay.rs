@@ -280,3 +280,15 @@ pub fn tool_conversation(call_id: &str) -> ChatRequest {
         ..ChatRequest::default()
     }
 }
+
+/// The `messages` an OpenAI-dialect provider sends for [`tool_conversation`] when the call's id goes
+/// out as `sent_id`.
+pub fn tool_conversation_messages(sent_id: &str) -> Value {
+    json!([
+        {"role": "user", "content": "Get weather for Paris and summarize"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": sent_id, "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "content": "Sunny, 22C in Paris", "tool_call_id": sent_id,
+            "name": "get_weather"},
+    ])
+}

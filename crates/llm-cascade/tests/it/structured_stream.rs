@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use llm_cascade::{
-    Capabilities, ChatRequest, Error, ErrorKind, FinishReason, Outcome, ResponseFormat,
+    Attempt, Capabilities, ChatRequest, Error, ErrorKind, FinishReason, Outcome, ResponseFormat,
     StreamEvent, Tool,
 };
 use serde_json::json;
@@ -32,12 +32,27 @@ fn weather_request() -> ChatRequest {
     }
 }
 
-/// Every item of the stream: events, and errors as their kind.
+/// Every item of the stream (events, errors as their kind), the last error's message, and the attempt
+/// record once the stream ended.
+async fn drain(
+    mut stream: llm_cascade::CascadeStream,
+) -> (
+    Vec<Result<StreamEvent, ErrorKind>>,
+    Option<String>,
+    Vec<Attempt>,
+) {
+    let (mut items, mut message) = (Vec::new(), None);
+    while let Some(item) = stream.next().await {
+        items.push(item.map_err(|e: Error| {
+            message = Some(e.message().to_owned());
+            e.kind()
+        }));
+    }
+    (items, message, stream.attempts())
+}
+
 async fn items(stream: llm_cascade::CascadeStream) -> Vec<Result<StreamEvent, ErrorKind>> {
-    stream
-        .map(|item| item.map_err(|e: Error| e.kind()))
-        .collect()
-        .await
+    drain(stream).await.0
 }
 
 fn delta(text: &str) -> Result<StreamEvent, ErrorKind> {
@@ -81,21 +96,14 @@ async fn the_failed_attempt_is_recorded_with_the_validators_details() {
             Item::Finish,
         ])],
     ));
-    let mut stream = cascade(vec![fake], fast_config())
+    let stream = cascade(vec![fake], fast_config())
         .chat_stream(label_request())
         .await
         .expect("the stream starts");
-    let mut last = None;
-    while let Some(item) = stream.next().await {
-        last = Some(item);
-    }
-    let error = last.expect("items").expect_err("an error ends it");
-    assert!(
-        error.message().contains("the answer is not JSON"),
-        "{}",
-        error.message()
-    );
-    let attempts = stream.attempts();
+    let (items, message, attempts) = drain(stream).await;
+    assert_eq!(items.last(), Some(&Err(ErrorKind::MalformedAnswer)));
+    let message = message.expect("an error ends it");
+    assert!(message.contains("the answer is not JSON"), "{message}");
     assert_eq!(
         outcomes(&attempts),
         vec![(
@@ -123,22 +131,16 @@ async fn a_valid_answer_in_code_fences_finishes_cleanly() {
             Item::Finish,
         ])],
     ));
-    let mut stream = cascade(vec![fake], fast_config())
+    let stream = cascade(vec![fake], fast_config())
         .chat_stream(label_request())
         .await
         .expect("the stream starts");
-    let mut got = Vec::new();
-    while let Some(item) = stream.next().await {
-        got.push(item.map_err(|e| e.kind()));
-    }
+    let (got, _, attempts) = drain(stream).await;
     assert!(
         matches!(got.last(), Some(Ok(StreamEvent::Finish { .. }))),
         "{got:?}"
     );
-    assert_eq!(
-        outcomes(&stream.attempts()),
-        vec![("json".into(), 1, Outcome::Ok)]
-    );
+    assert_eq!(outcomes(&attempts), vec![("json".into(), 1, Outcome::Ok)]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -179,20 +181,17 @@ async fn invalid_streamed_tool_arguments_fail_the_attempt_before_anything_is_del
         )
         .with_capabilities(Capabilities::ALL),
     );
-    let mut stream = cascade(vec![tools], fast_config())
+    let stream = cascade(vec![tools], fast_config())
         .chat_stream(weather_request())
         .await
         .expect("the retry streams a valid call");
-    let mut got = Vec::new();
-    while let Some(item) = stream.next().await {
-        got.push(item.map_err(|e| e.kind()));
-    }
+    let (got, _, attempts) = drain(stream).await;
     let Some(Ok(StreamEvent::ToolCall { call })) = got.first() else {
         panic!("{got:?}");
     };
     assert_eq!(call.arguments, r#"{"city":"Paris"}"#);
     assert_eq!(
-        outcomes(&stream.attempts()),
+        outcomes(&attempts),
         vec![
             (
                 "tools".into(),

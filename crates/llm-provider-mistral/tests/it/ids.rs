@@ -2,8 +2,7 @@
 //! nine letters and digits, the same in the assistant's call and in the tool result.
 
 use llm_provider_mistral::ID;
-use llm_test_support::replay::{sent_body, tool_conversation};
-use serde_json::json;
+use llm_test_support::replay::{sent_body, tool_conversation, tool_conversation_messages};
 
 use crate::provider;
 
@@ -16,16 +15,7 @@ async fn sent_for(id: &str) -> serde_json::Value {
 async fn anthropic_ids_are_mapped_to_nine_alphanumerics_in_call_and_result() {
     let body = sent_for("toolu_01A09q90qw90lq917835lq9").await;
     let mapped = "Bd8DSP1EI";
-    assert_eq!(
-        body["messages"],
-        json!([
-            {"role": "user", "content": "Get weather for Paris and summarize"},
-            {"role": "assistant", "content": null, "tool_calls": [{"id": mapped, "type": "function",
-                "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
-            {"role": "tool", "content": "Sunny, 22C in Paris", "tool_call_id": mapped,
-                "name": "get_weather"},
-        ])
-    );
+    assert_eq!(body["messages"], tool_conversation_messages(mapped));
     // The next turn maps the same id the same way; Mistral's own ids and other foreign ids differ.
     let again = sent_for("toolu_01A09q90qw90lq917835lq9").await;
     assert_eq!(again["messages"][2]["tool_call_id"], mapped);

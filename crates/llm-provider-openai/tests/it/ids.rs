@@ -2,8 +2,7 @@
 //! (OpenAI accepts any id), in the assistant's call and in the tool result.
 
 use llm_provider_openai::ID;
-use llm_test_support::replay::{sent_body, tool_conversation};
-use serde_json::json;
+use llm_test_support::replay::{sent_body, tool_conversation, tool_conversation_messages};
 
 use crate::provider;
 
@@ -11,15 +10,6 @@ use crate::provider;
 async fn anthropic_ids_are_sent_as_they_are() {
     let id = "toolu_01A09q90qw90lq917835lq9";
     let body = sent_body(ID, "chat.tool_result", &tool_conversation(id), provider).await;
-    assert_eq!(
-        body["messages"],
-        json!([
-            {"role": "user", "content": "Get weather for Paris and summarize"},
-            {"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function",
-                "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
-            {"role": "tool", "content": "Sunny, 22C in Paris", "tool_call_id": id,
-                "name": "get_weather"},
-        ])
-    );
+    assert_eq!(body["messages"], tool_conversation_messages(id));
     assert_eq!(body["tools"][0]["function"]["name"], "get_weather");
 }
