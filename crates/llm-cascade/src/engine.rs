@@ -339,6 +339,7 @@ impl Cascade {
                     let adapted = crate::structured::adapt(provider.as_ref(), &request)?;
                     let response = provider.chat(&adapted).await.and_then(non_empty)?;
                     crate::structured::check_tool_calls(&request, &response)?;
+                    crate::structured::check_response_format(&request, &response)?;
                     crate::spans::record_response(&span, &response);
                     Ok(response)
                 })

@@ -147,6 +147,11 @@ async fn open_until_first_token(
             }
             Ok(Some(Err(error))) => return Err(error),
             Ok(Some(Ok(event))) => {
+                // A call with invalid arguments fails the attempt while nothing went out yet.
+                if matches!(event, StreamEvent::ToolCall { .. }) {
+                    crate::structured::check_stream_event(&request, &event, "")
+                        .map_err(|e| e.with_provider(provider.id()))?;
+                }
                 let first = (continuation && matches!(event, StreamEvent::Finish { .. }))
                     || is_first_token(&event).map_err(|e| e.with_provider(provider.id()))?;
                 buffered.push(event);
@@ -273,6 +278,14 @@ impl Guarded {
             },
             Ok(StreamEvent::Finish { .. }) if self.skip.pending() => {
                 Read::Final(diverged(&self.provider, self.delivered.len(), None))
+            }
+            // Structured output: tool arguments as they come, the JSON answer when it ends.
+            Ok(event) => {
+                match crate::structured::check_stream_event(&self.request, &event, &self.delivered)
+                {
+                    Ok(()) => Read::Item(Ok(event)),
+                    Err(error) => Read::Final(error.with_provider(self.provider.clone())),
+                }
             }
             other => Read::Item(other),
         }

@@ -11,14 +11,18 @@
 //!   the retry policy allows: once by default) with the validator's message appended to the
 //!   conversation, then the next provider.
 //! - Tool-call arguments are validated against the tool's parameter schema the same way, in every
-//!   call ([`check_tool_calls`]).
+//!   call ([`check_tool_calls`]), streamed or not.
+//! - An answer to a request with a JSON [`ResponseFormat`] is validated the same way
+//!   ([`check_format`]): a whole answer before it is returned; a stream when it finishes, since nothing
+//!   can be checked before its first token, so an invalid one ends with a `malformed_answer` error
+//!   instead of its `Finish` ([`check_stream_event`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use llm_core::{
-    Capabilities, ChatRequest, ChatResponse, Error, ErrorKind, Message, Provider, ResponseFormat,
-    ToolCall,
+    Capabilities, ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, Message, Provider,
+    ResponseFormat, StreamEvent, ToolCall,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -46,7 +50,9 @@ pub struct StructuredResponse<T> {
 /// [`ErrorKind::Unsupported`] ("skipped: no tool support") when the request needs tools and the
 /// provider has none.
 pub fn adapt(provider: &dyn Provider, request: &ChatRequest) -> Result<ChatRequest, Error> {
-    adapt_to(provider.capabilities(), request).map_err(|e| e.with_provider(provider.id()))
+    // The model the request will use decides, not the provider's configured one.
+    let capabilities = provider.capabilities_for(request.model_or(provider.model()));
+    adapt_to(capabilities, request).map_err(|e| e.with_provider(provider.id()))
 }
 
 fn adapt_to(capabilities: Capabilities, request: &ChatRequest) -> Result<ChatRequest, Error> {
@@ -94,14 +100,84 @@ fn adapt_to(capabilities: Capabilities, request: &ChatRequest) -> Result<ChatReq
 pub fn check_tool_calls(request: &ChatRequest, response: &ChatResponse) -> Result<(), Error> {
     for call in &response.tool_calls {
         check_tool_call(request, call).map_err(|details| {
-            Error::new(
-                ErrorKind::MalformedAnswer,
-                format!("tool call `{}` ({}): {details}", call.name, call.id),
-            )
-            .with_provider(response.provider.clone())
+            tool_error(call, &details).with_provider(response.provider.clone())
         })?;
     }
     Ok(())
+}
+
+fn tool_error(call: &ToolCall, details: &str) -> Error {
+    Error::new(
+        ErrorKind::MalformedAnswer,
+        format!("tool call `{}` ({}): {details}", call.name, call.id),
+    )
+}
+
+/// Checks `text`, a whole answer, against the JSON format `request` asked for (code fences
+/// stripped): an object for [`ResponseFormat::JsonObject`], a match for
+/// [`ResponseFormat::JsonSchema`]. Text answers always pass, and so does a schema that does not compile
+/// (the provider was sent it and refused it already).
+///
+/// # Errors
+/// [`ErrorKind::MalformedAnswer`] with the details: why it is not JSON, or each failing path and rule.
+pub fn check_format(request: &ChatRequest, text: &str) -> Result<(), Error> {
+    let details = match &request.response_format {
+        Some(ResponseFormat::JsonObject) => match serde_json::from_str(strip_fences(text)) {
+            Ok(Value::Object(_)) => return Ok(()),
+            Ok(_) => "the answer is JSON but not an object".to_owned(),
+            Err(e) => format!("the answer is not JSON: {e}"),
+        },
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            let Ok(validator) = jsonschema::validator_for(schema) else {
+                return Ok(());
+            };
+            match parse_and_validate(&validator, text) {
+                Ok(_) => return Ok(()),
+                Err(details) => details,
+            }
+        }
+        Some(ResponseFormat::Text) | None => return Ok(()),
+    };
+    Err(Error::new(ErrorKind::MalformedAnswer, details))
+}
+
+/// [`check_format`] for a whole response, unless it answered with tool calls instead of text.
+///
+/// # Errors
+/// As [`check_format`], naming the provider.
+pub(crate) fn check_response_format(
+    request: &ChatRequest,
+    response: &ChatResponse,
+) -> Result<(), Error> {
+    if response.finish_reason == FinishReason::ToolCalls {
+        return Ok(());
+    }
+    check_format(request, &response.content).map_err(|e| e.with_provider(response.provider.clone()))
+}
+
+/// What a streamed `event` means for `request`'s structured output: a tool call's arguments are
+/// checked against its tool; the `Finish` of a text answer checks `delivered`, the whole text the
+/// caller received ([`check_format`]).
+///
+/// # Errors
+/// [`ErrorKind::MalformedAnswer`] with the details (the caller names the provider).
+pub(crate) fn check_stream_event(
+    request: &ChatRequest,
+    event: &StreamEvent,
+    delivered: &str,
+) -> Result<(), Error> {
+    match event {
+        StreamEvent::ToolCall { call } => {
+            check_tool_call(request, call).map_err(|details| tool_error(call, &details))
+        }
+        StreamEvent::Finish { reason, .. } if *reason != FinishReason::ToolCalls => {
+            check_format(request, delivered).map_err(|e| {
+                let message = format!("the streamed answer is invalid: {}", e.message());
+                Error::new(ErrorKind::MalformedAnswer, message)
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_tool_call(request: &ChatRequest, call: &ToolCall) -> Result<(), String> {

@@ -59,6 +59,16 @@ pub trait Provider: Send + Sync + fmt::Debug {
         Capabilities::TEXT
     }
 
+    /// What the provider can do with `model`, the model a request will use (its own
+    /// [`ChatRequest::model`], else [`Provider::model`]): the cascade decides with this, so a request
+    /// naming a model without tools skips the provider even when its configured model has them. The
+    /// default is [`Provider::capabilities`] whatever the model; a provider whose models differ
+    /// overrides this (and answers `capabilities()` for its configured model).
+    fn capabilities_for(&self, model: &str) -> Capabilities {
+        let _ = model;
+        self.capabilities()
+    }
+
     /// How long one attempt may take before the cascade gives up on it.
     fn timeout(&self) -> Duration;
 

@@ -146,6 +146,21 @@ impl ChatRequest {
     pub fn tool(&self, name: &str) -> Option<&Tool> {
         self.tools.iter().find(|tool| tool.name == name)
     }
+
+    /// The name of the tool whose call `call_id` an assistant message of the conversation made (what a
+    /// tool result answers, for dialects that name the tool rather than the call).
+    pub fn called_tool(&self, call_id: &str) -> Option<&str> {
+        self.messages
+            .iter()
+            .flat_map(|m| &m.tool_calls)
+            .find(|call| call.id == call_id)
+            .map(|call| call.name.as_str())
+    }
+
+    /// The model the request will use with a provider configured for `configured`: its own, else that.
+    pub fn model_or<'a>(&'a self, configured: &'a str) -> &'a str {
+        self.model.as_deref().unwrap_or(configured)
+    }
 }
 
 /// Why generation ended.

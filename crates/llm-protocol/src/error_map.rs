@@ -262,6 +262,28 @@ pub fn one_line(text: &str, max: usize) -> String {
     }
 }
 
+/// Whether a 400's message says the model cannot do what the request asked (structured output or
+/// tools): DeepSeek's "This response_format type is unavailable now", Ollama's "… does not support
+/// tools", "json_schema is not supported". Another provider may serve the request:
+/// [`ErrorKind::Unsupported`].
+pub fn capability_mismatch(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    let feature = [
+        "response_format",
+        "json_schema",
+        "json mode",
+        "tools",
+        "tool use",
+        "function calling",
+    ]
+    .iter()
+    .any(|f| message.contains(f));
+    let refusal = ["unavailable", "not support", "unsupported", "not available"]
+        .iter()
+        .any(|r| message.contains(r));
+    feature && refusal
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,19 @@ const SPEC: CompatSpec = CompatSpec {
         json_schema: false,
         ..Capabilities::ALL
     },
+    model_capabilities,
     ..CompatSpec::new(SETTINGS)
 };
+
+/// `deepseek-reasoner` (R1) has neither function calling nor JSON output (DeepSeek's reasoning-model
+/// guide: "Not Supported Features: Function Call, Json Output, FIM"): text only, so a tool request
+/// skips it and a schema is asked for by instruction. Every other model: the provider's capabilities.
+fn model_capabilities(model: &str, provider: Capabilities) -> Capabilities {
+    if model.starts_with("deepseek-reasoner") {
+        Capabilities::TEXT
+    } else {
+        provider
+    }
+}
 
 llm_protocol::compat_provider!(DeepSeekSpec, DeepSeek, DeepSeekConfig, "DeepSeek", SPEC);

@@ -1,6 +1,6 @@
 #![doc = include_str!("../README.md")]
 
-use llm_protocol::openai::CompatSpec;
+use llm_protocol::openai::{CompatSpec, ToolCallIds};
 use llm_protocol::{CLOUD_TIMEOUT, SettingsSpec};
 
 /// The provider id.
@@ -25,6 +25,8 @@ const SPEC: CompatSpec = CompatSpec {
     // A final assistant message with `"prefix": true` is continued (a prefill); without the mark Mistral
     // rejects a conversation that ends with the assistant.
     prefix_prefill: true,
+    // "Tool call id was … but must be a-z, A-Z, 0-9, with a length of 9": foreign ids are mapped.
+    tool_call_ids: ToolCallIds::Alphanumeric9,
     ..CompatSpec::new(SETTINGS)
 };
 

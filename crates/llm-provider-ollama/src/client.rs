@@ -16,7 +16,9 @@ use tokio::sync::Mutex;
 
 use crate::ID;
 use crate::config::OllamaConfig;
-use crate::wire::{self, ChatChunk, ChatStreamDecoder, OllamaFramer, PullStep, PullTracker};
+use crate::wire::{
+    self, CallIds, ChatChunk, ChatStreamDecoder, OllamaFramer, PullStep, PullTracker,
+};
 
 /// How long the list of installed models is trusted before `/api/tags` is asked again.
 const TAGS_TTL: Duration = Duration::from_secs(30);
@@ -184,6 +186,9 @@ impl Ollama {
             .send(self.authorize(self.http.get(&self.url("/api/tags"))))
             .await?;
         let tags: wire::TagsResponse = self.http.read_json(response).await?;
+        if let Some(error) = tags.error() {
+            return Err(error.with_provider(ID));
+        }
         let installed = wire::installed_models(tags);
         *cache = Some(TagsCache {
             fetched: Instant::now(),
@@ -300,13 +305,11 @@ impl Provider for Ollama {
         &self.config.base_url
     }
 
-    /// `format` takes a schema or `"json"`; tools are not encoded yet, so tool requests skip Ollama.
+    /// `format` takes a schema or `"json"`; `tools` are native. Whether a model calls tools depends on
+    /// its template: one that cannot answers 400 "… does not support tools", which is
+    /// [`ErrorKind::Unsupported`] (the cascade moves on).
     fn capabilities(&self) -> llm_core::Capabilities {
-        llm_core::Capabilities {
-            json_schema: true,
-            json_mode: true,
-            ..llm_core::Capabilities::TEXT
-        }
+        llm_core::Capabilities::ALL
     }
 
     fn is_local(&self) -> bool {
@@ -327,7 +330,8 @@ impl Provider for Ollama {
         let model = self.model_for(request);
         let response = self.send_chat(request, model, false).await?;
         let chunk: ChatChunk = self.http.read_json(response).await?;
-        wire::decode_chat(chunk, model).map_err(|e| e.with_provider(ID))
+        wire::decode_chat(chunk, model, CallIds::for_request(request))
+            .map_err(|e| e.with_provider(ID))
     }
 
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, Error> {
@@ -337,7 +341,7 @@ impl Provider for Ollama {
             ID,
             self.http.body_stream(response),
             OllamaFramer::default(),
-            ChatStreamDecoder,
+            ChatStreamDecoder::new(request),
         ))
     }
 

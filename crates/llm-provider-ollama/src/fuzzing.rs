@@ -20,7 +20,7 @@ const REQUESTED_MODEL: &str = "fuzz-model";
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Error> {
     let chunk: wire::ChatChunk = serde_json::from_slice(body)
         .map_err(|e| Error::new(ErrorKind::MalformedAnswer, e.to_string()))?;
-    wire::decode_chat(chunk, REQUESTED_MODEL)
+    wire::decode_chat(chunk, REQUESTED_MODEL, wire::CallIds::default())
 }
 
 /// The provider's `parse_error`.
@@ -35,5 +35,5 @@ pub fn framer() -> impl Framer<Frame = String> {
 
 /// A fresh stream decoder, as `chat_stream` builds one.
 pub fn stream_decoder() -> impl FrameDecoder<String> {
-    wire::ChatStreamDecoder
+    wire::ChatStreamDecoder::default()
 }

@@ -1,8 +1,11 @@
 //! Ollama's native wire format: private serde types and pure encode/decode functions (no I/O).
 //!
-//! - `POST /api/chat`: `{model, messages, stream, options: {temperature, num_predict, stop}}`; the answer
-//!   (or each NDJSON line of a stream) is `{model, message: {content}, done, done_reason,
-//!   prompt_eval_count, eval_count}`; the `done: true` line ends a stream.
+//! - `POST /api/chat`: `{model, messages, stream, format?, tools?, options: {temperature, num_predict,
+//!   stop}}`; the answer (or each NDJSON line of a stream) is `{model, message: {content,
+//!   tool_calls?}, done, done_reason, prompt_eval_count, eval_count}`; the `done: true` line ends a
+//!   stream. Tools are OpenAI-shaped (`{type: "function", function: {name, description,
+//!   parameters}}`); a call is `{function: {name, arguments: {…}}}` with the arguments as an object and
+//!   no id; a tool result is `{role: "tool", content, tool_name}`.
 //! - `GET /api/tags`: `{models: [{name, model, …}]}`.
 //! - `POST /api/pull`: NDJSON `{status, digest?, total?, completed?}` lines ending in `{status: "success"}`.
 //! - Errors, as a body or as a line inside a stream: `{"error": "…"}`.
@@ -10,14 +13,18 @@
 use std::collections::BTreeMap;
 
 use llm_core::{
-    ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, Progress, StreamEvent, Usage,
+    ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, Message, Progress, Role,
+    StreamEvent, Tool, ToolCall, ToolChoice, Usage,
 };
 use llm_protocol::error_map::{
-    describe_unparsed_body, kind_for_status, one_line, retry_after_from_message,
+    capability_mismatch, describe_unparsed_body, kind_for_status, one_line,
+    retry_after_from_message,
 };
+use llm_protocol::openai::wire::arguments_text;
 use llm_protocol::stream::{Framer, NdjsonFramer};
 use llm_protocol::{FrameDecoder, HttpFailure};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::ID;
 
@@ -34,6 +41,8 @@ pub(crate) struct ChatBody<'a> {
     /// `"json"` (JSON mode) or a JSON schema: Ollama's structured output.
     #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
     #[serde(skip_serializing_if = "Options::is_empty")]
     options: Options<'a>,
 }
@@ -42,6 +51,57 @@ pub(crate) struct ChatBody<'a> {
 struct WireMessage<'a> {
     role: &'static str,
     content: &'a str,
+    /// An assistant's calls: `{function: {name, arguments}}`, the arguments as an object.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<Value>,
+    /// The tool a result answers: Ollama names the tool, not the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_name: Option<&'a str>,
+}
+
+fn wire_message<'a>(message: &'a Message, request: &'a ChatRequest) -> WireMessage<'a> {
+    WireMessage {
+        role: message.role.as_str(),
+        content: &message.content,
+        tool_calls: message.tool_calls.iter().map(wire_call).collect(),
+        tool_name: match (&message.role, &message.tool_call_id) {
+            (Role::Tool, Some(id)) => request.called_tool(id),
+            _ => None,
+        },
+    }
+}
+
+/// A call as Ollama takes it back: arguments as an object (text that is not JSON goes as the string it
+/// is, for Ollama to refuse rather than for us to guess).
+fn wire_call(call: &ToolCall) -> Value {
+    let arguments = call
+        .arguments_json()
+        .unwrap_or_else(|_| Value::from(call.arguments.as_str()));
+    serde_json::json!({ "function": { "name": call.name, "arguments": arguments } })
+}
+
+fn wire_tool(tool: &Tool) -> Value {
+    let mut function = serde_json::json!({ "name": tool.name });
+    if let Some(description) = &tool.description {
+        function["description"] = Value::from(description.as_str());
+    }
+    function["parameters"] = tool.parameters.clone();
+    serde_json::json!({ "type": "function", "function": function })
+}
+
+/// The tools offered. Ollama has no `tool_choice`: `none` offers no tool (the model answers in text),
+/// a named tool is the only one offered; `required` cannot be enforced, so it offers them all like
+/// `auto` (the cascade still checks every call that comes back).
+fn wire_tools(request: &ChatRequest) -> Vec<Value> {
+    let offered = request
+        .tools
+        .iter()
+        .filter(|tool| match &request.tool_choice {
+            Some(ToolChoice::None) => false,
+            Some(ToolChoice::Named(name)) => &tool.name == name,
+            _ => true,
+        });
+    offered.map(wire_tool).collect()
 }
 
 /// Sampling options: Ollama takes them inside `options`, with its own names.
@@ -72,10 +132,7 @@ pub(crate) fn encode_chat<'a>(
         messages: request
             .messages
             .iter()
-            .map(|m| WireMessage {
-                role: m.role.as_str(),
-                content: &m.content,
-            })
+            .map(|m| wire_message(m, request))
             .collect(),
         stream,
         format: match &request.response_format {
@@ -83,6 +140,7 @@ pub(crate) fn encode_chat<'a>(
             Some(llm_core::ResponseFormat::JsonSchema { schema, .. }) => Some(schema.clone()),
             Some(llm_core::ResponseFormat::Text) | None => None,
         },
+        tools: wire_tools(request),
         options: Options {
             temperature: request.temperature,
             num_predict: request.max_tokens,
@@ -133,6 +191,66 @@ pub(crate) struct ChatChunk {
 struct ReplyMessage {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ReplyToolCall>>,
+}
+
+/// A call in an answer: `{function: {name, arguments: {…}}}`; the documented answers carry no id (one
+/// sent anyway is kept).
+#[derive(Debug, Deserialize)]
+struct ReplyToolCall {
+    #[serde(default)]
+    id: Option<String>,
+    function: ReplyFunction,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReplyFunction {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+/// Names the calls of one answer: `call_<turn>_<index>` (see [`llm_core::synthetic_call_id`]) where
+/// Ollama gives no id, `turn` being the number of assistant turns before this answer, so the ids of a
+/// conversation replayed to Ollama come out the same.
+#[derive(Debug, Default)]
+pub(crate) struct CallIds {
+    turn: usize,
+    next: usize,
+}
+
+impl CallIds {
+    /// The ids for the answer to `request`.
+    pub(crate) fn for_request(request: &ChatRequest) -> Self {
+        let turn = request
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::Assistant)
+            .count();
+        Self { turn, next: 0 }
+    }
+
+    fn calls(&mut self, message: Option<&mut ReplyMessage>) -> Vec<ToolCall> {
+        let calls = message
+            .and_then(|m| m.tool_calls.take())
+            .unwrap_or_default();
+        calls
+            .into_iter()
+            .map(|call| {
+                let index = self.next;
+                self.next += 1;
+                ToolCall {
+                    id: call
+                        .id
+                        .filter(|id| !id.is_empty())
+                        .unwrap_or_else(|| llm_core::synthetic_call_id(self.turn, index)),
+                    arguments: arguments_text(call.function.arguments.as_ref()),
+                    name: call.function.name,
+                }
+            })
+            .collect()
+    }
 }
 
 impl ChatChunk {
@@ -144,8 +262,11 @@ impl ChatChunk {
         })
     }
 
-    fn finish_reason(&self) -> FinishReason {
+    /// Why the answer ended; Ollama says `stop` after tool calls too: that is [`FinishReason::ToolCalls`]
+    /// when the answer `called` tools.
+    fn finish_reason(&self, called: bool) -> FinishReason {
         match self.done_reason.as_deref() {
+            None | Some("" | "stop") if called => FinishReason::ToolCalls,
             // Older servers (and the documented example) send no reason: a normal end.
             None | Some("" | "stop") => FinishReason::Stop,
             Some("length") => FinishReason::Length,
@@ -160,10 +281,15 @@ impl ChatChunk {
 /// A classified error for an `{"error": …}` body; a validation error when there is no `message`; a
 /// truncation when the answer is not `done: true` (a missing `done_reason` with `done: true` is a stop:
 /// older servers and the documented example send none).
-pub(crate) fn decode_chat(chunk: ChatChunk, requested_model: &str) -> Result<ChatResponse, Error> {
+pub(crate) fn decode_chat(
+    mut chunk: ChatChunk,
+    requested_model: &str,
+    mut ids: CallIds,
+) -> Result<ChatResponse, Error> {
     if let Some(error) = &chunk.error {
         return Err(error_from_text(None, &error_text(error)));
     }
+    let tool_calls = ids.calls(chunk.message.as_mut());
     let Some(message) = &chunk.message else {
         return Err(Error::new(
             ErrorKind::MalformedAnswer,
@@ -178,27 +304,41 @@ pub(crate) fn decode_chat(chunk: ChatChunk, requested_model: &str) -> Result<Cha
         ));
     }
     Ok(ChatResponse {
-        tool_calls: Vec::new(),
         content: message.content.clone().unwrap_or_default(),
         provider: ID.to_owned(),
         model: chunk
             .model
             .clone()
             .unwrap_or_else(|| requested_model.to_owned()),
-        finish_reason: chunk.finish_reason(),
+        finish_reason: chunk.finish_reason(!tool_calls.is_empty()),
         usage: chunk.usage(),
         rate_limit: None,
+        tool_calls,
     })
 }
 
 /// Decodes the NDJSON lines of a streamed `/api/chat` answer. The `done: true` line is the terminator;
-/// a body that ends without it is truncated ([`FrameDecoder::end`] returns no `Finish`).
+/// a body that ends without it is truncated ([`FrameDecoder::end`] returns no `Finish`). A tool call
+/// arrives whole in one line: it becomes one [`StreamEvent::ToolCall`].
 #[derive(Debug, Default)]
-pub(crate) struct ChatStreamDecoder;
+pub(crate) struct ChatStreamDecoder {
+    ids: CallIds,
+    called: bool,
+}
+
+impl ChatStreamDecoder {
+    /// A decoder for the answer to `request` (its calls' ids count its turns).
+    pub(crate) fn new(request: &ChatRequest) -> Self {
+        Self {
+            ids: CallIds::for_request(request),
+            called: false,
+        }
+    }
+}
 
 impl FrameDecoder<String> for ChatStreamDecoder {
     fn frame(&mut self, line: String) -> Result<Vec<StreamEvent>, Error> {
-        let chunk: ChatChunk = serde_json::from_str(&line).map_err(|e| {
+        let mut chunk: ChatChunk = serde_json::from_str(&line).map_err(|e| {
             Error::new(
                 ErrorKind::MalformedAnswer,
                 format!(
@@ -218,12 +358,16 @@ impl FrameDecoder<String> for ChatStreamDecoder {
                 text: text.to_owned(),
             });
         }
+        for call in self.ids.calls(chunk.message.as_mut()) {
+            self.called = true;
+            events.push(StreamEvent::ToolCall { call });
+        }
         if chunk.done {
             if let Some(usage) = chunk.usage() {
                 events.push(StreamEvent::Usage { usage });
             }
             events.push(StreamEvent::Finish {
-                reason: chunk.finish_reason(),
+                reason: chunk.finish_reason(self.called),
                 model: chunk.model.clone(),
             });
         }
@@ -270,6 +414,20 @@ impl Framer for OllamaFramer {
 pub(crate) struct TagsResponse {
     #[serde(default)]
     models: Option<Vec<TagEntry>>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+impl TagsResponse {
+    /// The error a 200 body carries instead of a list (a proxy, a server in trouble): never read as
+    /// "no model installed".
+    pub(crate) fn error(&self) -> Option<Error> {
+        let text = error_text(self.error.as_ref().filter(|e| !e.is_null())?);
+        Some(error_from_text(
+            None,
+            &format!("/api/tags answered an error: {text}"),
+        ))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -429,6 +587,9 @@ pub(crate) fn kind_for_message(status: Option<u16>, message: &str) -> ErrorKind 
         ErrorKind::ContextLength
     } else if lower.contains("server busy") {
         ErrorKind::Overloaded
+    } else if status == Some(400) && capability_mismatch(message) {
+        // "registry.ollama.ai/library/gemma3:4b does not support tools": another provider may serve it.
+        ErrorKind::Unsupported
     } else if let Some(status) = status {
         kind_for_status(status)
     } else {
@@ -579,7 +740,7 @@ mod tests {
             "unknown_field": [1, 2]
         }))
         .expect("chunk");
-        let response = decode_chat(chunk, "requested").expect("ok");
+        let response = decode_chat(chunk, "requested", CallIds::default()).expect("ok");
         assert_eq!(response.content, "Hello!");
         assert_eq!(response.model, "llama3.2");
         assert_eq!(response.finish_reason, FinishReason::Length);
@@ -599,7 +760,8 @@ mod tests {
             json!({"message": {"content": ""}, "done": true, "eval_count": 3}),
         )
         .expect("chunk");
-        let response = decode_chat(chunk, "asked").expect("empty content is fine");
+        let response =
+            decode_chat(chunk, "asked", CallIds::default()).expect("empty content is fine");
         assert_eq!(
             (response.model.as_str(), response.finish_reason.clone()),
             ("asked", FinishReason::Stop)
@@ -608,13 +770,17 @@ mod tests {
 
         let no_message: ChatChunk = serde_json::from_value(json!({"done": true})).expect("chunk");
         assert_eq!(
-            decode_chat(no_message, "m").expect_err("no message").kind(),
+            decode_chat(no_message, "m", CallIds::default())
+                .expect_err("no message")
+                .kind(),
             ErrorKind::MalformedAnswer
         );
         let error: ChatChunk =
             serde_json::from_value(json!({"error": "model 'x' not found"})).expect("chunk");
         assert_eq!(
-            decode_chat(error, "m").expect_err("error body").kind(),
+            decode_chat(error, "m", CallIds::default())
+                .expect_err("error body")
+                .kind(),
             ErrorKind::ModelNotFound
         );
         let unload: ChatChunk = serde_json::from_value(
@@ -622,7 +788,9 @@ mod tests {
         )
         .expect("chunk");
         assert_eq!(
-            decode_chat(unload, "m").expect("ok").finish_reason,
+            decode_chat(unload, "m", CallIds::default())
+                .expect("ok")
+                .finish_reason,
             FinishReason::Other("unload".to_owned())
         );
     }
@@ -635,7 +803,9 @@ mod tests {
         ] {
             let chunk: ChatChunk = serde_json::from_value(body).expect("chunk");
             assert_eq!(
-                decode_chat(chunk, "m").expect_err("not done").kind(),
+                decode_chat(chunk, "m", CallIds::default())
+                    .expect_err("not done")
+                    .kind(),
                 ErrorKind::StreamTruncated
             );
         }
@@ -643,7 +813,7 @@ mod tests {
 
     #[test]
     fn stream_lines_become_events() {
-        let mut decoder = ChatStreamDecoder;
+        let mut decoder = ChatStreamDecoder::default();
         let delta = decoder
             .frame(
                 r#"{"model":"m","message":{"role":"assistant","content":"Hi"},"done":false}"#
@@ -679,7 +849,7 @@ mod tests {
 
     #[test]
     fn stream_error_lines_and_garbage() {
-        let mut decoder = ChatStreamDecoder;
+        let mut decoder = ChatStreamDecoder::default();
         let err = decoder
             .frame(r#"{"error":"an error was encountered while running the model"}"#.to_owned())
             .expect_err("error line");
@@ -732,6 +902,17 @@ mod tests {
         );
         let empty: TagsResponse = serde_json::from_value(json!({"models": null})).expect("null");
         assert!(installed_models(empty).is_empty());
+    }
+
+    #[test]
+    fn an_error_in_a_tags_body_is_an_error_not_an_empty_list() {
+        let tags: TagsResponse =
+            serde_json::from_value(json!({"error": "server busy, please try again."}))
+                .expect("tags");
+        assert_eq!(tags.error().map(|e| e.kind()), Some(ErrorKind::Overloaded));
+        let listed: TagsResponse =
+            serde_json::from_value(json!({"models": [], "error": null})).expect("tags");
+        assert!(listed.error().is_none());
     }
 
     #[test]

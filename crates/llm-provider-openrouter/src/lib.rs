@@ -1,6 +1,6 @@
 #![doc = include_str!("../README.md")]
 
-use llm_protocol::openai::{CompatSpec, EnvHeader};
+use llm_protocol::openai::{CompatSpec, EnvHeader, ToolCallIds};
 use llm_protocol::{CLOUD_TIMEOUT, SettingsSpec};
 
 /// The provider id.
@@ -32,6 +32,8 @@ const SPEC: CompatSpec = CompatSpec {
             default: Some("llm-cascade"),
         },
     ],
+    // Mistral's models keep Mistral's rule behind OpenRouter: nine letters and digits per id.
+    tool_call_ids: ToolCallIds::Alphanumeric9For("mistralai/"),
     ..CompatSpec::new(SETTINGS)
 };
 

@@ -231,3 +231,64 @@ pub async fn check_all<P: Provider + ?Sized>(
         snapshot(case.scenario, &outcome);
     }
 }
+
+/// The JSON body `request` went out as through `build(server_uri)`, against the answer of
+/// `fixtures/<provider>/<scenario>` (a whole answer, which must succeed).
+pub async fn sent_body<P: Provider + ?Sized>(
+    provider: &str,
+    scenario: &str,
+    request: &ChatRequest,
+    build: impl FnOnce(&str) -> Box<P>,
+) -> Value {
+    let server = serve(&Fixture::load(provider, scenario), 1).await;
+    build(&server.uri())
+        .chat(request)
+        .await
+        .expect("the chat succeeds");
+    let requests = server
+        .received_requests()
+        .await
+        .expect("requests are recorded");
+    let sent = requests.first().expect("one request was sent");
+    serde_json::from_slice(&sent.body).expect("a JSON body")
+}
+
+/// A tool conversation that started on another provider: the user's question, the assistant's call of
+/// `get_weather` with the id `call_id` (Anthropic's `toolu_…`, an id we made up, …) and the tool's
+/// result answering it, with the tool offered.
+pub fn tool_conversation(call_id: &str) -> ChatRequest {
+    use llm_core::{Message, Tool, ToolCall};
+    let weather = Tool::new(
+        "get_weather",
+        "Get the current weather for a city.",
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+    );
+    ChatRequest {
+        messages: vec![
+            Message::user("Get weather for Paris and summarize"),
+            Message::assistant_tool_calls(
+                "",
+                vec![ToolCall::new(
+                    call_id,
+                    "get_weather",
+                    r#"{"city": "Paris"}"#,
+                )],
+            ),
+            Message::tool_result(call_id, "Sunny, 22C in Paris"),
+        ],
+        tools: vec![weather],
+        ..ChatRequest::default()
+    }
+}
+
+/// The `messages` an OpenAI-dialect provider sends for [`tool_conversation`] when the call's id goes
+/// out as `sent_id`.
+pub fn tool_conversation_messages(sent_id: &str) -> Value {
+    json!([
+        {"role": "user", "content": "Get weather for Paris and summarize"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": sent_id, "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "content": "Sunny, 22C in Paris", "tool_call_id": sent_id,
+            "name": "get_weather"},
+    ])
+}

@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::stream;
 use llm_cascade::{
-    CascadeConfig, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason, Provider,
-    StreamEvent,
+    Capabilities, CascadeConfig, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind,
+    FinishReason, Provider, StreamEvent, ToolCall,
 };
 
 /// What one call to the fake does.
@@ -44,6 +44,8 @@ pub enum Item {
     Usage(u64, u64),
     /// A rate limit used up until this long from now.
     Spent(Duration),
+    /// A whole tool call: name and JSON arguments (its id is `call_<name>`).
+    Call(&'static str, &'static str),
 }
 
 /// Counts a call dropped before it ended (its future, or its stream before the last item): what a
@@ -84,6 +86,8 @@ pub struct Fake {
     requests: Mutex<Vec<ChatRequest>>,
     /// Calls dropped before they ended.
     dropped: Arc<AtomicU32>,
+    /// What it declares it can do (text only unless told).
+    capabilities: Capabilities,
 }
 
 impl Fake {
@@ -99,6 +103,7 @@ impl Fake {
             prefill: false,
             requests: Mutex::new(Vec::new()),
             dropped: Arc::default(),
+            capabilities: Capabilities::TEXT,
         }
     }
 
@@ -122,6 +127,12 @@ impl Fake {
             step = *next;
         }
         step
+    }
+
+    /// Declares these capabilities.
+    pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
     }
 
     /// Says it continues a final assistant message.
@@ -226,6 +237,9 @@ impl Provider for Fake {
     fn supports_prefill(&self, _model: &str) -> bool {
         self.prefill
     }
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
 
     async fn chat(&self, _request: &ChatRequest) -> Result<ChatResponse, Error> {
         let mut ends = self.ends();
@@ -282,6 +296,9 @@ impl Provider for Fake {
                                 input_tokens,
                                 output_tokens,
                             },
+                        }),
+                        Item::Call(name, arguments) => Ok(StreamEvent::ToolCall {
+                            call: ToolCall::new(format!("call_{name}"), name, arguments),
                         }),
                     };
                     Some((item, (items, ends)))

@@ -21,3 +21,10 @@ mod spans;
 mod state;
 mod streaming;
 mod structured;
+mod structured_stream;
+#[cfg(all(
+    feature = "provider-ollama",
+    feature = "provider-openai",
+    feature = "provider-mistral"
+))]
+mod tools_across;

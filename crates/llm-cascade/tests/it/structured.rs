@@ -75,6 +75,14 @@ impl Provider for Scripted {
     fn capabilities(&self) -> Capabilities {
         self.capabilities
     }
+    /// One model of every scripted provider ([`TEXT_ONLY_MODEL`]) has no tools and no JSON.
+    fn capabilities_for(&self, model: &str) -> Capabilities {
+        if model == TEXT_ONLY_MODEL {
+            Capabilities::TEXT
+        } else {
+            self.capabilities
+        }
+    }
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
         self.seen.lock().expect("lock").push(request.clone());
         Ok(self
@@ -91,6 +99,9 @@ impl Provider for Scripted {
         Ok(())
     }
 }
+
+/// A model the scripted providers can serve only as text (like `deepseek-reasoner`).
+const TEXT_ONLY_MODEL: &str = "text-only";
 
 fn cascade(providers: &[&Arc<Scripted>]) -> Cascade {
     let mut builder = Cascade::builder().config(fast_config());
@@ -376,5 +387,79 @@ async fn invalid_tool_arguments_are_malformed_and_retried() {
     assert_eq!(
         response.attempts[0].outcome,
         Outcome::Failed(ErrorKind::MalformedAnswer)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_model_a_request_names_decides_the_skip() {
+    let first = Scripted::new(
+        "first",
+        Capabilities::ALL,
+        vec![calls(
+            "first",
+            vec![ToolCall::new("c1", "get_weather", r#"{"city":"Paris"}"#)],
+        )],
+    );
+    let second = Scripted::new(
+        "second",
+        Capabilities::ALL,
+        vec![calls(
+            "second",
+            vec![ToolCall::new("c2", "get_weather", r#"{"city":"Paris"}"#)],
+        )],
+    );
+    let chain = cascade(&[&first, &second]);
+    let request = ChatRequest {
+        tools: vec![weather_tool()],
+        ..ChatRequest::from_prompt("weather in Paris?")
+    };
+    // The configured model calls tools: the first provider answers.
+    let answer = chain.chat(request.clone()).await.expect("a call");
+    assert_eq!(answer.response.provider, "first");
+    // A request naming a model without tools skips every provider whose model that is: none here can
+    // serve it, and none was sent the request.
+    let text_only = ChatRequest {
+        model: Some(TEXT_ONLY_MODEL.to_owned()),
+        ..request
+    };
+    let error = chain.chat(text_only).await.expect_err("no provider can");
+    assert_eq!(
+        outcomes(&error.attempts),
+        vec![
+            ("first".into(), Outcome::Failed(ErrorKind::Unsupported)),
+            ("second".into(), Outcome::Failed(ErrorKind::Unsupported)),
+        ]
+    );
+    assert_eq!((first.seen().len(), second.seen().len()), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plain_chat_that_asked_for_json_gets_it_validated_and_retried() {
+    let only = Scripted::new(
+        "only",
+        Capabilities::ALL,
+        vec![
+            text("only", "Here you go: spam"),
+            text("only", r#"{"label": "spam"}"#),
+        ],
+    );
+    let request = ChatRequest {
+        response_format: Some(llm_cascade::ResponseFormat::json_schema(
+            "label",
+            label_schema(),
+        )),
+        ..ChatRequest::from_prompt("classify")
+    };
+    let answer = cascade(&[&only])
+        .chat(request)
+        .await
+        .expect("valid on the retry");
+    assert_eq!(answer.text(), r#"{"label": "spam"}"#);
+    assert_eq!(
+        outcomes(&answer.attempts),
+        vec![
+            ("only".into(), Outcome::Failed(ErrorKind::MalformedAnswer)),
+            ("only".into(), Outcome::Ok)
+        ]
     );
 }

@@ -13,7 +13,8 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use crate::error_map::{
-    describe_unparsed_body, kind_for_status, one_line, retry_after_from_message,
+    capability_mismatch, describe_unparsed_body, kind_for_status, one_line,
+    retry_after_from_message,
 };
 use crate::{HttpFailure, ParseError};
 
@@ -150,27 +151,6 @@ fn classify(facts: &ErrorFacts) -> ErrorKind {
     } else {
         kind_for_status(facts.status)
     }
-}
-
-/// Whether a 400's message says the model cannot do what the request asked (structured output or
-/// tools): DeepSeek's "This response_format type is unavailable now", "does not support tools",
-/// "json_schema is not supported". Another provider may serve the request.
-fn capability_mismatch(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    let feature = [
-        "response_format",
-        "json_schema",
-        "json mode",
-        "tools",
-        "tool use",
-        "function calling",
-    ]
-    .iter()
-    .any(|f| message.contains(f));
-    let refusal = ["unavailable", "not support", "unsupported", "not available"]
-        .iter()
-        .any(|r| message.contains(r));
-    feature && refusal
 }
 
 /// Reads what the body says; `json: false` when it is not JSON.

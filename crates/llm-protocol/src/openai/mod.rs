@@ -5,20 +5,25 @@
 //!   is an error; a body without choices is a validation error).
 //! - [`stream`]: [`ChunkDecoder`], the [`FrameDecoder`](crate::FrameDecoder) for `chat.completion.chunk`
 //!   server-sent events, ending at `data: [DONE]`.
+//! - [`ids`]: tool-call ids as each provider accepts them ([`ToolCallIds`]: Mistral's nine letters
+//!   and digits), mapped deterministically from foreign ones.
 //! - [`errors`]: [`parse_error`], the dialect's one classification of error bodies, with a hook for a
 //!   provider's own rules ([`parse_error_with`]).
 //! - [`provider`]: [`OpenAiCompatible`], the generic [`Provider`](llm_core::Provider) that each provider
 //!   crate configures with a [`CompatSpec`].
 
 pub mod errors;
+pub mod ids;
 pub mod provider;
 pub mod stream;
 pub mod wire;
 
 pub use errors::{ErrorFacts, KindOverride, parse_error, parse_error_with};
+pub use ids::{ToolCallIds, with_tool_call_ids};
 pub use llm_core::Capabilities;
 pub use provider::{
     CompatConfig, CompatProvider, CompatSpec, EnvHeader, OpenAiCompatible, build_boxed,
+    same_for_every_model,
 };
 pub use stream::ChunkDecoder;
 pub use wire::{decode_response, encode_request, strict_compatible};

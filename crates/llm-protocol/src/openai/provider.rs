@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::errors::embedded_error;
+use super::ids::{ToolCallIds, with_tool_call_ids};
 use super::stream::ChunkDecoder;
 use super::wire::{decode_response, encode_request, error_in};
 use crate::error_map::rate_limit_spent;
@@ -64,6 +65,17 @@ pub struct CompatSpec {
     /// What the provider can do beyond text (JSON schema, JSON mode, tools); every capability unless
     /// the provider says otherwise (DeepSeek: JSON mode only).
     pub capabilities: Capabilities,
+    /// What a given model can do, from [`CompatSpec::capabilities`]: where the provider's models differ
+    /// (DeepSeek's reasoner, OpenAI's o1-mini). [`same_for_every_model`] unless the provider says so.
+    pub model_capabilities: fn(model: &str, provider: Capabilities) -> Capabilities,
+    /// The tool-call ids the provider accepts: foreign ones are mapped to them
+    /// ([`super::with_tool_call_ids`]).
+    pub tool_call_ids: ToolCallIds,
+}
+
+/// The provider's capabilities, whatever the model: [`CompatSpec::model_capabilities`]' default.
+pub fn same_for_every_model(_model: &str, provider: Capabilities) -> Capabilities {
+    provider
 }
 
 impl CompatSpec {
@@ -82,6 +94,8 @@ impl CompatSpec {
             discover_model: false,
             prefix_prefill: false,
             capabilities: Capabilities::ALL,
+            model_capabilities: same_for_every_model,
+            tool_call_ids: ToolCallIds::AsIs,
         }
     }
 }
@@ -304,7 +318,8 @@ impl<P: CompatProvider> OpenAiCompatible<P> {
         stream: bool,
     ) -> Result<reqwest::Response, Error> {
         let model = self.model_for(request).await?;
-        let mut body = encode_request(request, &model, stream, P::SPEC.stream_usage);
+        let request = with_tool_call_ids(request, P::SPEC.tool_call_ids, &model);
+        let mut body = encode_request(&request, &model, stream, P::SPEC.stream_usage);
         if P::SPEC.prefix_prefill {
             super::wire::mark_prefix(&mut body);
         }
@@ -339,7 +354,11 @@ impl<P: CompatProvider> Provider for OpenAiCompatible<P> {
     }
 
     fn capabilities(&self) -> Capabilities {
-        P::SPEC.capabilities
+        self.capabilities_for(self.model())
+    }
+
+    fn capabilities_for(&self, model: &str) -> Capabilities {
+        (P::SPEC.model_capabilities)(model, P::SPEC.capabilities)
     }
 
     fn timeout(&self) -> Duration {

@@ -34,7 +34,7 @@ struct WireRequest<'a> {
 
 /// One message on the wire: an assistant's tool calls go in `tool_calls` (its `content` is `null`
 /// when it said nothing, as OpenAI sends it); a tool result names its call and, for Mistral, the tool.
-fn wire_message(message: &Message, all: &[Message]) -> Value {
+fn wire_message(message: &Message, request: &ChatRequest) -> Value {
     let mut wire = serde_json::json!({ "role": message.role.as_str(), "content": message.content });
     if !message.tool_calls.is_empty() {
         if message.content.is_empty() {
@@ -46,20 +46,11 @@ fn wire_message(message: &Message, all: &[Message]) -> Value {
         && let Some(id) = &message.tool_call_id
     {
         wire["tool_call_id"] = Value::from(id.as_str());
-        if let Some(name) = tool_name_of(id, all) {
+        if let Some(name) = request.called_tool(id) {
             wire["name"] = Value::from(name);
         }
     }
     wire
-}
-
-/// The name of the tool whose call `id` an earlier assistant message made.
-pub(crate) fn tool_name_of<'a>(id: &str, messages: &'a [Message]) -> Option<&'a str> {
-    messages
-        .iter()
-        .flat_map(|m| &m.tool_calls)
-        .find(|call| call.id == id)
-        .map(|call| call.name.as_str())
 }
 
 fn wire_tool_call(call: &ToolCall) -> Value {
@@ -162,7 +153,7 @@ pub fn encode_request(
         messages: request
             .messages
             .iter()
-            .map(|m| wire_message(m, &request.messages))
+            .map(|m| wire_message(m, request))
             .collect(),
         temperature: request.temperature,
         max_tokens: request.max_tokens,
@@ -242,8 +233,9 @@ struct WireFunction {
     arguments: Option<Value>,
 }
 
-/// The arguments as JSON text: a string as sent, an object serialised, nothing as `{}`.
-pub(crate) fn arguments_text(arguments: Option<&Value>) -> String {
+/// The arguments as JSON text: a string as sent, an object serialised (Ollama's native API), nothing
+/// as `{}`.
+pub fn arguments_text(arguments: Option<&Value>) -> String {
     match arguments {
         Some(Value::String(text)) => text.clone(),
         None | Some(Value::Null) => "{}".to_owned(),

@@ -20,3 +20,19 @@ fn registers_with_its_defaults() {
         (90, "deepseek-chat", "https://api.deepseek.com")
     );
 }
+
+#[test]
+fn the_reasoner_is_text_only_and_the_chat_model_has_json_mode_and_tools() {
+    use llm_core::{Capabilities, Provider};
+    let deepseek = provider("http://127.0.0.1:9");
+    let chat = deepseek.capabilities();
+    assert!(
+        chat.tools && chat.json_mode && !chat.json_schema,
+        "{chat:?}"
+    );
+    assert_eq!(deepseek.capabilities_for("deepseek-chat"), chat);
+    assert_eq!(
+        deepseek.capabilities_for("deepseek-reasoner"),
+        Capabilities::TEXT
+    );
+}

@@ -1,5 +1,6 @@
 //! Integration tests of the Mistral provider: fixture replays of `fixtures/mistral/` through wiremock.
 
+mod ids;
 mod replay;
 mod requests;
 

@@ -6,3 +6,4 @@ mod pull;
 mod stream;
 mod support;
 mod tags;
+mod tools;

@@ -1,5 +1,6 @@
 //! Integration tests of the OpenAI provider: fixture replays of `fixtures/openai/` through wiremock.
 
+mod ids;
 mod replay;
 mod requests;
 

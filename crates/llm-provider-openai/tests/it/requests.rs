@@ -41,3 +41,24 @@ fn registers_with_its_defaults() {
         (80, "gpt-4.1-mini", "https://api.openai.com/v1")
     );
 }
+
+#[test]
+fn capabilities_follow_the_model_a_request_names() {
+    use llm_core::Capabilities;
+    let openai = provider("http://127.0.0.1:9");
+    assert_eq!(openai.capabilities(), Capabilities::ALL, "gpt-4.1-mini");
+    for model in ["gpt-4o", "gpt-4o-mini", "o1", "o3-mini", "gpt-4.1"] {
+        assert_eq!(openai.capabilities_for(model), Capabilities::ALL, "{model}");
+    }
+    for model in ["o1-mini", "o1-preview-2024-09-12"] {
+        assert_eq!(
+            openai.capabilities_for(model),
+            Capabilities::TEXT,
+            "{model}"
+        );
+    }
+    for model in ["gpt-4-turbo", "gpt-4", "gpt-3.5-turbo", "gpt-4o-2024-05-13"] {
+        let caps = openai.capabilities_for(model);
+        assert!(caps.tools && caps.json_mode && !caps.json_schema, "{model}");
+    }
+}
