@@ -59,9 +59,12 @@ const FORMATS: [&str; 19] = [
 ///   refers to itself (directly or not) stays a `$ref` into `$defs`, alone, as Gemini requires;
 /// - `allOf` parts are merged into their schema (properties and `required` united), `const` becomes a
 ///   one-value `enum`, `oneOf` becomes `anyOf`, `enum` keeps its strings and numbers;
+/// - a property that leads into a kept cyclic `$ref` is taken out of `required` (Gemini unrolls
+///   cycles only through optional properties);
 /// - every other keyword outside Gemini's list is dropped (`$schema`, `$comment`, `default`,
 ///   `examples`, `pattern`, `minLength`, `exclusiveMinimum`, `not`, …).
 pub(crate) fn normalise(schema: &Value) -> Value {
+    let schema = &root_as_definition(schema);
     let defs = definitions(schema);
     let cyclic = cyclic_definitions(&defs);
     let mut walker = Walker {
@@ -86,6 +89,58 @@ pub(crate) fn normalise(schema: &Value) -> Value {
     }
     if let (Some(object), false) = (out.as_object_mut(), kept.is_empty()) {
         object.insert("$defs".to_owned(), Value::Object(kept));
+    }
+    out
+}
+
+/// `schema` with references to the root itself (`"$ref": "#"`, as schemars writes a recursive type)
+/// pointing to a copy of the root in `$defs` instead, so they are handled like any cyclic definition
+/// (the root itself stays an object schema, as `parametersJsonSchema` needs).
+fn root_as_definition(schema: &Value) -> Value {
+    fn retarget(value: &mut Value, pointer: &str) -> bool {
+        match value {
+            Value::Object(map) => {
+                let mut found = false;
+                if map.get("$ref").and_then(Value::as_str) == Some("#") {
+                    map.insert("$ref".to_owned(), Value::String(pointer.to_owned()));
+                    found = true;
+                }
+                map.values_mut()
+                    .fold(found, |found, v| retarget(v, pointer) | found)
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |found, v| retarget(v, pointer) | found),
+            _ => false,
+        }
+    }
+    let taken = definitions(schema);
+    let name = (0..)
+        .map(|i| {
+            if i == 0 {
+                "root".to_owned()
+            } else {
+                format!("root_{i}")
+            }
+        })
+        .find(|name| !taken.contains_key(name))
+        .unwrap_or_default();
+    let mut out = schema.clone();
+    if !retarget(&mut out, &format!("#/$defs/{name}")) {
+        return out;
+    }
+    let mut body = out.clone();
+    if let Some(body) = body.as_object_mut() {
+        body.remove("$defs");
+        body.remove("definitions");
+    }
+    if let Some(root) = out.as_object_mut() {
+        let defs = root
+            .entry("$defs")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(defs) = defs.as_object_mut() {
+            defs.insert(name, body);
+        }
     }
     out
 }
@@ -193,6 +248,7 @@ impl Walker<'_> {
         for (key, value) in map {
             self.keyword(&mut out, &key, value);
         }
+        optional_cycles(&mut out);
         out
     }
 
@@ -272,6 +328,33 @@ enum Reference {
     Inline(Map<String, Value>),
 }
 
+/// Takes the properties that lead into a kept (cyclic) `$ref` out of `required`: Gemini unrolls
+/// cycles only through non-required properties. The caller's own schema still requires them when the
+/// answer is validated.
+fn optional_cycles(out: &mut Map<String, Value>) {
+    fn has_ref(value: &Value) -> bool {
+        match value {
+            Value::Object(map) => map.contains_key("$ref") || map.values().any(has_ref),
+            Value::Array(items) => items.iter().any(has_ref),
+            _ => false,
+        }
+    }
+    let cyclic: Vec<String> = match out.get("properties") {
+        Some(Value::Object(properties)) => properties
+            .iter()
+            .filter(|(_, schema)| has_ref(schema))
+            .map(|(name, _)| name.clone())
+            .collect(),
+        _ => return,
+    };
+    if let Some(Value::Array(required)) = out.get_mut("required") {
+        required.retain(|name| !name.as_str().is_some_and(|n| cyclic.iter().any(|c| c == n)));
+        if required.is_empty() {
+            out.remove("required");
+        }
+    }
+}
+
 /// The strings and numbers of an `enum` (Gemini takes no others); `None` when none are left.
 fn enum_values(values: &[Value]) -> Option<Value> {
     let kept: Vec<Value> = values
@@ -342,7 +425,7 @@ mod tests {
     fn a_cyclic_definition_stays_a_lone_ref() {
         let schema = json!({
             "$ref": "#/$defs/Node",
-            "$defs": {"Node": {"type": "object", "properties": {
+            "$defs": {"Node": {"type": "object", "required": ["name", "children"], "properties": {
                 "name": {"type": "string"},
                 "children": {"type": "array", "items": {"$ref": "#/$defs/Node", "description": "a child"}}
             }}}
@@ -351,12 +434,25 @@ mod tests {
             normalise(&schema),
             json!({
                 "$ref": "#/$defs/Node",
-                "$defs": {"Node": {"type": "object", "properties": {
+                "$defs": {"Node": {"type": "object", "required": ["name"], "properties": {
                     "name": {"type": "string"},
                     "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}
                 }}}
             })
         );
+    }
+
+    #[test]
+    fn a_reference_to_the_root_points_to_a_copy_of_it() {
+        let schema = json!({"type": "object", "title": "Tree", "properties": {
+            "children": {"type": "array", "items": {"$ref": "#"}}
+        }});
+        let body = json!({"type": "object", "title": "Tree", "properties": {
+            "children": {"type": "array", "items": {"$ref": "#/$defs/root"}}
+        }});
+        let mut expected = body.clone();
+        expected["$defs"] = json!({"root": body});
+        assert_eq!(normalise(&schema), expected);
     }
 
     #[test]
