@@ -496,4 +496,157 @@ mod tests {
             })
         );
     }
+
+    fn weather() -> Tool {
+        Tool::new(
+            "weather",
+            "The weather in a city",
+            json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+        )
+    }
+
+    fn with_choice(choice: ToolChoice) -> Result<Value, Error> {
+        let request = ChatRequest {
+            tools: vec![weather()],
+            tool_choice: Some(choice),
+            ..ChatRequest::from_prompt("Weather?")
+        };
+        encode(&request, "gemini-2.5-flash").map(|b| serde_json::to_value(b).expect("serialise"))
+    }
+
+    /// No capture has a `toolConfig` (see SOURCES.md): the shape is the API reference's
+    /// (`functionCallingConfig.mode` AUTO / ANY / NONE, `allowedFunctionNames` with ANY).
+    #[test]
+    fn tool_choice_is_the_function_calling_mode() {
+        let config = |choice| {
+            with_choice(choice)
+                .expect("encodes")
+                .get("toolConfig")
+                .cloned()
+        };
+        assert_eq!(config(ToolChoice::Auto), None);
+        assert_eq!(
+            config(ToolChoice::None),
+            Some(json!({"functionCallingConfig": {"mode": "NONE"}}))
+        );
+        assert_eq!(
+            config(ToolChoice::Required),
+            Some(json!({"functionCallingConfig": {"mode": "ANY"}}))
+        );
+        assert_eq!(
+            config(ToolChoice::Named("weather".into())),
+            Some(
+                json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["weather"]}})
+            )
+        );
+        let err = with_choice(ToolChoice::Named("nope".into())).expect_err("not offered");
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn a_function_without_parameters_is_declared_without_a_schema() {
+        for parameters in [
+            json!({}),
+            json!({"type": "object", "properties": {}}),
+            Value::Null,
+        ] {
+            let request = ChatRequest {
+                tools: vec![Tool::new("now", "The time", parameters)],
+                ..ChatRequest::from_prompt("Time?")
+            };
+            assert_eq!(
+                body(&request)["tools"],
+                json!([{"functionDeclarations": [{"name": "now", "description": "The time"}]}])
+            );
+        }
+    }
+
+    /// A conversation that started on another provider (OpenAI ids, no signatures) goes on on
+    /// Gemini: results are matched to calls by id; Gemini 3 gets the documented stand-in signature on
+    /// the first call of each model turn, a real signature is replayed as it came.
+    #[test]
+    fn calls_from_another_provider_go_on_on_gemini() {
+        let request = ChatRequest {
+            messages: vec![
+                Message::user("Weather in Paris and Rome?"),
+                Message::assistant_tool_calls(
+                    "Checking.",
+                    vec![
+                        llm_core::ToolCall::new("call_Xy1", "weather", r#"{"city":"Paris"}"#),
+                        llm_core::ToolCall::new("call_Xy2", "weather", r#"{"city":"Rome"}"#),
+                    ],
+                ),
+                Message::tool_result("call_Xy2", r#"{"temp": 21}"#),
+                Message::tool_result("call_Xy1", "sunny"),
+                Message::assistant_tool_calls(
+                    "",
+                    vec![
+                        llm_core::ToolCall::new("call_1_0", "weather", "{}").with_signature("c2ln"),
+                    ],
+                ),
+                Message::tool_result("call_1_0", "[]"),
+            ],
+            tools: vec![weather()],
+            ..ChatRequest::default()
+        };
+        let encoded = |model| {
+            serde_json::to_value(encode(&request, model).expect("encodes")).expect("serialise")
+        };
+        let call =
+            |city: &str| json!({"functionCall": {"name": "weather", "args": {"city": city}}});
+        let response = |response: Value| json!({"role": "user", "parts": [{"functionResponse": {"name": "weather", "response": response}}]});
+        let mut first = call("Paris");
+        first["thoughtSignature"] = json!(SKIP_SIGNATURE);
+        assert_eq!(
+            encoded("gemini-3-flash-preview")["contents"],
+            json!([
+                {"role": "user", "parts": [{"text": "Weather in Paris and Rome?"}]},
+                {"role": "model", "parts": [{"text": "Checking."}, first, call("Rome")]},
+                response(json!({"temp": 21})),
+                response(json!({"result": "sunny"})),
+                {"role": "model", "parts": [{"functionCall": {"name": "weather", "args": {}}, "thoughtSignature": "c2ln"}]},
+                response(json!({"result": []})),
+            ])
+        );
+        assert_eq!(
+            encoded("models/gemini-2.5-flash")["contents"][1]["parts"][1],
+            call("Paris"),
+            "2.x models take calls without a signature"
+        );
+    }
+
+    #[test]
+    fn calls_that_cannot_be_replayed_are_request_errors() {
+        for messages in [
+            vec![Message::user("Hi"), Message::tool_result("call_0_0", "x")],
+            vec![
+                Message::user("Hi"),
+                Message::assistant_tool_calls("", vec![llm_core::ToolCall::new("a", "f", "[1]")]),
+            ],
+            vec![
+                Message::user("Hi"),
+                Message::assistant_tool_calls("", vec![llm_core::ToolCall::new("a", "f", "{oops")]),
+            ],
+        ] {
+            let request = ChatRequest {
+                messages,
+                ..ChatRequest::default()
+            };
+            let err = encode(&request, "gemini-2.5-flash").expect_err("refused");
+            assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
+        }
+    }
+
+    #[test]
+    fn which_models_need_thought_signatures() {
+        for (model, needs) in [
+            ("gemini-3-pro-preview", true),
+            ("models/gemini-3.1-pro-preview", true),
+            ("gemini-2.5-flash", false),
+            ("gemini-flash-latest", false),
+            ("gemma-3-27b-it", false),
+        ] {
+            assert_eq!(needs_thought_signatures(model), needs, "{model}");
+        }
+    }
 }

@@ -310,10 +310,8 @@ impl Walker<'_> {
                     out.entry("enum").or_insert(values);
                 }
             }
-            "format" => {
-                if value.as_str().is_some_and(|f| FORMATS.contains(&f)) {
-                    out.insert(key.to_owned(), value);
-                }
+            "format" if value.as_str().is_some_and(|f| FORMATS.contains(&f)) => {
+                out.insert(key.to_owned(), value);
             }
             _ if PLAIN.contains(&key) => {
                 out.insert(key.to_owned(), value);
