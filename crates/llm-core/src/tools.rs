@@ -100,6 +100,11 @@ pub struct ToolCall {
     pub name: String,
     /// The arguments: JSON text, exactly as the model wrote it (`{}` when it gave none).
     pub arguments: String,
+    /// An opaque token the provider attached to the call and wants back with it when the conversation
+    /// continues on that provider (Gemini's `thoughtSignature`, which Gemini 3 models require on
+    /// replayed calls). `None` when the provider sent none; other providers ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl ToolCall {
@@ -113,7 +118,15 @@ impl ToolCall {
             id: id.into(),
             name: name.into(),
             arguments: arguments.into(),
+            signature: None,
         }
+    }
+
+    /// The same call carrying the provider's `signature` (see [`ToolCall::signature`]).
+    #[must_use]
+    pub fn with_signature(mut self, signature: impl Into<String>) -> Self {
+        self.signature = Some(signature.into());
+        self
     }
 
     /// The arguments as a JSON value (`{}` when they are empty, as some providers send).

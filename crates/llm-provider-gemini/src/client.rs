@@ -3,13 +3,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use llm_core::{ChatRequest, ChatResponse, ChatStream, EnvSource, Error, Provider};
+use llm_core::{
+    Capabilities, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, Provider, Role,
+};
 use llm_protocol::header::{ACCEPT, HeaderMap, HeaderValue};
 use llm_protocol::sse::SseDecoder;
 use llm_protocol::{HttpClient, decode_stream};
 
 use crate::config::GeminiConfig;
-use crate::{ID, wire};
+use crate::{ID, request, wire};
 
 /// Google's Gemini API (`generateContent`) as a [`Provider`].
 #[derive(Debug, Clone)]
@@ -52,6 +54,14 @@ impl Gemini {
         request.model.as_deref().unwrap_or(&self.config.model)
     }
 
+    /// The body for `request` to `model`.
+    fn body<'a>(
+        request: &'a ChatRequest,
+        model: &str,
+    ) -> Result<request::GenerateRequest<'a>, Error> {
+        request::encode(request, model).map_err(|e| e.with_provider(ID))
+    }
+
     /// `{base}/models/{model}:{method}`; the key never goes into the URL.
     fn url(&self, model: &str, method: &str) -> Result<String, Error> {
         let model = wire::model_segment(model).map_err(|e| e.with_provider(ID))?;
@@ -73,14 +83,10 @@ impl Provider for Gemini {
         &self.config.base_url
     }
 
-    /// `responseMimeType` + `responseJsonSchema`; tools are not encoded yet, so tool requests skip
-    /// Gemini.
-    fn capabilities(&self) -> llm_core::Capabilities {
-        llm_core::Capabilities {
-            json_schema: true,
-            json_mode: true,
-            ..llm_core::Capabilities::TEXT
-        }
+    /// Gemini models take a JSON schema (`responseJsonSchema`), JSON mode and (parallel) function
+    /// calls; Gemma models served by the same API take none of them.
+    fn capabilities(&self) -> Capabilities {
+        capabilities_of(&self.config.model)
     }
 
     fn timeout(&self) -> Duration {
@@ -95,11 +101,11 @@ impl Provider for Gemini {
             .http
             .post(&url)
             .headers(self.headers.clone())
-            .json(&wire::encode_request(request));
+            .json(&Self::body(request, model)?);
         let response = self.http.send(builder).await?;
         let body = self.http.read_body(response).await?;
         let decoded: wire::OneOrMany = self.http.decode_json(&body)?;
-        wire::decode_response(decoded, model).map_err(|e| e.with_provider(ID))
+        wire::decode_response(decoded, model, answer_turn(request)).map_err(|e| e.with_provider(ID))
     }
 
     async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, Error> {
@@ -115,13 +121,13 @@ impl Provider for Gemini {
             .post(&url)
             .headers(self.headers.clone())
             .header(ACCEPT, "text/event-stream")
-            .json(&wire::encode_request(request));
+            .json(&Self::body(request, model)?);
         let response = self.http.send(builder).await?;
         Ok(decode_stream(
             ID,
             self.http.body_stream(response),
             SseDecoder::new(),
-            wire::StreamDecoder::default(),
+            wire::StreamDecoder::for_turn(answer_turn(request)),
         ))
     }
 
@@ -132,5 +138,38 @@ impl Provider for Gemini {
             .headers(self.headers.clone());
         let response = self.http.send(request).await?;
         self.http.read_body(response).await.map(|_| ())
+    }
+}
+
+/// What `model` can do beyond text: every Gemini model takes `responseJsonSchema`, JSON mode and
+/// parallel function calls; Gemma models on the same API answer "Function calling is not enabled"
+/// (and take no JSON mode), so they are text only. A model that still refuses a feature answers with
+/// a 400 read as `unsupported`, and the cascade moves on.
+fn capabilities_of(model: &str) -> Capabilities {
+    let id = model.strip_prefix("models/").unwrap_or(model);
+    if id.starts_with("gemma-") {
+        Capabilities::TEXT
+    } else {
+        Capabilities::ALL
+    }
+}
+
+/// The turn of the answer's call ids: how many assistant messages come before it.
+fn answer_turn(request: &ChatRequest) -> usize {
+    request
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::Assistant)
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemma_models_are_text_only() {
+        assert_eq!(capabilities_of("gemini-2.5-flash"), Capabilities::ALL);
+        assert_eq!(capabilities_of("models/gemma-3-27b-it"), Capabilities::TEXT);
     }
 }

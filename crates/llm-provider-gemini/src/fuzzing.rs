@@ -20,7 +20,7 @@ const REQUESTED_MODEL: &str = "fuzz-model";
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, Error> {
     let decoded: wire::OneOrMany = serde_json::from_slice(body)
         .map_err(|e| Error::new(ErrorKind::MalformedAnswer, e.to_string()))?;
-    wire::decode_response(decoded, REQUESTED_MODEL)
+    wire::decode_response(decoded, REQUESTED_MODEL, 0)
 }
 
 /// The provider's `parse_error`.

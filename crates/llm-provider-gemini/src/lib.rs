@@ -1,9 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod calls;
 mod client;
 mod config;
 #[doc(hidden)]
 pub mod fuzzing;
+mod request;
+mod schema;
 mod wire;
 
 use llm_core::{EnvSource, Error, Provider};

@@ -1,117 +1,19 @@
-//! `generateContent` / `streamGenerateContent` on the wire: private serde types and pure
-//! encode/decode functions.
+//! `generateContent` / `streamGenerateContent` responses, stream chunks and errors on the wire: private
+//! serde types and pure decode functions (the request side is in `request.rs`).
 
 use std::time::Duration;
 
-use llm_core::{ChatRequest, ChatResponse, Error, ErrorKind, FinishReason, StreamEvent, Usage};
-use llm_protocol::conversation::{Conversation, Speaker};
+use llm_core::{ChatResponse, Error, ErrorKind, FinishReason, StreamEvent, Usage};
 use llm_protocol::error_map::{
     describe_unparsed_body, kind_for_status, one_line, parse_go_duration, retry_after_from_message,
 };
 use llm_protocol::sse::SseEvent;
 use llm_protocol::{FrameDecoder, HttpFailure};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::ID;
-
-/// The body of `:generateContent` and `:streamGenerateContent`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct GenerateRequest<'a> {
-    contents: Vec<Content>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    system_instruction: Option<SystemInstruction>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    generation_config: Option<GenerationConfig<'a>>,
-}
-
-#[derive(Debug, Serialize)]
-struct Content {
-    role: &'static str,
-    parts: Vec<TextPart>,
-}
-
-#[derive(Debug, Serialize)]
-struct SystemInstruction {
-    parts: Vec<TextPart>,
-}
-
-#[derive(Debug, Serialize)]
-struct TextPart {
-    text: String,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct GenerationConfig<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_output_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    stop_sequences: &'a [String],
-    /// `application/json` for JSON answers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_mime_type: Option<&'static str>,
-    /// The answer's JSON schema (the newer field that takes JSON Schema, not the OpenAPI subset).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response_json_schema: Option<serde_json::Value>,
-}
-
-/// The schema as `responseJsonSchema` takes it: without the `$schema` dialect marker (schemars adds
-/// one), which Gemini rejects.
-fn gemini_schema(schema: &serde_json::Value) -> serde_json::Value {
-    let mut schema = schema.clone();
-    if let Some(object) = schema.as_object_mut() {
-        object.remove("$schema");
-    }
-    schema
-}
-
-/// Encodes `request`.
-///
-/// The messages are normalised by [`Conversation::from_messages`]: system messages, wherever they are,
-/// go to `systemInstruction` (joined by a blank line); roles map to `user` / `model`; consecutive
-/// messages of the same role are merged into one turn (joined by a blank line); a conversation that
-/// does not start with a user turn gets
-/// [`LEADING_USER_TURN`](llm_protocol::conversation::LEADING_USER_TURN) first (Gemini expects the
-/// conversation to open with a user turn). `generationConfig` is sent only when an option is set.
-pub(crate) fn encode_request(request: &ChatRequest) -> GenerateRequest<'_> {
-    let conversation = Conversation::from_messages(&request.messages);
-    let contents = conversation
-        .turns
-        .into_iter()
-        .map(|turn| Content {
-            role: match turn.speaker {
-                Speaker::User => "user",
-                Speaker::Assistant => "model",
-            },
-            parts: vec![TextPart { text: turn.text }],
-        })
-        .collect();
-    let format = request.response_format.as_ref();
-    let wants_json = format.is_some_and(llm_core::ResponseFormat::wants_json);
-    let has_options = request.temperature.is_some()
-        || request.max_tokens.is_some()
-        || !request.stop.is_empty()
-        || wants_json;
-    GenerateRequest {
-        contents,
-        system_instruction: conversation.system.map(|text| SystemInstruction {
-            parts: vec![TextPart { text }],
-        }),
-        generation_config: has_options.then_some(GenerationConfig {
-            temperature: request.temperature,
-            max_output_tokens: request.max_tokens,
-            stop_sequences: &request.stop,
-            response_mime_type: wants_json.then_some("application/json"),
-            response_json_schema: format
-                .and_then(llm_core::ResponseFormat::schema)
-                .map(gemini_schema),
-        }),
-    }
-}
+use crate::calls::{CallAssembler, FunctionCallPart};
 
 /// A `GenerateContentResponse` (one stream chunk), or an error object where one was expected.
 #[derive(Debug, Default, Deserialize)]
@@ -165,11 +67,16 @@ struct CandidateContent {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Part {
     #[serde(default)]
     text: Option<String>,
     #[serde(default)]
     thought: Option<bool>,
+    #[serde(default)]
+    function_call: Option<FunctionCallPart>,
+    #[serde(default)]
+    thought_signature: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,6 +154,9 @@ pub(crate) enum Finish {
     Done(FinishReason),
     /// The answer was withheld for content reasons: an error, never an empty success.
     Blocked(String),
+    /// The model wrote a function call Gemini could not parse, or one of a tool it was not offered:
+    /// malformed data, never an empty success.
+    BadCall(String),
 }
 
 /// Maps a `finishReason`; `None` for an unset or unspecified one.
@@ -263,22 +173,35 @@ pub(crate) fn finish(reason: &str) -> Option<Finish> {
         | "IMAGE_SAFETY"
         | "IMAGE_PROHIBITED_CONTENT"
         | "IMAGE_RECITATION" => Finish::Blocked(reason.to_owned()),
+        "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" => Finish::BadCall(reason.to_owned()),
         other => Finish::Done(FinishReason::Other(other.to_owned())),
     })
 }
 
 /// Decodes responses chunk by chunk (a non-streamed answer is one chunk). The stream is complete only
 /// when a candidate carried a `finishReason`; a body that ends without one is truncated.
+/// `functionCall` parts become whole [`StreamEvent::ToolCall`]s (see [`CallAssembler`]); an answer
+/// that called tools and stopped finishes with [`FinishReason::ToolCalls`] (Gemini says `STOP`).
 #[derive(Debug, Default)]
 pub(crate) struct StreamDecoder {
     finish: Option<FinishReason>,
     usage: Option<Usage>,
     model: Option<String>,
     saw_candidate: bool,
+    calls: CallAssembler,
 }
 
 impl StreamDecoder {
-    /// Takes one response chunk, returns its text as `Delta` events.
+    /// A decoder for the answer that follows `turn` assistant messages (the turn of its call ids).
+    pub(crate) fn for_turn(turn: usize) -> Self {
+        Self {
+            calls: CallAssembler::for_turn(turn),
+            ..Self::default()
+        }
+    }
+
+    /// Takes one response chunk, returns its text as `Delta` events and its calls as `ToolCall`
+    /// events, in the order of its parts.
     fn chunk(&mut self, response: GenerateResponse) -> Result<Vec<StreamEvent>, Error> {
         if let Some(error) = &response.error {
             return Err(error_from_google(error, None));
@@ -308,13 +231,7 @@ impl StreamDecoder {
             return Ok(vec![]);
         };
         self.saw_candidate = true;
-        let text: String = candidate
-            .content
-            .iter()
-            .flat_map(|content| &content.parts)
-            .filter(|part| part.thought != Some(true))
-            .filter_map(|part| part.text.as_deref())
-            .collect();
+        let events = self.parts(candidate.content.map(|c| c.parts).unwrap_or_default())?;
         match candidate
             .finish_reason
             .as_ref()
@@ -327,19 +244,60 @@ impl StreamDecoder {
                     format!("the answer was blocked (finishReason {reason})"),
                 ));
             }
+            Some(Finish::BadCall(reason)) => {
+                return Err(Error::new(
+                    ErrorKind::MalformedAnswer,
+                    format!("the model's function call was rejected (finishReason {reason})"),
+                ));
+            }
             Some(Finish::Done(reason)) => self.finish = Some(reason),
             None => {}
         }
-        Ok(if text.is_empty() {
-            vec![]
-        } else {
-            vec![StreamEvent::Delta { text }]
-        })
+        Ok(events)
     }
 
-    fn closing_events(&self) -> Vec<StreamEvent> {
-        let Some(reason) = self.finish.clone() else {
-            return vec![];
+    /// A candidate's parts as events: consecutive text parts joined into one `Delta` (thought parts
+    /// skipped), each completed call a `ToolCall`.
+    fn parts(&mut self, parts: Vec<Part>) -> Result<Vec<StreamEvent>, Error> {
+        let mut events = Vec::new();
+        for part in parts {
+            if let Some(call) = part.function_call {
+                for call in self.calls.part(call, part.thought_signature)? {
+                    events.push(StreamEvent::ToolCall { call });
+                }
+            } else if let Some(more) = part.text.filter(|t| !t.is_empty())
+                && part.thought != Some(true)
+            {
+                match events.last_mut() {
+                    Some(StreamEvent::Delta { text }) => text.push_str(&more),
+                    _ => events.push(StreamEvent::Delta { text: more }),
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Why the answer ended, once a candidate said so: `STOP` after calls is `ToolCalls`.
+    fn reason(&self) -> Option<FinishReason> {
+        match self.finish.clone()? {
+            FinishReason::Stop if self.calls.made() > 0 => Some(FinishReason::ToolCalls),
+            reason => Some(reason),
+        }
+    }
+
+    /// The events after the last chunk: `Usage` and `Finish` once a finish reason was seen.
+    ///
+    /// # Errors
+    /// `stream_truncated` when the body ended inside a call whose arguments were still arriving.
+    fn closing_events(&self) -> Result<Vec<StreamEvent>, Error> {
+        if self.calls.is_pending() {
+            return Err(Error::new(
+                ErrorKind::StreamTruncated,
+                "the answer ended inside a function call whose arguments were still arriving",
+            ));
+        }
+        let Some(reason) = self.reason() else {
+            return Ok(vec![]);
         };
         let mut events: Vec<StreamEvent> = self
             .usage
@@ -350,7 +308,7 @@ impl StreamDecoder {
             reason,
             model: self.model.clone(),
         });
-        events
+        Ok(events)
     }
 }
 
@@ -373,24 +331,28 @@ impl FrameDecoder<SseEvent> for StreamDecoder {
     }
 
     fn end(&mut self) -> Result<Vec<StreamEvent>, Error> {
-        Ok(self.closing_events())
+        self.closing_events()
     }
 }
 
-/// Turns a decoded 2xx body into our response. An error object, a blocked prompt or a blocked answer
-/// is an error; a body without candidates is a validation error; one whose candidate has no
-/// `finishReason` is a truncation. Text parts are concatenated, thought
-/// parts skipped.
+/// Turns a decoded 2xx body into our response for the answer that follows `turn` assistant messages.
+/// An error object, a blocked prompt or a blocked answer is an error; a body without candidates is a
+/// `malformed_answer`; one whose candidate has no `finishReason` is a truncation. Text parts are
+/// concatenated (thought parts skipped); `functionCall` parts become tool calls with synthetic ids.
 pub(crate) fn decode_response(
     body: OneOrMany,
     requested_model: &str,
+    turn: usize,
 ) -> Result<ChatResponse, Error> {
-    let mut decoder = StreamDecoder::default();
+    let mut decoder = StreamDecoder::for_turn(turn);
     let mut content = String::new();
+    let mut tool_calls = Vec::new();
     for response in body.into_vec() {
         for event in decoder.chunk(response)? {
-            if let StreamEvent::Delta { text } = event {
-                content.push_str(&text);
+            match event {
+                StreamEvent::Delta { text } => content.push_str(&text),
+                StreamEvent::ToolCall { call } => tool_calls.push(call),
+                _ => {}
             }
         }
     }
@@ -400,17 +362,18 @@ pub(crate) fn decode_response(
             "the response has no candidates",
         ));
     }
+    decoder.closing_events()?;
     Ok(ChatResponse {
-        tool_calls: Vec::new(),
-        content,
-        provider: ID.to_owned(),
-        model: decoder.model.unwrap_or_else(|| requested_model.to_owned()),
-        finish_reason: decoder.finish.ok_or_else(|| {
+        finish_reason: decoder.reason().ok_or_else(|| {
             Error::new(
                 ErrorKind::StreamTruncated,
                 "the answer has no finishReason: the provider did not say it is complete",
             )
         })?,
+        tool_calls,
+        content,
+        provider: ID.to_owned(),
+        model: decoder.model.unwrap_or_else(|| requested_model.to_owned()),
         usage: decoder.usage,
         rate_limit: None,
     })
@@ -456,6 +419,30 @@ fn daily_quota(error: &GoogleError) -> bool {
         .any(|id| id.contains("PerDay"))
 }
 
+/// Whether a (lower-cased) 400 message says the model cannot do what the request asks: function
+/// calling or JSON output ("Function calling is not enabled for models/gemma-3-12b-it", "Json mode is
+/// not enabled for models/gemini-pro", "Function calling with a response mime type:
+/// 'application/json' is unsupported"). That is a capability mismatch (another provider may serve
+/// the request), not a malformed request.
+fn says_unsupported(lower: &str) -> bool {
+    const FEATURES: [&str; 7] = [
+        "function calling",
+        "json mode",
+        "response mime type",
+        "response_mime_type",
+        "response_schema",
+        "response_json_schema",
+        "tool use",
+    ];
+    const VERDICTS: [&str; 4] = [
+        "is not enabled for",
+        "is unsupported",
+        "is not supported",
+        "are not supported",
+    ];
+    FEATURES.iter().any(|f| lower.contains(f)) && VERDICTS.iter().any(|v| lower.contains(v))
+}
+
 /// The kind a Google error means: `ErrorInfo.reason`, then `error.status`, then the message, then the
 /// HTTP status.
 pub(crate) fn error_kind(error: &GoogleError, http_status: Option<u16>) -> ErrorKind {
@@ -476,6 +463,9 @@ pub(crate) fn error_kind(error: &GoogleError, http_status: Option<u16>) -> Error
             if lower.contains("input token count") && lower.contains("exceed") =>
         {
             ErrorKind::ContextLength
+        }
+        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" if says_unsupported(&lower) => {
+            ErrorKind::Unsupported
         }
         "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => ErrorKind::InvalidRequest,
         "PERMISSION_DENIED" | "UNAUTHENTICATED" => ErrorKind::Auth,
@@ -542,87 +532,10 @@ pub(crate) fn model_segment(model: &str) -> Result<&str, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llm_core::Message;
-    use llm_protocol::conversation::LEADING_USER_TURN;
     use llm_protocol::header::HeaderMap;
-    use serde_json::json;
-
-    fn encode(request: &ChatRequest) -> Value {
-        serde_json::to_value(encode_request(request)).expect("serialise")
-    }
-
-    /// `generationConfig` against the real capture (crewAI, `responseJsonSchema`).
-    #[test]
-    fn a_json_schema_goes_in_generation_config() {
-        let full = format!(
-            "{}/../../fixtures/gemini/generate.response_json_schema.request.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let fixture: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(full).expect("fixture")).expect("JSON");
-        let sent = &fixture["request"]["body"]["generationConfig"];
-        let request = ChatRequest {
-            stop: vec!["\nObservation:".into()],
-            response_format: Some(llm_core::ResponseFormat::json_schema(
-                "AnalysisResult",
-                sent["responseJsonSchema"].clone(),
-            )),
-            ..ChatRequest::from_prompt("Analyze")
-        };
-        assert_eq!(encode(&request)["generationConfig"], *sent);
-        let mut with_marker = request.clone();
-        with_marker.response_format = Some(llm_core::ResponseFormat::json_schema(
-            "x",
-            json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"}),
-        ));
-        assert_eq!(
-            encode(&with_marker)["generationConfig"]["responseJsonSchema"],
-            json!({"type": "object"})
-        );
-    }
-
-    #[test]
-    fn minimal_request_has_no_generation_config() {
-        assert_eq!(
-            encode(&ChatRequest::from_prompt("Hi")),
-            json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]})
-        );
-    }
-
-    #[test]
-    fn system_roles_merging_and_options() {
-        let request = ChatRequest {
-            messages: vec![
-                Message::system("S1"),
-                Message::assistant("Hello!"),
-                Message::user("a"),
-                Message::user("b"),
-                Message::system("S2"),
-                Message::assistant("c"),
-            ],
-            model: None,
-            temperature: Some(0.5),
-            max_tokens: Some(100),
-            stop: vec!["END".into()],
-            ..ChatRequest::default()
-        };
-        assert_eq!(
-            encode(&request),
-            json!({
-                "contents": [
-                    {"role": "user", "parts": [{"text": LEADING_USER_TURN}]},
-                    {"role": "model", "parts": [{"text": "Hello!"}]},
-                    {"role": "user", "parts": [{"text": "a\n\nb"}]},
-                    {"role": "model", "parts": [{"text": "c"}]}
-                ],
-                "systemInstruction": {"parts": [{"text": "S1\n\nS2"}]},
-                "generationConfig": {"temperature": 0.5, "maxOutputTokens": 100, "stopSequences": ["END"]}
-            })
-        );
-    }
 
     fn decode(body: &str) -> Result<ChatResponse, Error> {
-        decode_response(serde_json::from_str(body).expect("json"), "req-model")
+        decode_response(serde_json::from_str(body).expect("json"), "req-model", 0)
     }
 
     #[test]
@@ -697,9 +610,11 @@ mod tests {
         assert_eq!(finish("SPII"), Some(Finish::Blocked("SPII".into())));
         assert_eq!(
             finish("MALFORMED_FUNCTION_CALL"),
-            Some(Finish::Done(FinishReason::Other(
-                "MALFORMED_FUNCTION_CALL".into()
-            )))
+            Some(Finish::BadCall("MALFORMED_FUNCTION_CALL".into()))
+        );
+        assert_eq!(
+            finish("LANGUAGE"),
+            Some(Finish::Done(FinishReason::Other("LANGUAGE".into())))
         );
         assert_eq!(finish("FINISH_REASON_UNSPECIFIED"), None);
     }
@@ -750,6 +665,81 @@ mod tests {
         let html = failure(502, "<html><title>Bad Gateway</title></html>");
         assert_eq!(html.kind(), ErrorKind::ServerError);
         assert!(html.message().contains("Bad Gateway"), "{html}");
+    }
+
+    #[test]
+    fn a_model_that_cannot_call_tools_or_answer_json_is_unsupported() {
+        // Messages as Google wrote them (quoted in agno-agi/agno#3505, generative-ai-python#137,
+        // Simpleyyt/ai-manus#101, google/adk-python#134, deprecated-generative-ai-js#241).
+        for message in [
+            "Function calling is not enabled for models/gemma-3-12b-it",
+            "Json mode is not enabled for models/gemini-pro",
+            "Function calling with a response mime type: 'application/json' is unsupported",
+            "Tool use with function calling is unsupported",
+            "Function calling mode `ANY` is not enabled for api version v1beta",
+        ] {
+            let body = serde_json::json!({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}});
+            assert_eq!(
+                failure(400, &body.to_string()).kind(),
+                ErrorKind::Unsupported,
+                "{message}"
+            );
+        }
+        // Other 400s about tools stay request errors.
+        for message in [
+            "Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.",
+            "Function call is missing a thought_signature in functionCall parts.",
+            "Invalid JSON payload received. Unknown name \"examples\" at 'tools[0].function_declarations[5].parameters': Cannot find field.",
+        ] {
+            let body = serde_json::json!({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}});
+            assert_eq!(
+                failure(400, &body.to_string()).kind(),
+                ErrorKind::InvalidRequest,
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn calls_and_text_keep_their_order_and_stop_after_calls_is_tool_calls() {
+        let response = decode_response(
+            serde_json::from_str(
+                r#"{"candidates":[{"content":{"parts":[{"text":"Let me "},{"text":"check."},{"functionCall":{"name":"f","args":{"x":1}},"thoughtSignature":"c2ln"},{"functionCall":{"name":"g"}}]},"finishReason":"STOP"}]}"#,
+            )
+            .expect("json"),
+            "m",
+            3,
+        )
+        .expect("ok");
+        assert_eq!(response.content, "Let me check.");
+        assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(
+            response.tool_calls,
+            vec![
+                llm_core::ToolCall::new("call_3_0", "f", r#"{"x":1}"#).with_signature("c2ln"),
+                llm_core::ToolCall::new("call_3_1", "g", "{}"),
+            ]
+        );
+        let cut = decode(r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f"}}]},"finishReason":"MAX_TOKENS"}]}"#)
+            .expect("ok");
+        assert_eq!(cut.finish_reason, FinishReason::Length, "a cut stays a cut");
+        let bad = decode(r#"{"candidates":[{"finishReason":"MALFORMED_FUNCTION_CALL"}]}"#)
+            .expect_err("bad call");
+        assert_eq!(bad.kind(), ErrorKind::MalformedAnswer);
+    }
+
+    #[test]
+    fn a_stream_that_ends_inside_a_call_is_truncated() {
+        let mut decoder = StreamDecoder::default();
+        decoder
+            .frame(data(
+                r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","willContinue":true}}]},"finishReason":"STOP"}]}"#,
+            ))
+            .expect("chunk");
+        assert_eq!(
+            decoder.end().expect_err("cut").kind(),
+            ErrorKind::StreamTruncated
+        );
     }
 
     #[test]

@@ -240,14 +240,12 @@ impl CallIds {
             .map(|call| {
                 let index = self.next;
                 self.next += 1;
-                ToolCall {
-                    id: call
-                        .id
-                        .filter(|id| !id.is_empty())
-                        .unwrap_or_else(|| llm_core::synthetic_call_id(self.turn, index)),
-                    arguments: arguments_text(call.function.arguments.as_ref()),
-                    name: call.function.name,
-                }
+                let id = call
+                    .id
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| llm_core::synthetic_call_id(self.turn, index));
+                let arguments = arguments_text(call.function.arguments.as_ref());
+                ToolCall::new(id, call.function.name, arguments)
             })
             .collect()
     }

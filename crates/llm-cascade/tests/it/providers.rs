@@ -1,6 +1,7 @@
 //! The cascade over the real provider crates, against local servers replaying real captures.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use llm_cascade::{
     Cascade, CascadeEvent, ChatRequest, Decision, ErrorKind, MapEnv, MoveReason, Outcome,
@@ -122,9 +123,33 @@ async fn anthropic_401_moves_on_after_one_attempt() {
     assert!(!debug.contains(CANARY_KEY));
 }
 
+/// Freezes tokio's clock while the cascade waits before a retry, so the wait passes at once, and lets
+/// it run again when the next attempt starts: the HTTP exchanges over real sockets need a running
+/// clock (a paused one would fire their timeouts early). Returns the clock time the wait took.
+fn paused_during_waits() -> (Arc<dyn llm_cascade::Observer>, Arc<Mutex<Vec<Duration>>>) {
+    let waited = Arc::new(Mutex::new(Vec::new()));
+    let started = Mutex::new(None);
+    let record = Arc::clone(&waited);
+    let observer = move |event: &CascadeEvent| match event {
+        CascadeEvent::Waiting { .. } => {
+            tokio::time::pause();
+            *started.lock().expect("lock") = Some(tokio::time::Instant::now());
+        }
+        CascadeEvent::AttemptStarted { .. } => {
+            if let Some(since) = started.lock().expect("lock").take() {
+                record.lock().expect("lock").push(since.elapsed());
+                tokio::time::resume();
+            }
+        }
+        _ => {}
+    };
+    (Arc::new(observer), waited)
+}
+
 #[tokio::test]
 async fn gemini_retry_delay_that_fits_is_honoured() {
-    // The captured RetryInfo asks for 34.4 s; allowing waits that long makes the cascade wait it out.
+    // The captured RetryInfo asks for 34.4 s; allowing waits that long makes the cascade wait it out
+    // (on tokio's clock, paused for the wait).
     let google = MockServer::start().await;
     mount_first(
         &google,
@@ -141,7 +166,9 @@ async fn gemini_retry_delay_that_fits_is_honoured() {
     let env = gemini(MapEnv::new(), &google)
         .with("LLM_FALLBACK_ORDER", "gemini")
         .with("LLM_MAX_RETRY_WAIT", "40s");
+    let (observer, waited) = paused_during_waits();
     let result = cascade(env)
+        .with_observer(observer)
         .chat(ChatRequest::from_prompt("hi"))
         .await
         .expect("answers after waiting");
@@ -149,6 +176,9 @@ async fn gemini_retry_delay_that_fits_is_honoured() {
         result.attempts[0].decision,
         Some(Decision::Retry { waited_ms: 34_400 })
     );
+    let waited = waited.lock().expect("lock").clone();
+    assert_eq!(waited.len(), 1, "one wait: {waited:?}");
+    assert!(waited[0] >= Duration::from_millis(34_400), "{waited:?}");
     assert_eq!(outcomes(&result.attempts)[1], ("gemini", Outcome::Ok));
 }
 

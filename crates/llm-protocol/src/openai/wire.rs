@@ -257,6 +257,7 @@ fn tool_calls(calls: Option<Vec<WireToolCall>>) -> Vec<ToolCall> {
                 .unwrap_or_else(|| llm_core::synthetic_call_id(0, index)),
             arguments: arguments_text(call.function.arguments.as_ref()),
             name: call.function.name,
+            signature: None,
         })
         .collect()
 }

@@ -40,3 +40,11 @@ error_case!(retry_info_delay_is_parsed_429, "error.429.retry_info");
 error_case!(json_array_error_body_429, "error.429.json_array");
 error_case!(internal_500, "error.500.internal");
 error_case!(unavailable_503, "error.503.unavailable");
+error_case!(
+    function_calling_not_enabled_400_is_unsupported,
+    "error.400.unsupported"
+);
+error_case!(
+    tools_with_json_mime_type_400_is_unsupported,
+    "error.400.unsupported_json_with_tools"
+);

@@ -5,3 +5,4 @@ mod errors;
 mod request;
 mod stream;
 mod support;
+mod tools;
