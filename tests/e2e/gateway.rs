@@ -26,15 +26,15 @@ const GROQ_ROUTE: &str = "/openai/v1/chat/completions";
 const ANTHROPIC_ROUTE: &str = "/v1/messages";
 
 /// A running `cascade serve`.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     stderr: BufReader<ChildStderr>,
     dir: tempfile::TempDir,
 }
 
 /// Starts `cascade serve` on a free loopback port and waits for its "listening" line.
-async fn start(mut env: Vec<(String, String)>, extra: &[&str]) -> Served {
+pub(crate) async fn start(mut env: Vec<(String, String)>, extra: &[&str]) -> Served {
     let dir = tempfile::tempdir().expect("temp dir");
     env.push(("LLM_GATEWAY_ADDR".into(), "127.0.0.1:0".into()));
     let mut args = vec!["serve"];
@@ -61,7 +61,7 @@ async fn start(mut env: Vec<(String, String)>, extra: &[&str]) -> Served {
 }
 
 impl Served {
-    fn openai(&self, key: &str) -> Client<OpenAIConfig> {
+    pub(crate) fn openai(&self, key: &str) -> Client<OpenAIConfig> {
         Client::with_config(
             OpenAIConfig::new()
                 .with_api_base(format!("{}/v1", self.url))
@@ -69,7 +69,7 @@ impl Served {
         )
     }
 
-    async fn post(&self, body: &Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, body: &Value) -> reqwest::Response {
         reqwest::Client::new()
             .post(format!("{}/v1/chat/completions", self.url))
             .json(body)
@@ -93,7 +93,7 @@ impl Served {
     }
 
     /// SIGTERM, then the exit code and the rest of stderr.
-    async fn stop(self) -> (Option<i32>, String) {
+    pub(crate) async fn stop(self) -> (Option<i32>, String) {
         let (code, stderr, _dir) = self.stop_keeping_dir().await;
         (code, stderr)
     }
@@ -108,7 +108,7 @@ impl Served {
     }
 }
 
-fn user(text: &str) -> async_openai::types::ChatCompletionRequestMessage {
+pub(crate) fn user(text: &str) -> async_openai::types::ChatCompletionRequestMessage {
     ChatCompletionRequestUserMessageArgs::default()
         .content(text)
         .build()
@@ -117,7 +117,7 @@ fn user(text: &str) -> async_openai::types::ChatCompletionRequestMessage {
 }
 
 /// The text of a captured OpenAI-dialect stream: every `delta.content`, joined.
-fn streamed_text(provider: &str, scenario: &str) -> String {
+pub(crate) fn streamed_text(provider: &str, scenario: &str) -> String {
     let body = String::from_utf8(Fixture::load(provider, scenario).body_bytes()).expect("UTF-8");
     body.lines()
         .filter_map(|l| l.strip_prefix("data: "))
@@ -132,7 +132,7 @@ fn streamed_text(provider: &str, scenario: &str) -> String {
 }
 
 /// The `data:` payloads of an SSE body, and the names of its non-default events.
-fn sse(body: &str) -> (Vec<String>, Vec<String>) {
+pub(crate) fn sse(body: &str) -> (Vec<String>, Vec<String>) {
     let mut data = Vec::new();
     let mut events = Vec::new();
     for line in body.lines() {
