@@ -133,12 +133,19 @@ async fn raw_stream(served: &Served) -> (String, Vec<String>, bool, Vec<String>)
 }
 
 /// Serves `scripts` (one per upstream connection, in order) as OpenAI behind `cascade serve`.
-async fn openai_gateway(scripts: Vec<Vec<Step>>, extra: &[(&str, &str)]) -> (Served, ScriptedServer) {
+async fn openai_gateway(
+    scripts: Vec<Vec<Step>>,
+    extra: &[(&str, &str)],
+) -> (Served, ScriptedServer) {
     let upstream = ScriptedServer::start_each(scripts).await;
     let mut env = fast();
     env.extend(provider("OPENAI", format!("{}/v1", upstream.uri())));
     env.push(order("openai"));
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     (start(env, &[]).await, upstream)
 }
 

@@ -122,12 +122,14 @@ pub fn sanitize_attempts(attempts: &[Attempt]) -> Vec<Attempt> {
 }
 
 /// The soonest wait in `attempts` at `now_ms` (on the state clock, milliseconds since the Unix
-/// epoch): a wait a provider announced, or the time until a skipped provider comes back.
+/// epoch): a wait a provider announced, or the time until a skipped provider comes back. A skip whose
+/// time has passed says nothing any more (the cascade waited for it and asked that provider again).
 pub fn soonest_wait(attempts: &[Attempt], now_ms: u64) -> Option<Duration> {
     let skipped = attempts
         .iter()
         .filter_map(|a| a.skip.as_ref()?.until_ms)
-        .map(|until| Duration::from_millis(until.saturating_sub(now_ms)));
+        .filter(|&until| until > now_ms)
+        .map(|until| Duration::from_millis(until - now_ms));
     attempts
         .iter()
         .filter_map(|a| a.retry_after)
@@ -199,6 +201,13 @@ mod tests {
         let error = ApiError::from_cascade(&CascadeError::exhausted(attempts, None), now);
         assert_eq!(error.retry_after, Some(Duration::from_millis(12_500)));
         assert_eq!(error.into_response().headers()[header::RETRY_AFTER], "13");
+        // A comeback already past is no wait.
+        let attempts = vec![
+            Attempt::skipped("groq", cooling(now - 1)),
+            Attempt::failed("openai", 1, Duration::from_millis(3), &slow),
+        ];
+        let error = ApiError::from_cascade(&CascadeError::exhausted(attempts, None), now);
+        assert_eq!(error.retry_after, Some(Duration::from_secs(40)));
         // Every provider skipped: the engine's own soonest counts as well.
         let attempts = vec![Attempt::skipped("groq", cooling(now + 1_200_000))];
         let all = CascadeError::all_skipped(attempts, Some(Duration::from_secs(9)));

@@ -295,7 +295,15 @@ impl Board {
             return;
         }
         let mut state = self.lock();
-        let board = state.providers.entry(attempt.provider.clone()).or_default();
+        // Looked up before inserting: the provider's name is copied once, not on every attempt.
+        if !state.providers.contains_key(&attempt.provider) {
+            state
+                .providers
+                .insert(attempt.provider.clone(), ProviderBoard::default());
+        }
+        let Some(board) = state.providers.get_mut(&attempt.provider) else {
+            return;
+        };
         board.attempts += 1;
         let failure = match attempt.outcome {
             Outcome::Ok => {

@@ -81,7 +81,12 @@ impl std::fmt::Debug for Gateway {
         f.debug_struct("Gateway")
             .field(
                 "chain",
-                &self.shared.chain().iter().map(|p| p.id()).collect::<Vec<_>>(),
+                &self
+                    .shared
+                    .chain()
+                    .iter()
+                    .map(|p| p.id())
+                    .collect::<Vec<_>>(),
             )
             .field("config", &self.shared.config)
             .finish_non_exhaustive()

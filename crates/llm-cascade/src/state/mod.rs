@@ -238,8 +238,13 @@ pub enum Condition {
 
 impl Condition {
     /// Every condition's name, for a gauge with one series per condition.
-    pub const NAMES: [&'static str; 5] =
-        ["ready", "cooling", "circuit_open", "half_open", "auth_failed"];
+    pub const NAMES: [&'static str; 5] = [
+        "ready",
+        "cooling",
+        "circuit_open",
+        "half_open",
+        "auth_failed",
+    ];
 
     /// Its name: `ready`, `cooling`, `circuit_open`, `half_open`, `auth_failed`.
     pub fn as_str(&self) -> &'static str {

@@ -110,8 +110,11 @@ async fn a_long_retry_after_is_remembered_across_requests_and_sets_the_gateways_
     let hi = json!([{"role": "user", "content": "hi"}]);
 
     // 1: this request's order is groq, openai: groq's 429 falls over to openai.
-    let (status, headers, body) =
-        chat(&gateway, json!({"models": ["groq", "openai"], "messages": hi})).await;
+    let (status, headers, body) = chat(
+        &gateway,
+        json!({"models": ["groq", "openai"], "messages": hi}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["x-cascade-provider"], "openai");
     assert_eq!(
