@@ -7,7 +7,8 @@
 //! The upstream bytes are the real captures `fixtures/openai/chat.stream.sse` and
 //! `fixtures/anthropic/chat.stream.sse`, cut here after their first content events (a cut or stalled
 //! connection, or the next event broken in half), and the real Anthropic 400 capture
-//! `error.400.invalid_request.json` as the prefill rejection.
+//! `error.400.invalid_request.json` as the prefill rejection. Where Groq continues an OpenAI answer it
+//! replays the OpenAI capture (the same dialect), so that its restart repeats the delivered text.
 
 use async_openai::types::CreateChatCompletionRequestArgs;
 use futures_util::StreamExt;
@@ -132,29 +133,46 @@ async fn raw_stream(served: &Served) -> (String, Vec<String>, bool, Vec<String>)
     (text, outcomes, done, events)
 }
 
-/// Serves `scripts` (one per upstream connection, in order) as OpenAI behind `cascade serve`.
+/// Serves `scripts` (one per upstream connection, in order) as OpenAI behind `cascade serve`, and
+/// `next` (when given) as Groq after it in the chain.
 async fn openai_gateway(
     scripts: Vec<Vec<Step>>,
+    next: Option<Vec<Vec<Step>>>,
     extra: &[(&str, &str)],
-) -> (Served, ScriptedServer) {
-    let upstream = ScriptedServer::start_each(scripts).await;
+) -> (Served, Vec<ScriptedServer>) {
+    let openai = ScriptedServer::start_each(scripts).await;
     let mut env = fast();
-    env.extend(provider("OPENAI", format!("{}/v1", upstream.uri())));
-    env.push(order("openai"));
+    env.extend(provider("OPENAI", format!("{}/v1", openai.uri())));
+    let mut upstreams = vec![openai];
+    if let Some(scripts) = next {
+        let groq = ScriptedServer::start_each(scripts).await;
+        env.extend(provider("GROQ", format!("{}/openai/v1", groq.uri())));
+        env.push(order("openai,groq"));
+        upstreams.push(groq);
+    } else {
+        env.push(order("openai"));
+    }
     env.extend(
         extra
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    (start(env, &[]).await, upstream)
+    (start(env, &[]).await, upstreams)
 }
 
 /// Each failure after the first tokens, twice (once for the client library, once raw): continued
-/// by a restart whose repeated text is dropped.
-async fn recovers(failed: Vec<Step>, failure: &str, extra: &[(&str, &str)]) {
+/// by a restart whose repeated text is dropped; by the same provider when the retry policy retries
+/// the failure's kind, else (`next`) by the next provider, Groq, which speaks the same dialect and
+/// replays the same OpenAI capture.
+async fn recovers(failed: Vec<Step>, failure: &str, next: bool, extra: &[(&str, &str)]) {
     let events = events("openai");
-    let scripts = vec![failed.clone(), whole(&events), failed, whole(&events)];
-    let (served, _upstream) = openai_gateway(scripts, extra).await;
+    let (served, _upstreams) = if next {
+        let continued = vec![whole(&events)];
+        openai_gateway(vec![failed], Some(continued), extra).await
+    } else {
+        let scripts = vec![failed.clone(), whole(&events), failed, whole(&events)];
+        openai_gateway(scripts, None, extra).await
+    };
     let full = streamed_text("openai", "chat.stream");
 
     let seen = openai_stream(&served).await;
@@ -173,18 +191,19 @@ async fn recovers(failed: Vec<Step>, failure: &str, extra: &[(&str, &str)]) {
 
 #[tokio::test]
 async fn a_stream_cut_after_its_first_tokens_is_continued_into_one_answer() {
-    recovers(cut(&events("openai"), 4), "stream_truncated", &[]).await;
+    recovers(cut(&events("openai"), 4), "stream_truncated", false, &[]).await;
 }
 
 #[tokio::test]
 async fn a_stream_stalled_past_the_idle_timeout_is_continued_into_one_answer() {
+    // A timeout is not retried at the same provider: the next one continues the answer.
     let idle = [("LLM_STREAM_IDLE_TIMEOUT", "300ms")];
-    recovers(stall(&events("openai"), 4), "timeout", &idle).await;
+    recovers(stall(&events("openai"), 4), "timeout", true, &idle).await;
 }
 
 #[tokio::test]
 async fn an_event_that_does_not_decode_is_continued_into_one_answer() {
-    recovers(broken(&events("openai"), 4), "malformed_answer", &[]).await;
+    recovers(broken(&events("openai"), 4), "malformed_answer", false, &[]).await;
 }
 
 /// The text of the Anthropic capture: every `text_delta`, joined.
@@ -233,7 +252,7 @@ async fn a_rejected_prefill_is_retried_as_a_restart_into_one_answer() {
 async fn a_cut_that_cannot_be_continued_ends_with_an_error_not_a_clean_end() {
     // Every connection is cut at the same place: each restart repeats the text and is cut again.
     let events = events("openai");
-    let (served, _upstream) = openai_gateway(vec![cut(&events, 4)], &[]).await;
+    let (served, _upstream) = openai_gateway(vec![cut(&events, 4)], None, &[]).await;
     let seen = openai_stream(&served).await;
     assert_eq!(seen.text, "Thought: I", "the delivered text, once");
     assert!(!seen.finish, "a cut answer never finishes");
