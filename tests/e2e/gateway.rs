@@ -26,15 +26,15 @@ const GROQ_ROUTE: &str = "/openai/v1/chat/completions";
 const ANTHROPIC_ROUTE: &str = "/v1/messages";
 
 /// A running `cascade serve`.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     stderr: BufReader<ChildStderr>,
     dir: tempfile::TempDir,
 }
 
 /// Starts `cascade serve` on a free loopback port and waits for its "listening" line.
-async fn start(mut env: Vec<(String, String)>, extra: &[&str]) -> Served {
+pub(crate) async fn start(mut env: Vec<(String, String)>, extra: &[&str]) -> Served {
     let dir = tempfile::tempdir().expect("temp dir");
     env.push(("LLM_GATEWAY_ADDR".into(), "127.0.0.1:0".into()));
     let mut args = vec!["serve"];
@@ -61,7 +61,7 @@ async fn start(mut env: Vec<(String, String)>, extra: &[&str]) -> Served {
 }
 
 impl Served {
-    fn openai(&self, key: &str) -> Client<OpenAIConfig> {
+    pub(crate) fn openai(&self, key: &str) -> Client<OpenAIConfig> {
         Client::with_config(
             OpenAIConfig::new()
                 .with_api_base(format!("{}/v1", self.url))
@@ -69,7 +69,7 @@ impl Served {
         )
     }
 
-    async fn post(&self, body: &Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, body: &Value) -> reqwest::Response {
         reqwest::Client::new()
             .post(format!("{}/v1/chat/completions", self.url))
             .json(body)
@@ -93,7 +93,7 @@ impl Served {
     }
 
     /// SIGTERM, then the exit code and the rest of stderr.
-    async fn stop(self) -> (Option<i32>, String) {
+    pub(crate) async fn stop(self) -> (Option<i32>, String) {
         let (code, stderr, _dir) = self.stop_keeping_dir().await;
         (code, stderr)
     }
@@ -108,7 +108,7 @@ impl Served {
     }
 }
 
-fn user(text: &str) -> async_openai::types::ChatCompletionRequestMessage {
+pub(crate) fn user(text: &str) -> async_openai::types::ChatCompletionRequestMessage {
     ChatCompletionRequestUserMessageArgs::default()
         .content(text)
         .build()
@@ -117,7 +117,7 @@ fn user(text: &str) -> async_openai::types::ChatCompletionRequestMessage {
 }
 
 /// The text of a captured OpenAI-dialect stream: every `delta.content`, joined.
-fn streamed_text(provider: &str, scenario: &str) -> String {
+pub(crate) fn streamed_text(provider: &str, scenario: &str) -> String {
     let body = String::from_utf8(Fixture::load(provider, scenario).body_bytes()).expect("UTF-8");
     body.lines()
         .filter_map(|l| l.strip_prefix("data: "))
@@ -132,7 +132,7 @@ fn streamed_text(provider: &str, scenario: &str) -> String {
 }
 
 /// The `data:` payloads of an SSE body, and the names of its non-default events.
-fn sse(body: &str) -> (Vec<String>, Vec<String>) {
+pub(crate) fn sse(body: &str) -> (Vec<String>, Vec<String>) {
     let mut data = Vec::new();
     let mut events = Vec::new();
     for line in body.lines() {
@@ -213,9 +213,12 @@ async fn an_openai_client_gets_whole_and_streamed_answers() {
 
 #[tokio::test]
 async fn fallback_then_exhaustion_with_status_envelope_and_retry_after() {
-    let groq = serve("groq", "error.429.rate_limit", GROQ_ROUTE, 3).await;
+    // One cascade serves every request: groq's 429 (`retry-after: 2`, longer than the 0 s
+    // LLM_MAX_RETRY_WAIT of `fast()`) and anthropic's (16 s) make them rest, and later requests
+    // skip them without a call until then.
+    let groq = serve("groq", "error.429.rate_limit", GROQ_ROUTE, 2).await;
     let openai = serve("openai", "chat.success", OPENAI_ROUTE, 1).await;
-    let anthropic = serve("anthropic", "error.429.rate_limit", ANTHROPIC_ROUTE, 2).await;
+    let anthropic = serve("anthropic", "error.429.rate_limit", ANTHROPIC_ROUTE, 1).await;
     let mut env = fast();
     env.extend(provider("GROQ", format!("{}/openai/v1", groq.uri())));
     env.extend(provider("OPENAI", format!("{}/v1", openai.uri())));
@@ -231,43 +234,53 @@ async fn fallback_then_exhaustion_with_status_envelope_and_retry_after() {
     assert_eq!(response.headers()["x-cascade-provider"], "openai");
     assert_eq!(response.headers()["x-cascade-attempts"], "2");
 
-    // `models` sets this request's order: two rate-limited providers, nothing else.
-    for stream in [false, true] {
-        let body = json!({"models": ["groq", "anthropic"], "messages": hi, "stream": stream});
-        let response = served.post(&body).await;
-        // Streamed or not, a failure before the first token is a real status, never 200.
-        assert_eq!(response.status(), 429, "stream: {stream}");
-        // The soonest wait announced: Groq's 2 s (Anthropic asked for 16 s).
-        assert_eq!(response.headers()["retry-after"], "2");
-        let body: Value = response.json().await.expect("json");
-        let error = &body["error"];
-        assert_eq!(error["type"], "rate_limit");
-        assert_eq!(error["code"], "rate_limit");
-        assert_eq!(error["attempts"].as_array().expect("attempts").len(), 2);
-        assert_eq!(error["details"].as_array().expect("details").len(), 2);
-        assert!(
-            error["message"]
-                .as_str()
-                .expect("message")
-                .contains("groq, anthropic")
-        );
-        assert!(!error["hint"].as_str().expect("hint").is_empty());
-    }
+    // `models` sets this request's order: two rate-limited providers, nothing else. Groq is resting
+    // (skipped), anthropic answers 429 asking for 16 s: the soonest back is groq, in 2 s at most.
+    let only =
+        |stream: bool| json!({"models": ["groq", "anthropic"], "messages": hi, "stream": stream});
+    let response = served.post(&only(false)).await;
+    assert_eq!(response.status(), 429);
+    let wait = response.headers()["retry-after"].to_str().expect("ascii");
+    assert!(["1", "2"].contains(&wait), "Retry-After {wait}");
+    let body: Value = response.json().await.expect("json");
+    let error = &body["error"];
+    assert_eq!(error["type"], "rate_limit");
+    assert_eq!(error["code"], "rate_limit");
+    assert_eq!(error["attempts"][0]["outcome"], "skipped");
+    assert_eq!(error["attempts"][1]["outcome"], "rate_limit");
+    assert_eq!(error["details"].as_array().expect("details").len(), 2);
+    assert!(!error["hint"].as_str().expect("hint").is_empty());
+
+    // Streamed, with both resting: the cascade waits for the soonest (groq, within the deadline),
+    // asks it again and gets its 429 again. A failure before the first token is a real status,
+    // never 200, with groq's announced 2 s.
+    let response = served.post(&only(true)).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "2");
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("groq, anthropic"),
+        "{body}"
+    );
     let db = served.usage_db();
     let (code, stderr, _dir) = served.stop_keeping_dir().await;
     assert_eq!(code, Some(0), "{stderr}");
 
-    // Every attempt of every request is in the usage log, each request under its own id.
+    // Every attempt of every request is in the usage log, each request under its own id (skips
+    // are logged too, and are not requests to the provider).
     let stats = cascade(&["stats", "--json"], &[db]).await;
     assert_eq!(stats.code, Some(0), "stderr: {}", stats.stderr);
     let json = stats.json();
     assert_eq!(json["calls"], 3);
     assert_eq!(
         json["providers"]["groq"]["failures"],
-        json!({"rate_limit": 3})
+        json!({"rate_limit": 2})
     );
     assert_eq!(json["providers"]["openai"]["successes"], 1);
-    assert_eq!(json["providers"]["anthropic"]["requests"], 2);
+    assert_eq!(json["providers"]["anthropic"]["requests"], 1);
 }
 
 #[tokio::test]
@@ -537,7 +550,8 @@ async fn the_grace_period_bounds_the_drain_and_cancels_what_is_left() {
 
 #[tokio::test]
 async fn no_route_shows_a_provider_key_and_the_page_renders_in_a_browser() {
-    let groq = serve("groq", "error.401.auth", GROQ_ROUTE, 2).await;
+    // The 401 disables groq's key: the second request skips it without a call.
+    let groq = serve("groq", "error.401.auth", GROQ_ROUTE, 1).await;
     let mut env = fast();
     env.extend(provider("GROQ", format!("{}/openai/v1", groq.uri())));
     env.push(order("groq"));

@@ -4,6 +4,7 @@ mod ask;
 mod chat;
 mod config;
 mod gateway;
+mod gateway_recovery;
 mod harness;
 mod interrupt;
 mod leak;

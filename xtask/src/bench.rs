@@ -3,11 +3,14 @@
 //!
 //! Three processes on loopback, all release builds: `xtask bench-upstream` (replays the real OpenAI
 //! captures `fixtures/openai/chat.success.json` and `chat.stream.sse` with no delay), `cascade serve`
-//! in front of it, and the load generator (`oha` when installed, else `wrk`). Each measurement runs
-//! once against the upstream directly and once through the gateway:
-//! sequential p50/p99 (one connection), the highest throughput whose p99 stays under 10 ms (growing
-//! the connection count), streaming time to first byte (our own client, sequential), and the peak
-//! RSS of the upstream and the gateway (`VmHWM`).
+//! in front of it (built with `provider-openai` only, the one provider it calls: the embedded model's
+//! crates would make the release build take far longer and change nothing on the request path), and
+//! the load generator: `oha`, installed with `cargo install oha --locked` into `~/.cargo/bin` when
+//! missing, else Debian's `wrk`. Each measurement runs once against the upstream directly and once
+//! through the gateway: sequential p50/p99 (one connection), the highest throughput whose p99 stays
+//! under 10 ms (growing the connection count), p99 at a fixed 5000 requests per second (`oha -q`,
+//! with its latency correction; `wrk` has no fixed rate), streaming time to first byte (our own
+//! client, sequential), and the peak RSS of the upstream and the gateway (`VmHWM`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,6 +26,10 @@ pub const REQUEST: &str =
 const STREAM_REQUEST: &str = r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Invent a holiday"}]}"#;
 /// The p99 bound of "max RPS".
 const P99_BOUND: Duration = Duration::from_millis(10);
+/// The rate of the fixed-rate run.
+pub const FIXED_RPS: u32 = 5000;
+/// Connections of the fixed-rate run: enough that the rate never waits for a free one.
+const FIXED_CONNECTIONS: u32 = 64;
 
 /// Serves the OpenAI captures on `addr` until killed; prints `listening on <addr>` first.
 ///
@@ -92,6 +99,53 @@ impl Generator {
         which("oha")
             .map(Self::Oha)
             .or_else(|| which("wrk").map(Self::Wrk))
+    }
+
+    /// `oha`, installed first with `cargo install oha --locked` (into `~/.cargo/bin`) when missing;
+    /// if that fails, `wrk` when installed.
+    pub async fn find_or_install() -> Option<Self> {
+        if which("oha").is_none() {
+            println!("oha is not installed: cargo install oha --locked (into ~/.cargo/bin)");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let installed = Command::new(cargo)
+                .args(["install", "oha", "--locked"])
+                .status()
+                .await
+                .is_ok_and(|s| s.success());
+            if !installed {
+                println!("installing oha failed: falling back to wrk (no fixed-rate row)");
+            }
+        }
+        Self::find()
+    }
+
+    /// POSTs [`REQUEST`] to `url` at a fixed `rps` over `connections` connections for `duration`,
+    /// with latency measured from when each request was due (no coordinated omission); `None` for
+    /// `wrk`, which has no fixed rate.
+    ///
+    /// # Errors
+    /// When the generator fails or its output cannot be read.
+    pub async fn run_fixed(
+        &self,
+        url: &str,
+        rps: u32,
+        connections: u32,
+        duration: Duration,
+    ) -> Result<Option<Load>, String> {
+        let Self::Oha(path) = self else {
+            return Ok(None);
+        };
+        let output = Command::new(path)
+            .args(["--no-tui", "--output-format", "json", "-m", "POST"])
+            .args(["-H", "content-type: application/json", "-d", REQUEST])
+            .args(["-c", &connections.to_string(), "-q", &rps.to_string()])
+            .arg("--latency-correction")
+            .args(["-z", &format!("{}ms", duration.as_millis())])
+            .arg(url)
+            .output()
+            .await
+            .map_err(|e| format!("oha: {e}"))?;
+        parse_oha(&String::from_utf8_lossy(&output.stdout)).map(Some)
     }
 
     /// Its name.
@@ -309,6 +363,7 @@ struct Row {
     sequential: Load,
     max: Load,
     max_connections: u32,
+    fixed: Option<Load>,
     ttfb: (Duration, Duration),
     rss_kib: Option<u64>,
 }
@@ -323,11 +378,15 @@ async fn measure(
     generator.run(chat, 4, Duration::from_secs(1)).await?;
     let sequential = generator.run(chat, 1, duration).await?;
     let (max, max_connections) = max_rps(generator, chat, duration).await?;
+    let fixed = generator
+        .run_fixed(chat, FIXED_RPS, FIXED_CONNECTIONS, duration)
+        .await?;
     let ttfb = ttfb(chat, 500).await?;
     Ok(Row {
         sequential,
         max,
         max_connections,
+        fixed,
         ttfb,
         rss_kib: target.peak_rss_kib(),
     })
@@ -343,8 +402,9 @@ fn print_table(generator: &Generator, direct: &Row, gateway: &Row) {
             .map_or("?".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0))
     };
     println!(
-        "\nload generator: {}; one core pair shared by all three processes\n",
-        generator.name()
+        "\nload generator: {}; one core pair shared by all three processes; load average before: {}\n",
+        generator.name(),
+        load_average()
     );
     println!("| measure | direct (upstream) | through the gateway | overhead |");
     println!("| --- | --- | --- | --- |");
@@ -380,6 +440,17 @@ fn print_table(generator: &Generator, direct: &Row, gateway: &Row) {
             0.0
         },
     );
+    match (direct.fixed, gateway.fixed) {
+        (Some(a), Some(b)) => println!(
+            "| p99 at a fixed {FIXED_RPS} RPS | {} ({:.0} RPS) | {} ({:.0} RPS) | {} |",
+            ms(a.p99),
+            a.rps,
+            ms(b.p99),
+            b.rps,
+            ms(b.p99.saturating_sub(a.p99))
+        ),
+        _ => println!("| p99 at a fixed {FIXED_RPS} RPS | not measured (needs oha) | | |"),
+    }
     row("streaming TTFB p50", direct.ttfb.0, gateway.ttfb.0);
     row("streaming TTFB p99", direct.ttfb.1, gateway.ttfb.1);
     println!(
@@ -389,18 +460,40 @@ fn print_table(generator: &Generator, direct: &Row, gateway: &Row) {
     );
 }
 
+/// `/proc/loadavg`'s first three fields: the machine's load, printed with the numbers.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// The release builds: `cascade` with the one provider the benchmark calls, the upstream without any.
 async fn build(root: &Path) -> Result<(), String> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "-p", "llm-cli", "-p", "xtask"])
-        .current_dir(root)
-        .status()
-        .await
-        .map_err(|e| e.to_string())?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err("the release build failed".into())
+    let builds: [&[&str]; 2] = [
+        &[
+            "-p",
+            "llm-cli",
+            "--no-default-features",
+            "--features",
+            "provider-openai",
+        ],
+        &["-p", "xtask", "--no-default-features"],
+    ];
+    for args in builds {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release"])
+            .args(args)
+            .current_dir(root)
+            .status()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!(
+                "the release build failed: cargo build --release {args:?}"
+            ));
+        }
     }
+    Ok(())
 }
 
 /// Runs the whole benchmark and prints the table.
@@ -409,7 +502,8 @@ async fn build(root: &Path) -> Result<(), String> {
 /// When a build, a process or the load generator fails.
 pub async fn bench_gateway(duration: Duration) -> Result<(), String> {
     let root = crate::workspace_root();
-    let generator = Generator::find()
+    let generator = Generator::find_or_install()
+        .await
         .ok_or("no load generator: `cargo install oha --locked`, or `apt-get install wrk`")?;
     build(&root).await?;
     let release = root.join("target/release");

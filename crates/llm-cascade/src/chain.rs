@@ -1,5 +1,6 @@
 //! Choosing the chain for one call: every provider a cascade may use (its pool), restricted and
-//! reordered per call ([`Cascade::restricted`]), or pinned to one ([`Cascade::from_env_pinned`]).
+//! reordered per call ([`Cascade::restricted`]), given explicitly ([`Cascade::with_providers`]), or
+//! pinned to one ([`Cascade::from_env_pinned`]).
 
 use std::sync::Arc;
 
@@ -136,6 +137,26 @@ impl Cascade {
     /// when the pinned provider is unknown, not compiled in, or not configured (naming its variables).
     pub fn from_env_pinned(env: &dyn EnvSource, pin: Option<&str>) -> Result<Self, Error> {
         Self::from_registry(env, &crate::registry()?, pin)
+    }
+
+    /// This cascade with `providers` as its chain, in that order, sharing everything else: the
+    /// settings, the observers, the provider state (a provider cooling after a long `Retry-After`,
+    /// an open circuit, a spent budget are the same here) and the retry budget. For a caller that
+    /// resolves providers itself, such as a gateway routing one request to `id/model` (a provider
+    /// wrapped to ask for another model, remembered under that model). Cheap: nothing is built, no
+    /// text is copied, nothing is sent. Add a per-call observer to the result with
+    /// [`Cascade::with_observer`]; the original cascade does not get it.
+    ///
+    /// ```
+    /// use llm_cascade::{Cascade, MapEnv};
+    /// if let Ok(cascade) = Cascade::from_env_source(&MapEnv::new()) {
+    ///     let reversed = cascade.providers().iter().rev().cloned().collect();
+    ///     let per_call = cascade.with_providers(reversed);
+    ///     assert_eq!(per_call.providers().len(), cascade.providers().len());
+    /// }
+    /// ```
+    pub fn with_providers(&self, providers: Vec<Arc<dyn Provider>>) -> Self {
+        self.with_chain(providers)
     }
 
     /// A chain of exactly the providers `names` stands for, in that order, with this cascade's

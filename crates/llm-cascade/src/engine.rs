@@ -35,9 +35,10 @@ pub struct Cascade {
     /// What is remembered about each provider between calls (cooling, breaker, budgets).
     states: States,
     /// What to tell a user whose chain is empty: the variables that would configure a provider.
-    setup_hint: String,
+    /// Shared, like every field but the chain, so that deriving a per-call chain copies no text.
+    setup_hint: Arc<str>,
     /// Where those variables are read from ("the environment"), when the chain was built from one.
-    config_source: Option<String>,
+    config_source: Option<Arc<str>>,
     /// Every provider [`Cascade::restricted`] may choose from.
     pool: Arc<Pool>,
 }
@@ -107,7 +108,7 @@ impl CascadeBuilder {
             policy: RetryPolicy::new(self.config.clone()),
             config: self.config,
             observers: self.observers,
-            setup_hint: ErrorKind::Config.advice().to_owned(),
+            setup_hint: ErrorKind::Config.advice().into(),
             config_source: None,
         }
     }
@@ -178,7 +179,7 @@ impl Cascade {
     /// ("set at least one provider's API key … in {source}"). The default is "the environment".
     #[must_use]
     pub fn configured_in(mut self, source: impl Into<String>) -> Self {
-        self.config_source = Some(source.into());
+        self.config_source = Some(source.into().into());
         self
     }
 
@@ -186,7 +187,7 @@ impl Cascade {
     fn setup_hint(&self) -> String {
         match &self.config_source {
             Some(source) => format!("{}, in {source}.", self.setup_hint),
-            None => self.setup_hint.clone(),
+            None => self.setup_hint.to_string(),
         }
     }
 
@@ -249,8 +250,8 @@ impl Cascade {
             policy: RetryPolicy::new(config.clone()),
             config,
             observers: Vec::new(),
-            setup_hint,
-            config_source: Some("the environment".to_owned()),
+            setup_hint: setup_hint.into(),
+            config_source: Some("the environment".into()),
         })
     }
 
@@ -281,6 +282,13 @@ impl Cascade {
         self.states.get(provider.id(), provider.model()).await
     }
 
+    /// What is remembered about `provider` now, for display: whether it can be called (ready,
+    /// cooling until when, circuit open, auth failed) in data and in words, and what is left of its
+    /// budgets. Reads the state store (one read per call); changes nothing.
+    pub async fn provider_status(&self, provider: &dyn Provider) -> crate::state::ProviderStatus {
+        self.states.status(provider.id(), provider.model()).await
+    }
+
     /// The budget configured for `provider` (`<ID>_RPM`, …), when the chain came from an environment.
     pub fn provider_budget(&self, provider: &str) -> Option<&crate::state::Budget> {
         self.states.budget(provider)
@@ -306,11 +314,18 @@ impl Cascade {
         &self.pool
     }
 
-    /// This cascade (settings, observers, retry budget, pool) with `providers` as its chain.
+    /// This cascade (settings, observers, state, retry budget, pool) with `providers` as its chain.
+    /// Copies no text and builds nothing: a gateway derives one per request.
     pub(crate) fn with_chain(&self, providers: Vec<Arc<dyn Provider>>) -> Self {
         Self {
             providers,
-            ..self.clone()
+            config: self.config.clone(),
+            policy: self.policy.clone(),
+            observers: self.observers.clone(),
+            states: self.states.clone(),
+            setup_hint: self.setup_hint.clone(),
+            config_source: self.config_source.clone(),
+            pool: self.pool.clone(),
         }
     }
 

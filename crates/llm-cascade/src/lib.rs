@@ -33,8 +33,9 @@ pub use probe::{ProbeResult, probe_provider, probe_registrations};
 pub use providers::{ENABLED, KNOWN_PROVIDERS, KnownProvider};
 pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
 pub use state::{
-    Budget, Change, MemoryStore, ProviderState, Report, Skip, SkipReason, StateClock,
-    StateSettings, StateStore, Verdict, Window, clock_time, fingerprint,
+    Budget, BudgetLeft, Change, Condition, MemoryStore, ProviderState, ProviderStatus, Report,
+    Skip, SkipReason, StateClock, StateSettings, StateStore, Verdict, Window, clock_time,
+    fingerprint,
 };
 pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;

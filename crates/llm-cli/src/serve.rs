@@ -17,6 +17,10 @@ impl RequestObserver for UsageRows {
     fn on_event(&self, request_id: &str, event: &CascadeEvent) {
         self.0.record_for(request_id, event);
     }
+
+    fn dropped(&self) -> u64 {
+        self.0.dropped()
+    }
 }
 
 fn config(args: &ServeArgs, ctx: &Ctx) -> Result<GatewayConfig, String> {

@@ -301,6 +301,8 @@ pub fn aggregate(rows: &[Row]) -> Stats {
         let outcome = match row.outcome.as_str() {
             "ok" => Outcome::Ok,
             "cancelled" => Outcome::Cancelled,
+            // A skip sent nothing: not a failure (`Stats` leaves it out).
+            "skipped" => Outcome::Skipped,
             name => match llm_core::ErrorKind::from_name(name) {
                 Some(kind) => Outcome::Failed(kind),
                 // A kind from a newer build: count it as a failure of the closest general kind.

@@ -60,13 +60,19 @@ impl ApiError {
         }
     }
 
-    /// The cascade's failure: status from its category, `Retry-After` from the soonest wait a provider
-    /// announced when it is a rate limit.
-    pub fn from_cascade(error: &CascadeError) -> Self {
+    /// The cascade's failure: status from its category, and when it is a rate limit `Retry-After`:
+    /// the soonest a provider comes back, whether it announced a wait in this call or was skipped
+    /// because it is still resting from an earlier one. `now_ms` is now on the cascade's state clock
+    /// ([`llm_cascade::Cascade::state_now_ms`]), which a skip's comeback time is measured on.
+    pub fn from_cascade(error: &CascadeError, now_ms: u64) -> Self {
         let status = StatusCode::from_u16(error.category.http_status())
             .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let retry_after = if status == StatusCode::TOO_MANY_REQUESTS {
-            soonest_wait(&error.attempts)
+            error
+                .retry_after
+                .into_iter()
+                .chain(soonest_wait(&error.attempts, now_ms))
+                .min()
         } else {
             None
         };
@@ -115,9 +121,20 @@ pub fn sanitize_attempts(attempts: &[Attempt]) -> Vec<Attempt> {
         .collect()
 }
 
-/// The soonest wait any provider announced, rounded up to whole seconds (at least one).
-pub fn soonest_wait(attempts: &[Attempt]) -> Option<Duration> {
-    attempts.iter().filter_map(|a| a.retry_after).min()
+/// The soonest wait in `attempts` at `now_ms` (on the state clock, milliseconds since the Unix
+/// epoch): a wait a provider announced, or the time until a skipped provider comes back. A skip whose
+/// time has passed says nothing any more (the cascade waited for it and asked that provider again).
+pub fn soonest_wait(attempts: &[Attempt], now_ms: u64) -> Option<Duration> {
+    let skipped = attempts
+        .iter()
+        .filter_map(|a| a.skip.as_ref()?.until_ms)
+        .filter(|&until| until > now_ms)
+        .map(|until| Duration::from_millis(until - now_ms));
+    attempts
+        .iter()
+        .filter_map(|a| a.retry_after)
+        .chain(skipped)
+        .min()
 }
 
 fn retry_after_header(wait: Duration) -> HeaderValue {
@@ -139,7 +156,7 @@ impl IntoResponse for ApiError {
 
 #[cfg(test)]
 mod tests {
-    use llm_cascade::{Error, ErrorKind};
+    use llm_cascade::{Error, ErrorKind, Skip, SkipReason};
 
     use super::*;
 
@@ -155,7 +172,7 @@ mod tests {
             Attempt::failed("groq", 1, Duration::from_millis(3), &slow),
             Attempt::failed("openai", 1, Duration::from_millis(3), &sooner),
         ];
-        let error = ApiError::from_cascade(&CascadeError::exhausted(attempts, None));
+        let error = ApiError::from_cascade(&CascadeError::exhausted(attempts, None), 0);
         assert_eq!(error.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(error.retry_after, Some(Duration::from_secs(7)));
         let response = error.into_response();
@@ -163,10 +180,47 @@ mod tests {
     }
 
     #[test]
+    fn a_skipped_provider_counts_by_when_it_comes_back() {
+        let cooling = |until_ms| Skip {
+            reason: SkipReason::Cooling {
+                source: "Retry-After".into(),
+            },
+            until_ms: Some(until_ms),
+        };
+        let now = 1_000_000;
+        let slow = Error::new(ErrorKind::RateLimit, "slow down")
+            .with_status(429)
+            .with_retry_after(Some(Duration::from_secs(40)));
+        // A provider cooling for 20 more minutes, one that asked for 40 s in this call, one back in
+        // 12.5 s: the soonest is the last, rounded up.
+        let attempts = vec![
+            Attempt::skipped("groq", cooling(now + 1_200_000)),
+            Attempt::failed("openai", 1, Duration::from_millis(3), &slow),
+            Attempt::skipped("mistral", cooling(now + 12_500)),
+        ];
+        let error = ApiError::from_cascade(&CascadeError::exhausted(attempts, None), now);
+        assert_eq!(error.retry_after, Some(Duration::from_millis(12_500)));
+        assert_eq!(error.into_response().headers()[header::RETRY_AFTER], "13");
+        // A comeback already past is no wait.
+        let attempts = vec![
+            Attempt::skipped("groq", cooling(now - 1)),
+            Attempt::failed("openai", 1, Duration::from_millis(3), &slow),
+        ];
+        let error = ApiError::from_cascade(&CascadeError::exhausted(attempts, None), now);
+        assert_eq!(error.retry_after, Some(Duration::from_secs(40)));
+        // Every provider skipped: the engine's own soonest counts as well.
+        let attempts = vec![Attempt::skipped("groq", cooling(now + 1_200_000))];
+        let all = CascadeError::all_skipped(attempts, Some(Duration::from_secs(9)));
+        let error = ApiError::from_cascade(&all, now);
+        assert_eq!(error.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(error.retry_after, Some(Duration::from_secs(9)));
+    }
+
+    #[test]
     fn the_envelope_names_category_and_kind() {
         let auth = Error::new(ErrorKind::Auth, "bad key\u{1b}[2J").with_status(401);
         let attempts = vec![Attempt::failed("groq", 1, Duration::from_millis(3), &auth)];
-        let error = ApiError::from_cascade(&CascadeError::exhausted(attempts, None));
+        let error = ApiError::from_cascade(&CascadeError::exhausted(attempts, None), 0);
         assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
         let body = error.body();
         assert_eq!(body["error"]["type"], "auth");

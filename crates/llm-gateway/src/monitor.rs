@@ -3,10 +3,11 @@
 //! ring of the most recent failures — never one entry per request.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use llm_cascade::{CascadeEvent, ErrorKind, Observer, Outcome};
+use llm_cascade::{CascadeEvent, Condition, ErrorKind, Observer, Outcome, ProviderStatus};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -31,6 +32,20 @@ struct Reason {
     reason: &'static str,
 }
 
+/// Labels of the provider-state gauge: one series per condition, 1 for the current one.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    provider: String,
+    state: &'static str,
+}
+
+/// Labels of the budget gauge: `rpm`, `rpd`, `tpm`, `tpd`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    provider: String,
+    budget: String,
+}
+
 /// Latency buckets in seconds, from 5 ms to 2 min.
 const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -46,6 +61,11 @@ pub struct Metrics {
     latency: Histogram,
     ttft: Histogram,
     in_flight: Gauge,
+    provider_state: Family<StateLabels, Gauge>,
+    budget_remaining: Family<BudgetLabels, Gauge>,
+    usage_dropped: Counter,
+    /// The observer's drop count at the last scrape (the counter grows by the difference).
+    usage_dropped_seen: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -64,6 +84,9 @@ impl Metrics {
         let latency = Histogram::new(BUCKETS);
         let ttft = Histogram::new(BUCKETS);
         let in_flight = Gauge::default();
+        let provider_state = Family::<StateLabels, Gauge>::default();
+        let budget_remaining = Family::<BudgetLabels, Gauge>::default();
+        let usage_dropped = Counter::default();
         registry.register(
             "requests",
             "Chat requests by the provider that answered (none when all failed) and outcome",
@@ -90,7 +113,27 @@ impl Metrics {
             ttft.clone(),
         );
         registry.register("in_flight", "Chat requests being served", in_flight.clone());
+        registry.register(
+            "provider_state",
+            "Provider state at scrape time: 1 for the current one of ready, cooling, circuit_open, \
+             half_open, auth_failed",
+            provider_state.clone(),
+        );
+        registry.register(
+            "provider_budget_remaining",
+            "What is left of each configured provider budget (<ID>_RPM, _RPD, _TPM, _TPD) in its window",
+            budget_remaining.clone(),
+        );
+        registry.register(
+            "usage_rows_dropped",
+            "Usage log rows dropped because the writer's queue was full",
+            usage_dropped.clone(),
+        );
         Self {
+            provider_state,
+            budget_remaining,
+            usage_dropped,
+            usage_dropped_seen: AtomicU64::new(0),
             registry,
             requests,
             attempts,
@@ -128,6 +171,37 @@ impl Metrics {
     /// Counts a request refused before the cascade.
     pub fn rejected(&self, reason: &'static str) {
         self.rejected.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Sets the state gauges of `provider` from its status (called at scrape time).
+    pub fn provider_status(&self, provider: &str, status: &ProviderStatus) {
+        let current = status.condition.as_str();
+        for state in Condition::NAMES {
+            let labels = StateLabels {
+                provider: provider.to_owned(),
+                state,
+            };
+            self.provider_state
+                .get_or_create(&labels)
+                .set(i64::from(state == current));
+        }
+        for left in &status.budget {
+            let labels = BudgetLabels {
+                provider: provider.to_owned(),
+                budget: left.name.to_ascii_lowercase(),
+            };
+            self.budget_remaining
+                .get_or_create(&labels)
+                .set(i64::try_from(left.remaining).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Brings the dropped-rows counter up to `total`, the observer's count so far.
+    pub fn usage_dropped(&self, total: u64) {
+        let seen = self.usage_dropped_seen.fetch_max(total, Ordering::Relaxed);
+        if total > seen {
+            self.usage_dropped.inc_by(total - seen);
+        }
     }
 
     /// The in-flight gauge.
@@ -221,7 +295,15 @@ impl Board {
             return;
         }
         let mut state = self.lock();
-        let board = state.providers.entry(attempt.provider.clone()).or_default();
+        // Looked up before inserting: the provider's name is copied once, not on every attempt.
+        if !state.providers.contains_key(&attempt.provider) {
+            state
+                .providers
+                .insert(attempt.provider.clone(), ProviderBoard::default());
+        }
+        let Some(board) = state.providers.get_mut(&attempt.provider) else {
+            return;
+        };
         board.attempts += 1;
         let failure = match attempt.outcome {
             Outcome::Ok => {

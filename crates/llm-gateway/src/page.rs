@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use llm_cascade::{Condition, ProviderStatus};
+
 use crate::monitor::{Failure, ProviderBoard};
 
 /// One row of the providers table.
@@ -15,6 +17,8 @@ pub struct Row {
     pub model: String,
     /// Whether it runs locally.
     pub local: bool,
+    /// What its state says now (ready, cooling, circuit open, auth failed; budgets left).
+    pub state: ProviderStatus,
     /// Its counts.
     pub board: ProviderBoard,
 }
@@ -60,6 +64,38 @@ fn rate(board: &ProviderBoard) -> String {
     }
 }
 
+/// The state cell: the condition in words, coloured by whether the provider can be called.
+fn state(status: &ProviderStatus) -> String {
+    let class = match status.condition {
+        Condition::Ready if status.failures == 0 => "ok",
+        Condition::Ready | Condition::HalfOpen => "warn",
+        Condition::Cooling { .. } | Condition::CircuitOpen { .. } | Condition::AuthFailed => "bad",
+    };
+    // The times in the summary are the state clock's, in UTC like the failures table.
+    let utc = match status.condition {
+        Condition::Cooling { .. } | Condition::CircuitOpen { until_ms: Some(_) } => " UTC",
+        _ => "",
+    };
+    format!(
+        "<span class=\"{class}\" data-state=\"{}\">{}{utc}</span>",
+        status.condition.as_str(),
+        escape(&status.summary)
+    )
+}
+
+/// The budget cell: what is left of each configured budget.
+fn budget(status: &ProviderStatus) -> String {
+    if status.budget.is_empty() {
+        return "—".to_owned();
+    }
+    status
+        .budget
+        .iter()
+        .map(|b| format!("{} {}/{}", b.name, b.remaining, b.limit))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn provider_rows(rows: &[Row]) -> String {
     let mut html = String::new();
     for (position, row) in rows.iter().enumerate() {
@@ -69,8 +105,9 @@ fn provider_rows(rows: &[Row]) -> String {
         );
         let _ = write!(
             html,
-            "<tr><td class=\"num\">{}</td><td><b>{}</b>{}</td><td><code>{}</code></td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            "<tr><td class=\"num\">{}</td><td><b>{}</b>{}</td><td><code>{}</code></td><td>{}</td>\
+             <td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td>{}</td></tr>",
             position + 1,
             escape(&row.id),
             if row.local {
@@ -79,6 +116,8 @@ fn provider_rows(rows: &[Row]) -> String {
                 ""
             },
             escape(&row.model),
+            state(&row.state),
+            budget(&row.state),
             row.board.attempts,
             rate(&row.board),
             row.board
@@ -127,7 +166,7 @@ pub fn render(rows: &[Row], failures: &[Failure], in_flight: i64, uptime_secs: u
          <h1>cascade serve</h1><p class=\"sub\">{} provider{} in the chain · {in_flight} request{} in \
          flight · up {} · refreshes every 5 s</p>\
          <h2>Providers, in order</h2><table id=\"providers\"><thead><tr><th>#</th><th>Provider</th>\
-         <th>Model</th><th>Attempts</th><th>Success</th><th>Mean latency</th><th>Last error</th></tr>\
+         <th>Model</th><th>State</th><th>Budget left</th><th>Attempts</th><th>Success</th><th>Mean latency</th><th>Last error</th></tr>\
          </thead><tbody>{}</tbody></table>\
          <h2>Recent failures</h2><table id=\"failures\"><thead><tr><th>Time (UTC)</th><th>Provider</th>\
          <th>Kind</th><th>Advice</th><th>Message</th></tr></thead><tbody>{}</tbody></table>\

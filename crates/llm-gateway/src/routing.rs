@@ -61,6 +61,14 @@ fn unknown(chain: &[Arc<dyn Provider>], name: &str) -> ApiError {
     )
 }
 
+/// Where one request goes.
+pub enum Route {
+    /// The whole configured chain: the gateway's own cascade serves it as it is.
+    Chain,
+    /// These providers, in this order.
+    Providers(Vec<Arc<dyn Provider>>),
+}
+
 /// The providers for this request, in order.
 ///
 /// # Errors
@@ -70,7 +78,7 @@ pub fn route(
     model: Option<&str>,
     models: &[String],
     strict: bool,
-) -> Result<Vec<Arc<dyn Provider>>, ApiError> {
+) -> Result<Route, ApiError> {
     if !models.is_empty() {
         let mut order: Vec<Arc<dyn Provider>> = Vec::new();
         for name in models {
@@ -80,13 +88,13 @@ pub fn route(
                 Target::Unknown => return Err(unknown(chain, name)),
             }
         }
-        return Ok(order);
+        return Ok(Route::Providers(order));
     }
     match model.map_or(Target::Chain, |name| lookup(chain, name)) {
-        Target::Chain => Ok(chain.to_vec()),
-        Target::One(p) => Ok(vec![p]),
+        Target::Chain => Ok(Route::Chain),
+        Target::One(p) => Ok(Route::Providers(vec![p])),
         Target::Unknown if strict => Err(unknown(chain, model.unwrap_or_default())),
-        Target::Unknown => Ok(chain.to_vec()),
+        Target::Unknown => Ok(Route::Chain),
     }
 }
 
@@ -178,8 +186,12 @@ mod tests {
         vec![Arc::new(Fake("groq")), Arc::new(Fake("openrouter"))]
     }
 
-    fn ids(route: &[Arc<dyn Provider>]) -> Vec<String> {
-        route
+    fn ids(route: Route) -> Vec<String> {
+        let providers = match route {
+            Route::Chain => chain(),
+            Route::Providers(providers) => providers,
+        };
+        providers
             .iter()
             .map(|p| format!("{}:{}", p.id(), p.model()))
             .collect()
@@ -189,21 +201,21 @@ mod tests {
     fn names_resolve_to_the_chain_one_provider_or_a_model() {
         let chain = chain();
         let all = ["groq:default-model", "openrouter:default-model"];
-        assert_eq!(ids(&route(&chain, None, &[], false).expect("none")), all);
+        assert_eq!(ids(route(&chain, None, &[], false).expect("none")), all);
         assert_eq!(
-            ids(&route(&chain, Some("cascade"), &[], false).expect("c")),
+            ids(route(&chain, Some("cascade"), &[], false).expect("c")),
             all
         );
         assert_eq!(
-            ids(&route(&chain, Some("gpt-4o-mini"), &[], false).expect("x")),
+            ids(route(&chain, Some("gpt-4o-mini"), &[], false).expect("x")),
             all
         );
         assert_eq!(
-            ids(&route(&chain, Some("openrouter"), &[], false).expect("id")),
+            ids(route(&chain, Some("openrouter"), &[], false).expect("id")),
             ["openrouter:default-model"]
         );
         assert_eq!(
-            ids(&route(&chain, Some("openrouter/openai/gpt-4o"), &[], false).expect("m")),
+            ids(route(&chain, Some("openrouter/openai/gpt-4o"), &[], false).expect("m")),
             ["openrouter:openai/gpt-4o"]
         );
     }
@@ -222,7 +234,7 @@ mod tests {
             true,
         )
         .expect("list");
-        assert_eq!(ids(&order), ["openrouter:default-model", "groq:fast"]);
+        assert_eq!(ids(order), ["openrouter:default-model", "groq:fast"]);
         let bad = route(&chain, None, &["nope".into()], false)
             .map(|_| ())
             .expect_err("unknown");

@@ -1,5 +1,6 @@
 //! The HTTP face: the router, the handlers and the server loop with its graceful drain.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use llm_cascade::{
-    Cascade, CascadeBuilder, CascadeConfig, CascadeError, CascadeEvent, CascadeStream, Error,
-    ErrorKind, Observer, Provider, StreamEvent, Usage,
+    Cascade, CascadeError, CascadeEvent, CascadeStream, Error, ErrorKind, Observer, Provider,
+    StreamEvent, Usage,
 };
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -28,7 +29,7 @@ use crate::config::GatewayConfig;
 use crate::error::{ApiError, clean};
 use crate::monitor::{Monitor, outcome_of};
 use crate::page;
-use crate::routing::{self, CASCADE};
+use crate::routing::{self, CASCADE, Route};
 
 /// Receives every cascade event of every request, tagged with the request's id (the usage log).
 ///
@@ -36,6 +37,12 @@ use crate::routing::{self, CASCADE};
 pub trait RequestObserver: Send + Sync {
     /// One event of request `request_id`.
     fn on_event(&self, request_id: &str, event: &CascadeEvent);
+
+    /// How many events (or rows made of them) were dropped so far because the observer's queue was
+    /// full (`/metrics` shows it as `cascade_gateway_usage_rows_dropped_total`). Default: none.
+    fn dropped(&self) -> u64 {
+        0
+    }
 }
 
 /// Tags one request's events with its id.
@@ -51,8 +58,10 @@ impl Observer for Tagged {
 }
 
 struct Shared {
-    chain: Vec<Arc<dyn Provider>>,
-    cascade_config: CascadeConfig,
+    /// The one cascade every request runs on (the monitor attached): its provider state and retry
+    /// budget outlive each request, so a provider that asked for a 20-minute wait is skipped by
+    /// the next request too.
+    cascade: Cascade,
     config: GatewayConfig,
     monitor: Arc<Monitor>,
     request_observer: Option<Arc<dyn RequestObserver>>,
@@ -72,7 +81,12 @@ impl std::fmt::Debug for Gateway {
         f.debug_struct("Gateway")
             .field(
                 "chain",
-                &self.shared.chain.iter().map(|p| p.id()).collect::<Vec<_>>(),
+                &self
+                    .shared
+                    .chain()
+                    .iter()
+                    .map(|p| p.id())
+                    .collect::<Vec<_>>(),
             )
             .field("config", &self.shared.config)
             .finish_non_exhaustive()
@@ -97,17 +111,19 @@ fn completion_id() -> String {
 }
 
 impl Gateway {
-    /// A gateway over `cascade`'s providers and settings. Each request gets its own cascade built from
-    /// them (so `model`/`models` can choose and order providers); observers attached to `cascade` are
-    /// not called: use [`Gateway::with_request_observer`].
+    /// A gateway serving every request on `cascade` (a clone: it shares the caller's provider state
+    /// and retry budget). A request that names providers (`model`, `models`) runs on a chain derived
+    /// from it ([`Cascade::with_providers`]) that shares them too. Observers attached to `cascade` see
+    /// every request's events; to know which request an event belongs to, use
+    /// [`Gateway::with_request_observer`].
     pub fn new(cascade: &Cascade, config: GatewayConfig) -> Self {
         let limiter = Arc::new(Semaphore::new(config.max_inflight));
+        let monitor = Arc::new(Monitor::default());
         Self {
             shared: Arc::new(Shared {
-                chain: cascade.providers().to_vec(),
-                cascade_config: cascade.config().clone(),
+                cascade: cascade.clone().with_observer(monitor.clone()),
                 config,
-                monitor: Arc::new(Monitor::default()),
+                monitor,
                 request_observer: None,
                 limiter,
                 draining: AtomicBool::new(false),
@@ -126,8 +142,7 @@ impl Gateway {
                 shared
             }
             Err(shared) => Shared {
-                chain: shared.chain.clone(),
-                cascade_config: shared.cascade_config.clone(),
+                cascade: shared.cascade.clone(),
                 config: shared.config.clone(),
                 monitor: shared.monitor.clone(),
                 request_observer: Some(observer),
@@ -253,7 +268,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     if shared.draining.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response();
     }
-    if shared.chain.is_empty() {
+    if shared.chain().is_empty() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "no provider is configured\n",
@@ -266,7 +281,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 async fn models(State(shared): State<Arc<Shared>>) -> Response {
     let mut data =
         vec![json!({"id": CASCADE, "object": "model", "created": 0, "owned_by": "llm-cascade"})];
-    for p in &shared.chain {
+    for p in shared.chain() {
         data.push(json!({
             "id": format!("{}/{}", p.id(), clean(p.model())),
             "object": "model",
@@ -278,25 +293,30 @@ async fn models(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn providers(State(shared): State<Arc<Shared>>) -> Response {
-    let data: Vec<Value> = shared
-        .chain
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            json!({
-                "position": i + 1,
-                "id": p.id(),
-                "model": clean(p.model()),
-                "local": p.is_local(),
-                "stats": shared.monitor.board.provider(p.id()),
-            })
-        })
-        .collect();
+    let mut data: Vec<Value> = Vec::new();
+    for (i, p) in shared.chain().iter().enumerate() {
+        let status = shared.cascade.provider_status(p.as_ref()).await;
+        data.push(json!({
+            "position": i + 1,
+            "id": p.id(),
+            "model": clean(p.model()),
+            "local": p.is_local(),
+            "state": status,
+            "stats": shared.monitor.board.provider(p.id()),
+        }));
+    }
     axum::Json(json!({"providers": data, "recent_failures": shared.monitor.board.recent()}))
         .into_response()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    for p in shared.chain() {
+        let status = shared.cascade.provider_status(p.as_ref()).await;
+        shared.monitor.metrics.provider_status(p.id(), &status);
+    }
+    if let Some(observer) = &shared.request_observer {
+        shared.monitor.metrics.usage_dropped(observer.dropped());
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -308,16 +328,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn status_page(State(shared): State<Arc<Shared>>) -> Response {
-    let rows: Vec<page::Row> = shared
-        .chain
-        .iter()
-        .map(|p| page::Row {
+    let mut rows: Vec<page::Row> = Vec::new();
+    for p in shared.chain() {
+        rows.push(page::Row {
             id: p.id().to_owned(),
             model: clean(p.model()),
             local: p.is_local(),
+            state: shared.cascade.provider_status(p.as_ref()).await,
             board: shared.monitor.board.provider(p.id()),
-        })
-        .collect();
+        });
+    }
     Html(page::render(
         &rows,
         &shared.monitor.board.recent(),
@@ -413,21 +433,26 @@ async fn read_body(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<B
 }
 
 impl Shared {
-    /// This request's cascade: the routed providers, the gateway's observers.
-    fn cascade_for(&self, providers: Vec<Arc<dyn Provider>>, request_id: &str) -> Cascade {
-        let mut builder = CascadeBuilder::new()
-            .config(self.cascade_config.clone())
-            .observer(self.monitor.clone());
-        for provider in providers {
-            builder = builder.provider_arc(provider);
-        }
-        if let Some(inner) = &self.request_observer {
-            builder = builder.observer(Arc::new(Tagged {
+    /// The configured chain, in order.
+    fn chain(&self) -> &[Arc<dyn Provider>] {
+        self.cascade.providers()
+    }
+
+    /// This request's cascade: the gateway's own for the whole chain, else one derived from it for
+    /// the routed providers (sharing its state, retry budget and observers); with a request observer,
+    /// a derived one that also tags this request's events with its id. Builds nothing.
+    fn cascade_for(&self, route: Route, request_id: &str) -> Cow<'_, Cascade> {
+        let cascade = match route {
+            Route::Chain => Cow::Borrowed(&self.cascade),
+            Route::Providers(providers) => Cow::Owned(self.cascade.with_providers(providers)),
+        };
+        match &self.request_observer {
+            None => cascade,
+            Some(inner) => Cow::Owned(cascade.into_owned().with_observer(Arc::new(Tagged {
                 request_id: request_id.to_owned(),
                 inner: inner.clone(),
-            }));
+            }))),
         }
-        builder.build()
     }
 }
 
@@ -441,13 +466,14 @@ async fn chat_completions(
         Err(error) => return error.into_response(),
     };
     let prepared = prepare(&shared, &headers, body).await;
-    let (request, cascade, id) = match prepared {
+    let (request, route, id) = match prepared {
         Ok(prepared) => prepared,
         Err(error) => {
             flight.finish("none", "invalid_request");
             return error.into_response();
         }
     };
+    let cascade = shared.cascade_for(route, &id);
     if request.stream {
         stream_answer(&cascade, request, id, flight).await
     } else {
@@ -459,26 +485,24 @@ async fn prepare(
     shared: &Arc<Shared>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(CompletionRequest, Cascade, String), ApiError> {
+) -> Result<(CompletionRequest, Route, String), ApiError> {
     let bytes = read_body(shared, headers, body).await?;
     let request = api::parse(&bytes).inspect_err(|_| shared.monitor.metrics.rejected("invalid"))?;
-    if shared.chain.is_empty() {
+    if shared.chain().is_empty() {
         let error = Error::config("no provider is configured");
-        return Err(ApiError::from_cascade(&CascadeError::before_any_attempt(
-            &error,
-            ErrorKind::Config.advice(),
-        )));
+        return Err(ApiError::from_cascade(
+            &CascadeError::before_any_attempt(&error, ErrorKind::Config.advice()),
+            shared.cascade.state_now_ms(),
+        ));
     }
     let route = routing::route(
-        &shared.chain,
+        shared.chain(),
         request.model.as_deref(),
         &request.models,
         shared.config.strict_models,
     )
     .inspect_err(|_| shared.monitor.metrics.rejected("invalid"))?;
-    let id = completion_id();
-    let cascade = shared.cascade_for(route, &id);
-    Ok((request, cascade, id))
+    Ok((request, route, completion_id()))
 }
 
 fn cascade_headers(response: &mut Response, provider: &str, attempts: usize) {
@@ -509,7 +533,7 @@ async fn whole_answer(
         }
         Err(error) => {
             flight.finish("none", outcome_of(error.kind));
-            ApiError::from_cascade(&error).into_response()
+            ApiError::from_cascade(&error, cascade.state_now_ms()).into_response()
         }
     }
 }
@@ -526,7 +550,7 @@ async fn stream_answer(
         Ok(stream) => stream,
         Err(error) => {
             flight.finish("none", outcome_of(error.kind));
-            return ApiError::from_cascade(&error).into_response();
+            return ApiError::from_cascade(&error, cascade.state_now_ms()).into_response();
         }
     };
     flight
@@ -660,7 +684,8 @@ impl Sse {
     /// A failure after the first token: an `error` event, and no `[DONE]`.
     fn fail(&mut self, error: &Error) {
         let report = CascadeError::interrupted(self.stream.attempts(), error);
-        let body = ApiError::from_cascade(&report).body();
+        // In a stream there is no header to carry a wait: the clock does not matter.
+        let body = ApiError::from_cascade(&report, 0).body();
         self.pending
             .push_back(Bytes::from(format!("event: error\ndata: {body}\n\n")));
         let provider = self.stream.provider().to_owned();

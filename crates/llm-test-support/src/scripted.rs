@@ -1,4 +1,5 @@
-//! A loopback HTTP server that answers every connection with the same timed script.
+//! A loopback HTTP server that answers every connection with the same timed script, or each
+//! connection with the next of several.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,14 +59,26 @@ pub struct ScriptedServer {
 impl ScriptedServer {
     /// Starts serving `script` to every connection on 127.0.0.1.
     pub async fn start(script: Vec<Step>) -> Self {
+        Self::start_each(vec![script]).await
+    }
+
+    /// Starts serving `scripts[0]` to the first connection, `scripts[1]` to the second, and so on;
+    /// the last script to every later connection (a cut stream, then the retry that completes it).
+    ///
+    /// # Panics
+    /// When `scripts` is empty.
+    pub async fn start_each(scripts: Vec<Vec<Step>>) -> Self {
+        assert!(!scripts.is_empty(), "at least one script");
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let (events, receiver) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
+            let mut connection = 0;
             while let Ok((mut socket, _)) = listener.accept().await {
-                let script = script.clone();
+                let script = scripts[connection.min(scripts.len() - 1)].clone();
+                connection += 1;
                 let events = events.clone();
                 tokio::spawn(async move {
                     read_request_head(&mut socket).await;

@@ -170,9 +170,20 @@ impl Budget {
     /// What is left of each set budget at `now_ms` (`RPM 28/30, TPD 990000/1000000`), or `None`
     /// when no budget is set.
     pub fn remaining(&self, state: &ProviderState, now_ms: u64) -> Option<String> {
+        let parts: Vec<String> = self
+            .left(state, now_ms)
+            .iter()
+            .map(|left| format!("{} {}/{}", left.name, left.remaining, left.limit))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// What is left of each set budget at `now_ms`, as numbers (a gateway's gauges), in the order
+    /// RPM, RPD, TPM, TPD.
+    pub fn left(&self, state: &ProviderState, now_ms: u64) -> Vec<BudgetLeft> {
         let (mut minute, mut day) = (state.minute, state.day);
         let (minute, day) = (*minute.at(now_ms, MINUTE_MS), *day.at(now_ms, DAY_MS));
-        let parts: Vec<String> = [
+        [
             ("RPM", self.rpm, minute.requests),
             ("RPD", self.rpd, day.requests),
             ("TPM", self.tpm, minute.tokens),
@@ -180,10 +191,100 @@ impl Budget {
         ]
         .into_iter()
         .filter_map(|(name, limit, used)| {
-            limit.map(|l| format!("{name} {}/{l}", l.saturating_sub(used)))
+            limit.map(|limit| BudgetLeft {
+                name,
+                limit,
+                remaining: limit.saturating_sub(used),
+            })
         })
-        .collect();
-        (!parts.is_empty()).then(|| parts.join(", "))
+        .collect()
+    }
+}
+
+/// What is left of one budget in its current window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BudgetLeft {
+    /// Which budget: `RPM`, `RPD`, `TPM` or `TPD`.
+    pub name: &'static str,
+    /// The configured limit.
+    pub limit: u64,
+    /// What is left of it.
+    pub remaining: u64,
+}
+
+/// Whether a provider can be called now, as data: what [`ProviderState::describe`] says in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "condition", rename_all = "snake_case")]
+pub enum Condition {
+    /// Nothing keeps it from being called (its budgets aside).
+    Ready,
+    /// Cooling after a long wait hint or a spent quota.
+    Cooling {
+        /// Until when, in milliseconds since the Unix epoch.
+        until_ms: u64,
+        /// What said so: `Retry-After`, `quota`.
+        source: String,
+    },
+    /// Its circuit breaker is open after consecutive failures.
+    CircuitOpen {
+        /// Until when (milliseconds since the Unix epoch); after it one probe goes through.
+        until_ms: Option<u64>,
+    },
+    /// Its breaker's open period is over: the next call is the probe.
+    HalfOpen,
+    /// Its key failed authentication; it stays off until the key changes.
+    AuthFailed,
+}
+
+impl Condition {
+    /// Every condition's name, for a gauge with one series per condition.
+    pub const NAMES: [&'static str; 5] = [
+        "ready",
+        "cooling",
+        "circuit_open",
+        "half_open",
+        "auth_failed",
+    ];
+
+    /// Its name: `ready`, `cooling`, `circuit_open`, `half_open`, `auth_failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Cooling { .. } => "cooling",
+            Self::CircuitOpen { .. } => "circuit_open",
+            Self::HalfOpen => "half_open",
+            Self::AuthFailed => "auth_failed",
+        }
+    }
+}
+
+/// What is remembered about one provider now, for display (a gateway's `/v1/providers`, its
+/// metrics and status page): see [`crate::Cascade::provider_status`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ProviderStatus {
+    /// Whether it can be called.
+    #[serde(flatten)]
+    pub condition: Condition,
+    /// The condition in words, as `cascade providers` shows it (`cooling until 14:05:12
+    /// (Retry-After)`, `ok (2 failures in a row)`).
+    pub summary: String,
+    /// Consecutive provider-health failures.
+    pub failures: u32,
+    /// What is left of each configured budget (empty when none is set).
+    pub budget: Vec<BudgetLeft>,
+}
+
+impl ProviderStatus {
+    /// The status of `state` at `now_ms`, for a provider whose key has fingerprint `key` and whose
+    /// budget is `budget`.
+    pub fn of(state: &ProviderState, now_ms: u64, key: u64, budget: Option<&Budget>) -> Self {
+        Self {
+            condition: state.condition(now_ms, key),
+            summary: state.describe(now_ms, key),
+            failures: state.failures,
+            budget: budget.map(|b| b.left(state, now_ms)).unwrap_or_default(),
+        }
     }
 }
 
@@ -410,30 +511,35 @@ impl ProviderState {
     /// `circuit open until …`, `circuit half-open`, `auth failed: …` (for the key with fingerprint
     /// `key`).
     pub fn describe(&self, now_ms: u64, key: u64) -> String {
-        if self.auth_failed_key == Some(key) {
-            return Skip {
-                reason: SkipReason::AuthFailed,
-                until_ms: None,
+        let skip = |reason, until_ms| Skip { reason, until_ms }.to_string();
+        match self.condition(now_ms, key) {
+            Condition::AuthFailed => skip(SkipReason::AuthFailed, None),
+            Condition::Cooling { until_ms, source } => {
+                skip(SkipReason::Cooling { source }, Some(until_ms))
             }
-            .to_string();
+            Condition::CircuitOpen { until_ms } => skip(SkipReason::CircuitOpen, until_ms),
+            Condition::HalfOpen => "circuit half-open (the next call probes)".to_owned(),
+            Condition::Ready if self.failures > 0 => {
+                format!("ok ({} failures in a row)", self.failures)
+            }
+            Condition::Ready => "ok".to_owned(),
         }
-        if let Some(until) = self.cooling_until_ms.filter(|&u| u > now_ms) {
+    }
+
+    /// Whether the provider can be called at `now_ms` (for the key with fingerprint `key`), as
+    /// data; the first that applies of: auth failed, cooling, circuit open, half-open, ready.
+    pub fn condition(&self, now_ms: u64, key: u64) -> Condition {
+        if self.auth_failed_key == Some(key) {
+            return Condition::AuthFailed;
+        }
+        if let Some(until_ms) = self.cooling_until_ms.filter(|&u| u > now_ms) {
             let source = self.cooling_source.clone().unwrap_or_default();
-            return Skip {
-                reason: SkipReason::Cooling { source },
-                until_ms: Some(until),
-            }
-            .to_string();
+            return Condition::Cooling { until_ms, source };
         }
         match (self.breaker_state(now_ms), self.open_until_ms) {
-            ("open", until) => Skip {
-                reason: SkipReason::CircuitOpen,
-                until_ms: until,
-            }
-            .to_string(),
-            ("half-open", _) => "circuit half-open (the next call probes)".to_owned(),
-            _ if self.failures > 0 => format!("ok ({} failures in a row)", self.failures),
-            _ => "ok".to_owned(),
+            ("open", until_ms) => Condition::CircuitOpen { until_ms },
+            ("half-open", _) => Condition::HalfOpen,
+            _ => Condition::Ready,
         }
     }
 
@@ -592,6 +698,18 @@ impl States {
                 state.record(report, now, key, settings);
             })
             .await;
+    }
+
+    /// The fingerprint of `provider`'s key (0 when unknown, as for a builder chain).
+    pub(crate) fn key(&self, provider: &str) -> u64 {
+        self.keys.get(provider).copied().unwrap_or_default()
+    }
+
+    /// What is remembered about `provider`/`model` now, for display.
+    pub(crate) async fn status(&self, provider: &str, model: &str) -> ProviderStatus {
+        let state = self.get(provider, model).await;
+        let now = self.clock.now_ms();
+        ProviderStatus::of(&state, now, self.key(provider), self.budget(provider))
     }
 
     /// A copy of the state of `provider`/`model`.

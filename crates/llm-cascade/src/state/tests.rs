@@ -142,3 +142,67 @@ fn skips_serialise_with_reason_and_until() {
         serde_json::json!({"reason": "cooling", "source": "Retry-After", "until_ms": 5})
     );
 }
+
+#[test]
+fn the_status_says_the_condition_in_data_and_words_and_the_budget_left() {
+    let budget = Budget {
+        prefix: "GROQ".into(),
+        rpm: Some(30),
+        tpd: Some(1_000),
+        ..Budget::default()
+    };
+    let mut state = ProviderState::default();
+    let ready = ProviderStatus::of(&state, 0, KEY, Some(&budget));
+    assert_eq!(ready.condition, Condition::Ready);
+    assert_eq!(ready.summary, "ok");
+    assert_eq!(
+        ready.budget,
+        [
+            BudgetLeft {
+                name: "RPM",
+                limit: 30,
+                remaining: 30
+            },
+            BudgetLeft {
+                name: "TPD",
+                limit: 1_000,
+                remaining: 1_000
+            },
+        ]
+    );
+    assert_eq!(check(&mut state, 10), Verdict::Go);
+    state.record(Report::Tokens(250), 10, KEY, &settings());
+    let error =
+        Error::new(ErrorKind::RateLimit, "429").with_retry_after(Some(Duration::from_secs(600)));
+    fail(&mut state, &error, 1_000);
+    let cooling = ProviderStatus::of(&state, 2_000, KEY, Some(&budget));
+    assert_eq!(
+        cooling.condition,
+        Condition::Cooling {
+            until_ms: 601_000,
+            source: "Retry-After".into()
+        }
+    );
+    assert_eq!(cooling.summary, state.describe(2_000, KEY));
+    assert_eq!(cooling.budget[0].remaining, 29);
+    assert_eq!(cooling.budget[1].remaining, 750);
+    assert_eq!(
+        budget.remaining(&state, 2_000).as_deref(),
+        Some("RPM 29/30, TPD 750/1000")
+    );
+    let json = serde_json::to_value(&cooling).expect("json");
+    assert_eq!(json["condition"], "cooling");
+    assert_eq!(json["until_ms"], 601_000);
+    let down = Error::new(ErrorKind::ServerError, "500");
+    let mut broken = ProviderState::default();
+    for _ in 0..3 {
+        fail(&mut broken, &down, 0);
+    }
+    let open = broken.condition(1, KEY);
+    assert!(matches!(open, Condition::CircuitOpen { until_ms: Some(_) }));
+    assert_eq!(open.as_str(), "circuit_open");
+    assert_eq!(broken.condition(u64::MAX / 2, KEY), Condition::HalfOpen);
+    fail(&mut broken, &Error::new(ErrorKind::Auth, "401"), 2);
+    assert_eq!(broken.condition(3, KEY).as_str(), "auth_failed");
+    assert!(Condition::NAMES.contains(&broken.condition(3, KEY + 1).as_str()));
+}

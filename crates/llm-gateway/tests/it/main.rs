@@ -19,6 +19,8 @@ use llm_test_support::CANARY_KEY;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod state;
+
 /// A provider that answers with `events` (streamed) or their text (whole), or fails with `error`.
 #[derive(Debug)]
 struct Scripted {
@@ -261,16 +263,20 @@ async fn each_request_reports_its_attempts_under_its_own_id() {
 async fn a_key_echoed_by_a_provider_reaches_no_route() {
     let _registered = Secret::new(CANARY_KEY);
     let echoed = format!("invalid api key {CANARY_KEY}\u{1b}[2J <b>");
-    let gateway = gateway(vec![failing("groq", ErrorKind::Auth, &echoed, 401)]);
     let mut seen = Vec::new();
+    let mut gateways = Vec::new();
+    // A gateway each: after a 401 the provider's key is disabled and a second request is not sent.
     for stream in [false, true] {
+        let gateway = gateway(vec![failing("groq", ErrorKind::Auth, &echoed, 401)]);
         let body = json!({"messages": [{"role": "user", "content": "hi"}], "stream": stream});
         let (status, headers, text) =
             call(&gateway, "POST", "/v1/chat/completions", Some(body)).await;
         assert_eq!(status, 503);
         assert!(text.contains("[REDACTED]"), "{text}");
         seen.extend([headers, text]);
+        gateways.push(gateway);
     }
+    let gateway = gateways.pop().expect("a gateway");
     for route in [
         "/",
         "/metrics",
@@ -322,4 +328,54 @@ async fn a_chunked_body_over_the_limit_is_413() {
         .to_bytes();
     let json: Value = serde_json::from_slice(&bytes).expect("envelope");
     assert_eq!(json["error"]["code"], "body_too_large");
+}
+
+/// A usage log whose queue was full seven times.
+struct Dropping;
+
+impl RequestObserver for Dropping {
+    fn on_event(&self, _: &str, _: &CascadeEvent) {}
+    fn dropped(&self) -> u64 {
+        7
+    }
+}
+
+#[tokio::test]
+async fn provider_state_and_dropped_usage_rows_show_in_providers_metrics_and_the_page() {
+    let bad_key = failing("groq", ErrorKind::Auth, "invalid api key", 401);
+    let gateway =
+        gateway(vec![bad_key, answering("openai")]).with_request_observer(Arc::new(Dropping));
+    let body = json!({"messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..2 {
+        let (status, _, _) =
+            call(&gateway, "POST", "/v1/chat/completions", Some(body.clone())).await;
+        assert_eq!(status, 200);
+    }
+    let (_, _, text) = call(&gateway, "GET", "/v1/providers", None).await;
+    let json: Value = serde_json::from_str(&text).expect("json");
+    let groq = &json["providers"][0];
+    assert_eq!(groq["state"]["condition"], "auth_failed");
+    assert_eq!(
+        groq["state"]["summary"],
+        "auth failed: disabled until its key changes"
+    );
+    // The second request skipped groq: one attempt, not two.
+    assert_eq!(groq["stats"]["attempts"], 1);
+    assert_eq!(json["providers"][1]["state"]["condition"], "ready");
+    assert_eq!(json["providers"][1]["state"]["budget"], json!([]));
+    let (_, _, metrics) = call(&gateway, "GET", "/metrics", None).await;
+    for line in [
+        r#"cascade_gateway_provider_state{provider="groq",state="auth_failed"} 1"#,
+        r#"cascade_gateway_provider_state{provider="groq",state="ready"} 0"#,
+        r#"cascade_gateway_provider_state{provider="openai",state="ready"} 1"#,
+        "cascade_gateway_usage_rows_dropped_total 7",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    // A second scrape does not count the same drops again.
+    let (_, _, metrics) = call(&gateway, "GET", "/metrics", None).await;
+    assert!(metrics.contains("cascade_gateway_usage_rows_dropped_total 7"));
+    let (_, _, page) = call(&gateway, "GET", "/", None).await;
+    assert!(page.contains(r#"data-state="auth_failed""#), "{page}");
+    assert!(page.contains("<th>State</th>"), "{page}");
 }
