@@ -21,6 +21,8 @@ use crate::harness::{
     cascade, command, fast, fixture_content, order, provider, send_signal, serve,
 };
 
+mod tools;
+
 const OPENAI_ROUTE: &str = "/v1/chat/completions";
 const GROQ_ROUTE: &str = "/openai/v1/chat/completions";
 const ANTHROPIC_ROUTE: &str = "/v1/messages";

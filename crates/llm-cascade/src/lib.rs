@@ -39,7 +39,7 @@ pub use state::{
 pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;
 pub use structured::{
-    StructuredResponse, adapt, check_tool_calls, parse_and_validate, strip_fences,
+    StructuredResponse, adapt, check_format, check_tool_calls, parse_and_validate, strip_fences,
 };
 
 /// The registry of every provider compiled into this build.

@@ -11,7 +11,8 @@
 //!   the retry policy allows: once by default) with the validator's message appended to the
 //!   conversation, then the next provider.
 //! - Tool-call arguments are validated against the tool's parameter schema the same way, in every
-//!   call ([`check_tool_calls`]).
+//!   call ([`check_tool_calls`]); [`Cascade::chat`] checks a whole answer against the request's own
+//!   `response_format` too ([`check_format`]: retried, then the next provider).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -117,6 +118,32 @@ fn check_tool_call(request: &ChatRequest, call: &ToolCall) -> Result<(), String>
     validate(&validator, &arguments)
 }
 
+/// Checks a whole answer against the response format its request asked for: JSON that validates
+/// against a `json_schema`, a JSON object for `json_object`. An answer that calls tools is not checked
+/// here (its arguments are, by [`check_tool_calls`]): with tools offered, a model may call one instead
+/// of answering.
+///
+/// # Errors
+/// [`ErrorKind::MalformedAnswer`] with the failing path and rule, or why the text is not JSON.
+pub fn check_format(request: &ChatRequest, response: &ChatResponse) -> Result<(), Error> {
+    if !response.tool_calls.is_empty() {
+        return Ok(());
+    }
+    let schema = match &request.response_format {
+        Some(ResponseFormat::JsonSchema { schema, .. }) => schema.clone(),
+        Some(ResponseFormat::JsonObject) => serde_json::json!({"type": "object"}),
+        Some(ResponseFormat::Text) | None => return Ok(()),
+    };
+    let malformed = |details: String| {
+        Error::new(ErrorKind::MalformedAnswer, details).with_provider(response.provider.clone())
+    };
+    let validator =
+        jsonschema::validator_for(&schema).map_err(|e| malformed(format!("bad schema: {e}")))?;
+    parse_and_validate(&validator, &response.content)
+        .map(drop)
+        .map_err(malformed)
+}
+
 /// The JSON in an answer: the text without surrounding whitespace and Markdown code fences.
 pub fn strip_fences(text: &str) -> &str {
     let trimmed = text.trim();
@@ -218,7 +245,17 @@ impl Cascade {
             );
             CascadeError::before_any_attempt(&error, "Fix the schema.")
         })?;
-        request.response_format = Some(ResponseFormat::json_schema(name, schema));
+        // Strict unless the request already asked for this format without it (a gateway client's
+        // `strict: false`): strict mode rejects some schemas that validate fine here.
+        let strict = !matches!(
+            request.response_format,
+            Some(ResponseFormat::JsonSchema { strict: false, .. })
+        );
+        request.response_format = Some(ResponseFormat::JsonSchema {
+            name: name.to_owned(),
+            schema,
+            strict,
+        });
         let request = Arc::new(self.prepare_request(request)?);
         let validator = Arc::new(validator);
         // The last validation failure per provider: its retry is told what was wrong.
@@ -394,6 +431,36 @@ mod tests {
         assert!(error.message().contains("at /a"), "{}", error.message());
         response.tool_calls = vec![ToolCall::new("c1", "sub", "{}")];
         assert!(check_tool_calls(&request, &response).is_err());
+    }
+
+    #[test]
+    fn whole_answers_are_checked_against_their_format_unless_they_call_tools() {
+        let mut request = ChatRequest {
+            response_format: Some(ResponseFormat::json_schema("x", schema())),
+            ..ChatRequest::from_prompt("classify")
+        };
+        let mut response = ChatResponse {
+            content: "```json\n{\"label\": \"ham\"}\n```".into(),
+            provider: "p".into(),
+            model: "m".into(),
+            finish_reason: llm_core::FinishReason::Stop,
+            usage: None,
+            tool_calls: Vec::new(),
+        };
+        check_format(&request, &response).expect("valid");
+        response.content = r#"{"label": "eggs"}"#.into();
+        let error = check_format(&request, &response).expect_err("enum");
+        assert_eq!(error.kind(), ErrorKind::MalformedAnswer);
+        assert!(error.message().contains("at /label"), "{}", error.message());
+        response.tool_calls = vec![ToolCall::new("c1", "f", "{}")];
+        check_format(&request, &response).expect("a tool call is not the answer");
+        response.tool_calls.clear();
+        request.response_format = Some(ResponseFormat::JsonObject);
+        response.content = "[1, 2]".into();
+        assert!(check_format(&request, &response).is_err(), "an array is not an object");
+        request.response_format = None;
+        response.content = "prose".into();
+        check_format(&request, &response).expect("text asked, text given");
     }
 
     #[test]

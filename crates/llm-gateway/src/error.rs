@@ -61,8 +61,13 @@ impl ApiError {
     }
 
     /// The cascade's failure: status from its category, `Retry-After` from the soonest wait a provider
-    /// announced when it is a rate limit.
+    /// announced when it is a rate limit; a chain where no provider can serve the request (every
+    /// attempt `unsupported`) is a 400.
     pub fn from_cascade(error: &CascadeError) -> Self {
+        // A request no provider in the chain can serve (tools, a schema) is the request's 400.
+        if let Some(unsupported) = crate::tools::unsupported(error) {
+            return unsupported;
+        }
         let status = StatusCode::from_u16(error.category.http_status())
             .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let retry_after = if status == StatusCode::TOO_MANY_REQUESTS {

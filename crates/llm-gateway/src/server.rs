@@ -81,7 +81,7 @@ impl std::fmt::Debug for Gateway {
 
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -481,7 +481,7 @@ async fn prepare(
     Ok((request, cascade, id))
 }
 
-fn cascade_headers(response: &mut Response, provider: &str, attempts: usize) {
+pub(crate) fn cascade_headers(response: &mut Response, provider: &str, attempts: usize) {
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(provider) {
         headers.insert("x-cascade-provider", value);
@@ -495,7 +495,7 @@ async fn whole_answer(
     id: &str,
     flight: &mut InFlight,
 ) -> Response {
-    match cascade.chat(request.chat).await {
+    match crate::tools::chat(cascade, request.chat).await {
         Ok(answer) => {
             flight.finish(&answer.response.provider, "ok");
             let body = api::completion(id, unix_now(), &answer.response, &answer.attempts);
@@ -507,10 +507,20 @@ async fn whole_answer(
             );
             response
         }
-        Err(error) => {
-            flight.finish("none", outcome_of(error.kind));
-            ApiError::from_cascade(&error).into_response()
-        }
+        Err(error) => match crate::tools::refusal(&error) {
+            Some(refusal) => {
+                flight.finish(&refusal.provider, outcome_of(error.kind));
+                let model = crate::tools::model_of(cascade, &refusal.provider);
+                let body = api::refusal_completion(id, unix_now(), &model, &refusal, &error.attempts);
+                let mut response = axum::Json(body).into_response();
+                cascade_headers(&mut response, &refusal.provider, error.attempts.len());
+                response
+            }
+            None => {
+                flight.finish("none", outcome_of(error.kind));
+                ApiError::from_cascade(&error).into_response()
+            }
+        },
     }
 }
 
@@ -525,6 +535,10 @@ async fn stream_answer(
     let stream = match cascade.chat_stream(request.chat).await {
         Ok(stream) => stream,
         Err(error) => {
+            if let Some(refusal) = crate::tools::refusal(&error) {
+                flight.finish(&refusal.provider, outcome_of(error.kind));
+                return crate::tools::refusal_stream(cascade, &id, &refusal, &error, request.include_usage);
+            }
             flight.finish("none", outcome_of(error.kind));
             return ApiError::from_cascade(&error).into_response();
         }
@@ -543,6 +557,7 @@ async fn stream_answer(
         include_usage: request.include_usage,
         usage: None,
         pending: VecDeque::new(),
+        tool_calls: 0,
         done: false,
         flight,
         stream,
@@ -581,6 +596,8 @@ struct Sse {
     include_usage: bool,
     usage: Option<Usage>,
     pending: VecDeque<Bytes>,
+    /// Tool calls streamed so far (the next one's `index`).
+    tool_calls: usize,
     done: bool,
     flight: InFlight,
 }
@@ -627,13 +644,18 @@ impl Sse {
             // The answer goes on from another attempt (the text continues seamlessly); the attempt
             // record in the finish chunk's `cascade` field tells the story.
             StreamEvent::Resumed { .. } => {}
-            // The gateway refuses `tools` with a 400 for now, so no provider is offered one to call.
-            StreamEvent::ToolCall { .. } => {}
+            // A whole call (the provider assembled its fragments): one chunk.
+            StreamEvent::ToolCall { call } => {
+                let delta = crate::tools::tool_call_delta(self.tool_calls, &call);
+                self.tool_calls += 1;
+                let chunk = api::chunk(&self.id, self.created, &self.model, delta, None);
+                self.push(&chunk);
+            }
             StreamEvent::Finish { reason, model } => {
                 if let Some(model) = model {
                     self.model = clean(&model);
                 }
-                let finish = api::finish_reason(&reason);
+                let finish = api::answer_finish(&reason, self.tool_calls > 0);
                 let mut chunk =
                     api::chunk(&self.id, self.created, &self.model, json!({}), Some(finish));
                 chunk["cascade"] = api::extension(

@@ -19,6 +19,8 @@ use llm_test_support::CANARY_KEY;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod tools;
+
 /// A provider that answers with `events` (streamed) or their text (whole), or fails with `error`.
 #[derive(Debug)]
 struct Scripted {
