@@ -457,7 +457,10 @@ mod tests {
         response.tool_calls.clear();
         request.response_format = Some(ResponseFormat::JsonObject);
         response.content = "[1, 2]".into();
-        assert!(check_format(&request, &response).is_err(), "an array is not an object");
+        assert!(
+            check_format(&request, &response).is_err(),
+            "an array is not an object"
+        );
         request.response_format = None;
         response.content = "prose".into();
         check_format(&request, &response).expect("text asked, text given");

@@ -240,7 +240,11 @@ fn parse_message(index: usize, item: &Value) -> Result<Message, ApiError> {
                 "unsupported field: {} (the cascade does not support it yet)",
                 field(key)
             ),
-            format!("{} messages may have: {}.", role.as_str(), allowed.join(", ")),
+            format!(
+                "{} messages may have: {}.",
+                role.as_str(),
+                allowed.join(", ")
+            ),
         ));
     }
     match role {
@@ -498,12 +502,20 @@ mod tests {
             json!({"messages": [{"role": "function", "name": "f", "content": "x"}]}),
         ))
         .expect_err("the legacy function role");
-        assert!(function.message.contains("`function`"), "{}", function.message);
+        assert!(
+            function.message.contains("`function`"),
+            "{}",
+            function.message
+        );
         let named = parse(&body(
             json!({"messages": [{"role": "user", "name": "ann", "content": "x"}]}),
         ))
         .expect_err("a user's name");
-        assert!(named.message.contains("messages[0].name"), "{}", named.message);
+        assert!(
+            named.message.contains("messages[0].name"),
+            "{}",
+            named.message
+        );
     }
 
     #[test]

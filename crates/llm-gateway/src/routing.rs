@@ -123,6 +123,10 @@ impl Provider for WithModel {
     fn timeout(&self) -> std::time::Duration {
         self.inner.timeout()
     }
+    // Without it, `id/model` would read as text only: every tools request would skip the provider.
+    fn capabilities(&self) -> llm_cascade::Capabilities {
+        self.inner.capabilities()
+    }
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
         self.inner.chat(&self.request(request)).await
     }

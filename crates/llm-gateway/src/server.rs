@@ -507,20 +507,14 @@ async fn whole_answer(
             );
             response
         }
-        Err(error) => match crate::tools::refusal(&error) {
-            Some(refusal) => {
+        Err(error) => {
+            if let Some(refusal) = crate::tools::refusal(&error) {
                 flight.finish(&refusal.provider, outcome_of(error.kind));
-                let model = crate::tools::model_of(cascade, &refusal.provider);
-                let body = api::refusal_completion(id, unix_now(), &model, &refusal, &error.attempts);
-                let mut response = axum::Json(body).into_response();
-                cascade_headers(&mut response, &refusal.provider, error.attempts.len());
-                response
+                return crate::tools::refusal_answer(cascade, id, &refusal, &error);
             }
-            None => {
-                flight.finish("none", outcome_of(error.kind));
-                ApiError::from_cascade(&error).into_response()
-            }
-        },
+            flight.finish("none", outcome_of(error.kind));
+            ApiError::from_cascade(&error).into_response()
+        }
     }
 }
 
@@ -537,7 +531,13 @@ async fn stream_answer(
         Err(error) => {
             if let Some(refusal) = crate::tools::refusal(&error) {
                 flight.finish(&refusal.provider, outcome_of(error.kind));
-                return crate::tools::refusal_stream(cascade, &id, &refusal, &error, request.include_usage);
+                return crate::tools::refusal_stream(
+                    cascade,
+                    &id,
+                    &refusal,
+                    &error,
+                    request.include_usage,
+                );
             }
             flight.finish("none", outcome_of(error.kind));
             return ApiError::from_cascade(&error).into_response();

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use axum::body::Body;
 use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::api::{self, non_null, wrong};
 use crate::error::{ApiError, clean, sanitize_attempts};
@@ -208,7 +208,8 @@ pub(crate) fn tool_choice(
     object: &Map<String, Value>,
     tools: &[Tool],
 ) -> Result<Option<ToolChoice>, ApiError> {
-    let expected = "\"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": …}}";
+    let expected =
+        "\"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": …}}";
     let choice = match non_null(object, "tool_choice") {
         None => return Ok(None),
         Some(Value::String(choice)) => match choice.as_str() {
@@ -296,7 +297,10 @@ pub(crate) fn message_tool_calls(
             Ok(ToolCall::new(
                 text("id", item.get("id"))?,
                 text("function.name", function.and_then(|f| f.get("name")))?,
-                text("function.arguments", function.and_then(|f| f.get("arguments")))?,
+                text(
+                    "function.arguments",
+                    function.and_then(|f| f.get("arguments")),
+                )?,
             ))
         })
         .collect()
@@ -422,6 +426,21 @@ pub(crate) fn model_of(cascade: &Cascade, provider: &str) -> String {
         .map_or_else(|| provider.to_owned(), |p| clean(p.model()))
 }
 
+/// A refusal as a whole answer (see [`api::refusal_completion`]).
+pub(crate) fn refusal_answer(
+    cascade: &Cascade,
+    id: &str,
+    refusal: &Refusal,
+    error: &CascadeError,
+) -> Response {
+    let model = model_of(cascade, &refusal.provider);
+    let created = crate::server::unix_now();
+    let body = api::refusal_completion(id, created, &model, refusal, &error.attempts);
+    let mut response = axum::Json(body).into_response();
+    crate::server::cascade_headers(&mut response, &refusal.provider, error.attempts.len());
+    response
+}
+
 /// A refusal that came before any text, streamed as OpenAI streams one: a role chunk, the refusal in
 /// `delta.refusal`, finish `stop`, the usage chunk when asked, `[DONE]`.
 pub(crate) fn refusal_stream(
@@ -545,7 +564,10 @@ mod tests {
             chat.tools[1].parameters,
             json!({"type": "object", "properties": {}})
         );
-        assert_eq!(chat.tool_choice, Some(ToolChoice::Named("add_numbers".into())));
+        assert_eq!(
+            chat.tool_choice,
+            Some(ToolChoice::Named("add_numbers".into()))
+        );
         for (given, expected) in [
             ("none", ToolChoice::None),
             ("auto", ToolChoice::Auto),
@@ -557,7 +579,10 @@ mod tests {
         }
         let object = parse_body(&with(&json!({"response_format": {"type": "json_object"}})))
             .expect("parsed");
-        assert_eq!(object.chat.response_format, Some(ResponseFormat::JsonObject));
+        assert_eq!(
+            object.chat.response_format,
+            Some(ResponseFormat::JsonObject)
+        );
         let text = parse_body(&with(&json!({"response_format": {"type": "text"}}))).expect("text");
         assert_eq!(text.chat.response_format, Some(ResponseFormat::Text));
     }
@@ -580,8 +605,14 @@ mod tests {
                 vec![ToolCall::new("call_1", "add_numbers", "{\"a\":15}")]
             )
         );
-        assert_eq!(messages[2], llm_cascade::Message::tool_result("call_1", "42"));
-        assert_eq!(messages[3], llm_cascade::Message::tool_result("call_1", "42"));
+        assert_eq!(
+            messages[2],
+            llm_cascade::Message::tool_result("call_1", "42")
+        );
+        assert_eq!(
+            messages[3],
+            llm_cascade::Message::tool_result("call_1", "42")
+        );
         assert!(request.chat.needs_tools());
     }
 
@@ -597,7 +628,10 @@ mod tests {
         let cases = [
             (json!({"response_format": "json"}), "response_format"),
             (json!({"response_format": {"type": "yaml"}}), "yaml"),
-            (json!({"response_format": {"type": "json_schema"}}), "response_format.json_schema"),
+            (
+                json!({"response_format": {"type": "json_schema"}}),
+                "response_format.json_schema",
+            ),
             (
                 json!({"response_format": {"type": "json_schema", "json_schema": {"name": "a b", "schema": {}}}}),
                 "response_format.json_schema.name",
@@ -611,21 +645,33 @@ mod tests {
                 "response_format.json_schema.strict",
             ),
             (json!({"tools": {}}), "tools"),
-            (json!({"tools": [{"type": "custom", "custom": {}}]}), "tools[0].type"),
-            (json!({"tools": [{"type": "function", "function": {}}]}), "tools[0].function.name"),
+            (
+                json!({"tools": [{"type": "custom", "custom": {}}]}),
+                "tools[0].type",
+            ),
+            (
+                json!({"tools": [{"type": "function", "function": {}}]}),
+                "tools[0].function.name",
+            ),
             (
                 json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]}),
                 "tools[0].function.parameters",
             ),
             (json!({"tools": [add(), add()]}), "second tool"),
-            (json!({"tools": [add()], "tool_choice": "always"}), "tool_choice"),
+            (
+                json!({"tools": [add()], "tool_choice": "always"}),
+                "tool_choice",
+            ),
             (
                 json!({"tools": [add()], "tool_choice": {"type": "function", "function": {"name": "sub"}}}),
                 "`sub`",
             ),
             (json!({"tool_choice": "required"}), "no `tools`"),
             (json!({"parallel_tool_calls": "yes"}), "parallel_tool_calls"),
-            (json!({"parallel_tool_calls": false}), "parallel_tool_calls: false"),
+            (
+                json!({"parallel_tool_calls": false}),
+                "parallel_tool_calls: false",
+            ),
         ];
         for (extra, needle) in cases {
             let message = refused(&with(&extra));
@@ -640,8 +686,14 @@ mod tests {
                 json!({"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": {}}}]}),
                 "messages[1].tool_calls[0].function.arguments",
             ),
-            (json!({"role": "tool", "content": "42"}), "messages[1].tool_call_id"),
-            (json!({"role": "tool", "tool_call_id": "nope", "content": "42"}), "answers no earlier"),
+            (
+                json!({"role": "tool", "content": "42"}),
+                "messages[1].tool_call_id",
+            ),
+            (
+                json!({"role": "tool", "tool_call_id": "nope", "content": "42"}),
+                "answers no earlier",
+            ),
         ];
         for (message, needle) in messages {
             let body = json!({"messages": [{"role": "user", "content": "hi"}, message,
@@ -697,10 +749,10 @@ mod tests {
     fn only_a_chain_that_cannot_serve_the_request_is_a_400() {
         let skip = llm_cascade::Error::new(ErrorKind::Unsupported, "skipped: no tool support");
         let limited = llm_cascade::Error::new(ErrorKind::RateLimit, "slow down");
-        let at = |p: &str, e: &llm_cascade::Error| {
-            Attempt::failed(p, 1, std::time::Duration::ZERO, e)
-        };
-        let error = CascadeError::exhausted(vec![at("anthropic", &skip), at("gemini", &skip)], None);
+        let at =
+            |p: &str, e: &llm_cascade::Error| Attempt::failed(p, 1, std::time::Duration::ZERO, e);
+        let error =
+            CascadeError::exhausted(vec![at("anthropic", &skip), at("gemini", &skip)], None);
         let api = unsupported(&error).expect("a 400");
         assert_eq!(api.status, 400);
         assert_eq!(api.code, "unsupported");
@@ -711,7 +763,8 @@ mod tests {
             api.message
         );
         assert_eq!(api.attempts.len(), 2);
-        let mixed = CascadeError::exhausted(vec![at("anthropic", &skip), at("groq", &limited)], None);
+        let mixed =
+            CascadeError::exhausted(vec![at("anthropic", &skip), at("groq", &limited)], None);
         assert!(unsupported(&mixed).is_none());
     }
 }

@@ -2,8 +2,7 @@
 //! apps sent (the captured request bodies) and mock providers replaying the captured answers.
 
 use async_openai::types::{
-    ChatCompletionToolType, CreateChatCompletionRequest, CreateChatCompletionResponse,
-    FinishReason,
+    ChatCompletionToolType, CreateChatCompletionRequest, CreateChatCompletionResponse, FinishReason,
 };
 use futures_util::StreamExt;
 use llm_test_support::Fixture;
@@ -213,7 +212,9 @@ async fn an_answer_that_misses_the_schema_falls_over_to_a_valid_one() {
         "response_format": captured["response_format"],
     });
     let request: CreateChatCompletionRequest = serde_json::from_value(body).expect("request");
-    let response = served.post(&serde_json::to_value(&request).expect("json")).await;
+    let response = served
+        .post(&serde_json::to_value(&request).expect("json"))
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-cascade-provider"], "groq");
     let answer: Value = response.json().await.expect("json");

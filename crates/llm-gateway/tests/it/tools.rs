@@ -14,7 +14,11 @@ struct Caller {
 }
 
 fn the_call() -> ToolCall {
-    ToolCall::new("call_Tbs8Do1pty9ixq7sj37jRJMI", "add", "{\"a\":15,\"b\":27}")
+    ToolCall::new(
+        "call_Tbs8Do1pty9ixq7sj37jRJMI",
+        "add",
+        "{\"a\":15,\"b\":27}",
+    )
 }
 
 #[async_trait]
@@ -251,4 +255,18 @@ async fn a_json_object_answer_that_is_not_json_falls_over_and_fences_go() {
     assert_eq!(attempts[0]["provider"], "groq");
     assert_eq!(attempts[0]["outcome"], "malformed_answer");
     assert_eq!(attempts[1]["outcome"], "ok");
+}
+
+#[tokio::test]
+async fn a_provider_asked_for_another_model_keeps_its_tool_support() {
+    let caller = Arc::new(Caller::default());
+    let gateway = chain(answering("groq"), Some(caller.clone()));
+    let mut body = add_request(false);
+    body["model"] = json!("openai/gpt-4o");
+    let (status, _, text) = call(&gateway, "POST", "/v1/chat/completions", Some(body)).await;
+    assert_eq!(status, 200, "{text}");
+    let json: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(json["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(json["cascade"]["attempts"][0]["outcome"], "ok");
+    assert_eq!(caller.calls.load(Ordering::SeqCst), 1);
 }
