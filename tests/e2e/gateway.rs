@@ -21,6 +21,8 @@ use crate::harness::{
     cascade, command, fast, fixture_content, order, provider, send_signal, serve,
 };
 
+mod tools;
+
 const OPENAI_ROUTE: &str = "/v1/chat/completions";
 const GROQ_ROUTE: &str = "/openai/v1/chat/completions";
 const ANTHROPIC_ROUTE: &str = "/v1/messages";
@@ -331,13 +333,14 @@ async fn keys_limits_and_unsupported_fields_are_enforced() {
             .json(body)
             .send()
     };
-    let tools = json!({"messages": [{"role": "user", "content": "hi"}], "tools": [], "top_p": 0.5});
-    let response = authed(&tools).await.expect("send");
+    let unsupported =
+        json!({"messages": [{"role": "user", "content": "hi"}], "logprobs": true, "top_p": 0.5});
+    let response = authed(&unsupported).await.expect("send");
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.expect("json");
     let message = body["error"]["message"].as_str().expect("message");
     assert!(
-        message.contains("tools") && message.contains("top_p"),
+        message.contains("logprobs") && message.contains("top_p"),
         "{message}"
     );
 

@@ -354,6 +354,7 @@ impl Cascade {
                     let adapted = crate::structured::adapt(provider.as_ref(), &request)?;
                     let response = provider.chat(&adapted).await.and_then(non_empty)?;
                     crate::structured::check_tool_calls(&request, &response)?;
+                    // A structured answer that does not validate is retried, then falls over.
                     crate::structured::check_response_format(&request, &response)?;
                     crate::spans::record_response(&span, &response);
                     Ok(response)
@@ -1081,7 +1082,9 @@ pub(crate) fn set_decision(call: &mut Call, decision: Decision) {
 /// An answer with no text that is not a tool call is not an answer: a classified failure of the
 /// attempt (retried, then the next provider), never an empty success.
 fn non_empty(response: ChatResponse) -> Result<ChatResponse, Error> {
+    // Calls without text are an answer, whatever reason the provider gave (Ollama says `stop`).
     if response.content.is_empty()
+        && response.tool_calls.is_empty()
         && let Some(error) = empty_answer(&response.finish_reason)
     {
         return Err(error.with_provider(response.provider));

@@ -141,7 +141,9 @@ pub fn check_format(request: &ChatRequest, text: &str) -> Result<(), Error> {
     Err(Error::new(ErrorKind::MalformedAnswer, details))
 }
 
-/// [`check_format`] for a whole response, unless it answered with tool calls instead of text.
+/// [`check_format`] for a whole response, unless it answered with tool calls instead of text (with
+/// tools offered, a model may call one instead of answering; the calls are checked by
+/// [`check_tool_calls`]).
 ///
 /// # Errors
 /// As [`check_format`], naming the provider.
@@ -149,7 +151,7 @@ pub(crate) fn check_response_format(
     request: &ChatRequest,
     response: &ChatResponse,
 ) -> Result<(), Error> {
-    if response.finish_reason == FinishReason::ToolCalls {
+    if response.finish_reason == FinishReason::ToolCalls || !response.tool_calls.is_empty() {
         return Ok(());
     }
     check_format(request, &response.content).map_err(|e| e.with_provider(response.provider.clone()))
@@ -293,7 +295,17 @@ impl Cascade {
             );
             CascadeError::before_any_attempt(&error, "Fix the schema.")
         })?;
-        request.response_format = Some(ResponseFormat::json_schema(name, schema));
+        // Strict unless the request already asked for this format without it (a gateway client's
+        // `strict: false`): strict mode rejects some schemas that validate fine here.
+        let strict = !matches!(
+            request.response_format,
+            Some(ResponseFormat::JsonSchema { strict: false, .. })
+        );
+        request.response_format = Some(ResponseFormat::JsonSchema {
+            name: name.to_owned(),
+            schema,
+            strict,
+        });
         let request = Arc::new(self.prepare_request(request)?);
         let validator = Arc::new(validator);
         // The last validation failure per provider: its retry is told what was wrong.
@@ -465,6 +477,40 @@ mod tests {
         assert!(error.message().contains("at /a"), "{}", error.message());
         response.tool_calls = vec![ToolCall::new("c1", "sub", "{}")];
         assert!(check_tool_calls(&request, &response).is_err());
+    }
+
+    #[test]
+    fn whole_answers_are_checked_against_their_format_unless_they_call_tools() {
+        let mut request = ChatRequest {
+            response_format: Some(ResponseFormat::json_schema("x", schema())),
+            ..ChatRequest::from_prompt("classify")
+        };
+        let mut response = ChatResponse {
+            content: "```json\n{\"label\": \"ham\"}\n```".into(),
+            provider: "p".into(),
+            model: "m".into(),
+            finish_reason: llm_core::FinishReason::Stop,
+            usage: None,
+            tool_calls: Vec::new(),
+            rate_limit: None,
+        };
+        check_response_format(&request, &response).expect("valid");
+        response.content = r#"{"label": "eggs"}"#.into();
+        let error = check_response_format(&request, &response).expect_err("enum");
+        assert_eq!(error.kind(), ErrorKind::MalformedAnswer);
+        assert!(error.message().contains("at /label"), "{}", error.message());
+        response.tool_calls = vec![ToolCall::new("c1", "f", "{}")];
+        check_response_format(&request, &response).expect("a tool call is not the answer");
+        response.tool_calls.clear();
+        request.response_format = Some(ResponseFormat::JsonObject);
+        response.content = "[1, 2]".into();
+        assert!(
+            check_response_format(&request, &response).is_err(),
+            "an array is not an object"
+        );
+        request.response_format = None;
+        response.content = "prose".into();
+        check_response_format(&request, &response).expect("text asked, text given");
     }
 
     #[test]

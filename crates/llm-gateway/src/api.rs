@@ -1,13 +1,14 @@
 //! The OpenAI chat-completions dialect, server side: what a request may say and what we answer.
 //!
-//! Every field is accounted for: the ones the engine supports are read, a few that change nothing
-//! (`n: 1`, `user`) are accepted, and any other field gets a 400 naming it, so an app never believes a
-//! setting took effect when it was dropped.
+//! Every field is accounted for: the ones the engine supports are read (structured output and tools
+//! in [`crate::tools`]), a few that change nothing (`n: 1`, `user`) are accepted, and any other field
+//! gets a 400 naming it, so an app never believes a setting took effect when it was dropped.
 
 use llm_cascade::{Attempt, ChatRequest, ChatResponse, FinishReason, Message, Role, Usage};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, sanitize_attempts};
+use crate::tools;
 
 /// Fields read from a request.
 const SUPPORTED: &[&str] = &[
@@ -22,6 +23,10 @@ const SUPPORTED: &[&str] = &[
     "stream_options",
     "n",
     "user",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
 ];
 
 /// A parsed chat-completions request.
@@ -39,11 +44,11 @@ pub struct CompletionRequest {
     pub include_usage: bool,
 }
 
-fn non_null(object: &Map<String, Value>, key: &str) -> Option<Value> {
+pub(crate) fn non_null(object: &Map<String, Value>, key: &str) -> Option<Value> {
     object.get(key).filter(|v| !v.is_null()).cloned()
 }
 
-fn wrong(field: &str, expected: &str) -> ApiError {
+pub(crate) fn wrong(field: &str, expected: &str) -> ApiError {
     ApiError::invalid(
         format!("`{field}` must be {expected}"),
         "See the OpenAI chat-completions reference for the field's type.",
@@ -116,6 +121,11 @@ pub fn parse(body: &[u8]) -> Result<CompletionRequest, ApiError> {
         Some(v) => v.as_bool().ok_or_else(|| wrong("stream", "a boolean"))?,
     };
     let include_usage = parse_stream_options(&object)?;
+    chat.response_format = tools::response_format(&object)?;
+    chat.tools = tools::tools(&object)?;
+    chat.tool_choice = tools::tool_choice(&object, &chat.tools)?;
+    tools::parallel_tool_calls(&object)?;
+    tools::check_results(&chat.messages)?;
     Ok(CompletionRequest {
         chat,
         model,
@@ -201,36 +211,83 @@ fn parse_message(index: usize, item: &Value) -> Result<Message, ApiError> {
     let Value::Object(object) = item else {
         return Err(wrong(&format!("messages[{index}]"), "an object"));
     };
+    let role = match object.get("role").and_then(Value::as_str) {
+        Some("system" | "developer") => Role::System,
+        Some("user") => Role::User,
+        Some("assistant") => Role::Assistant,
+        Some("tool") => Role::Tool,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                format!("unsupported role `{other}` in {}", field("role")),
+                "Use system, developer, user, assistant or tool.",
+            ));
+        }
+        None => return Err(wrong(&field("role"), "a string")),
+    };
+    // A tool message's `name` (sent by some clients) repeats the name of the call it answers, which
+    // the providers get from that call.
+    let allowed: &[&str] = match role {
+        Role::Assistant => &["role", "content", "tool_calls", "refusal"],
+        Role::Tool => &["role", "content", "tool_call_id", "name"],
+        Role::System | Role::User => &["role", "content"],
+    };
     if let Some((key, _)) = object
         .iter()
-        .find(|(k, v)| !v.is_null() && !matches!(k.as_str(), "role" | "content"))
+        .find(|(k, v)| !v.is_null() && !allowed.contains(&k.as_str()))
     {
         return Err(ApiError::invalid(
             format!(
                 "unsupported field: {} (the cascade does not support it yet)",
                 field(key)
             ),
-            "Messages may have `role` and `content` only.",
+            format!(
+                "{} messages may have: {}.",
+                role.as_str(),
+                allowed.join(", ")
+            ),
         ));
     }
-    let role = match object.get("role").and_then(Value::as_str) {
-        Some("system" | "developer") => Role::System,
-        Some("user") => Role::User,
-        Some("assistant") => Role::Assistant,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                format!("unsupported role `{other}` in {}", field("role")),
-                "Use system, developer, user or assistant.",
-            ));
+    match role {
+        Role::System => Ok(Message::system(parse_content(
+            object.get("content"),
+            &field("content"),
+        )?)),
+        Role::User => Ok(Message::user(parse_content(
+            object.get("content"),
+            &field("content"),
+        )?)),
+        Role::Assistant => parse_assistant(object, &field),
+        Role::Tool => {
+            let Some(Value::String(id)) = object.get("tool_call_id") else {
+                return Err(wrong(&field("tool_call_id"), "a string"));
+            };
+            let content = parse_content(object.get("content"), &field("content"))?;
+            Ok(Message::tool_result(id.clone(), content))
         }
-        None => return Err(wrong(&field("role"), "a string")),
+    }
+}
+
+/// An assistant message: text, tool calls (its content may then be null), or an earlier refusal
+/// (replayed as its text).
+fn parse_assistant(
+    object: &Map<String, Value>,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Message, ApiError> {
+    let calls = tools::message_tool_calls(object.get("tool_calls"), &field("tool_calls"))?;
+    let refusal = match non_null(object, "refusal") {
+        None => None,
+        Some(Value::String(text)) => Some(text),
+        Some(_) => return Err(wrong(&field("refusal"), "a string")),
     };
-    let content = parse_content(object.get("content"), &field("content"))?;
-    Ok(match role {
-        Role::System => Message::system(content),
-        Role::User => Message::user(content),
-        _ => Message::assistant(content),
-    })
+    let content = match non_null(object, "content") {
+        None if !calls.is_empty() || refusal.is_some() => String::new(),
+        value => parse_content(value.as_ref(), &field("content"))?,
+    };
+    let content = match refusal {
+        Some(text) if content.is_empty() => text,
+        _ => content,
+    };
+    Ok(Message::assistant_tool_calls(content, calls))
 }
 
 /// A string, or an array of `{"type": "text", "text": …}` parts joined; other parts are refused.
@@ -270,6 +327,54 @@ pub fn finish_reason(reason: &FinishReason) -> &'static str {
     }
 }
 
+/// `finish_reason` of an answer: `tool_calls` when it calls tools and the provider said only `stop`
+/// (Ollama and Gemini do), so a client that checks the reason runs the calls.
+pub fn answer_finish(reason: &FinishReason, calls_tools: bool) -> &'static str {
+    match finish_reason(reason) {
+        "stop" if calls_tools => "tool_calls",
+        other => other,
+    }
+}
+
+/// `choices[0].message`: the text (`null` when there is none, as OpenAI sends beside tool calls), the
+/// tool calls when there are any, `refusal: null` (a refusal is answered by [`refusal_completion`]).
+fn message(answer: &ChatResponse) -> Value {
+    let content = if answer.content.is_empty() {
+        Value::Null
+    } else {
+        Value::from(llm_core::redact(&answer.content))
+    };
+    let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+    if !answer.tool_calls.is_empty() {
+        message["tool_calls"] = tools::tool_calls_json(&answer.tool_calls);
+    }
+    message
+}
+
+/// A refusal as OpenAI answers one: HTTP 200, `content: null`, `message.refusal`, finish `stop`.
+pub fn refusal_completion(
+    id: &str,
+    created: u64,
+    model: &str,
+    refusal: &tools::Refusal,
+    attempts: &[Attempt],
+) -> Value {
+    json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": null, "refusal": refusal.text},
+            "logprobs": null,
+            "finish_reason": "stop",
+        }],
+        "usage": null,
+        "cascade": extension(&refusal.provider, None, attempts),
+    })
+}
+
 /// `usage` in OpenAI's shape.
 pub fn usage_json(usage: Usage) -> Value {
     json!({
@@ -300,13 +405,9 @@ pub fn completion(id: &str, created: u64, answer: &ChatResponse, attempts: &[Att
         "model": llm_core::sanitize(&answer.model),
         "choices": [{
             "index": 0,
-            "message": {
-                "role": "assistant",
-                "content": llm_core::redact(&answer.content),
-                "refusal": null,
-            },
+            "message": message(answer),
             "logprobs": null,
-            "finish_reason": finish_reason(&answer.finish_reason),
+            "finish_reason": answer_finish(&answer.finish_reason, !answer.tool_calls.is_empty()),
         }],
         "usage": answer.usage.map(usage_json),
         "cascade": extension(&answer.provider, Some(&answer.finish_reason), attempts),
@@ -379,17 +480,15 @@ mod tests {
     fn unsupported_fields_are_named_never_dropped() {
         let error = parse(&body(json!({
             "messages": [{"role": "user", "content": "hi"}],
+            "logprobs": true,
+            "audio": {"voice": "alloy", "format": "wav"},
             "tools": [],
-            "response_format": {"type": "json_object"},
         })))
         .expect_err("refused");
         assert_eq!(error.status, 400);
-        assert!(error.message.contains("tools"), "{}", error.message);
-        assert!(
-            error.message.contains("response_format"),
-            "{}",
-            error.message
-        );
+        assert!(error.message.contains("logprobs"), "{}", error.message);
+        assert!(error.message.contains("audio"), "{}", error.message);
+        assert!(!error.message.contains("tools"), "{}", error.message);
         let n = parse(&body(
             json!({"messages": [{"role": "user", "content": "hi"}], "n": 2}),
         ))
@@ -399,11 +498,24 @@ mod tests {
             {"type": "image_url", "image_url": {"url": "x"}}]}]})))
         .expect_err("image");
         assert!(image.message.contains("image_url"));
-        let tool = parse(&body(
-            json!({"messages": [{"role": "tool", "content": "x"}]}),
+        let function = parse(&body(
+            json!({"messages": [{"role": "function", "name": "f", "content": "x"}]}),
         ))
-        .expect_err("tool role");
-        assert!(tool.message.contains("tool"));
+        .expect_err("the legacy function role");
+        assert!(
+            function.message.contains("`function`"),
+            "{}",
+            function.message
+        );
+        let named = parse(&body(
+            json!({"messages": [{"role": "user", "name": "ann", "content": "x"}]}),
+        ))
+        .expect_err("a user's name");
+        assert!(
+            named.message.contains("messages[0].name"),
+            "{}",
+            named.message
+        );
     }
 
     #[test]

@@ -63,8 +63,13 @@ impl ApiError {
     /// The cascade's failure: status from its category, and when it is a rate limit `Retry-After`:
     /// the soonest a provider comes back, whether it announced a wait in this call or was skipped
     /// because it is still resting from an earlier one. `now_ms` is now on the cascade's state clock
-    /// ([`llm_cascade::Cascade::state_now_ms`]), which a skip's comeback time is measured on.
+    /// ([`llm_cascade::Cascade::state_now_ms`]), which a skip's comeback time is measured on. A chain
+    /// where no provider can serve the request (every attempt `unsupported`) is a 400.
     pub fn from_cascade(error: &CascadeError, now_ms: u64) -> Self {
+        // A request no provider in the chain can serve (tools, a schema) is the request's 400.
+        if let Some(unsupported) = crate::tools::unsupported(error) {
+            return unsupported;
+        }
         let status = StatusCode::from_u16(error.category.http_status())
             .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let retry_after = if status == StatusCode::TOO_MANY_REQUESTS {

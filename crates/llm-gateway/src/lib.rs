@@ -11,6 +11,7 @@ mod monitor;
 mod page;
 mod routing;
 mod server;
+mod tools;
 
 pub use auth::authorized;
 pub use config::{

@@ -131,6 +131,17 @@ impl Provider for WithModel {
     fn timeout(&self) -> std::time::Duration {
         self.inner.timeout()
     }
+    // Without these, `id/model` would read as text only (every tools request would skip the
+    // provider) and a cut stream could not be continued by prefill: they answer for the named model.
+    fn capabilities(&self) -> llm_cascade::Capabilities {
+        self.inner.capabilities_for(&self.model)
+    }
+    fn capabilities_for(&self, model: &str) -> llm_cascade::Capabilities {
+        self.inner.capabilities_for(model)
+    }
+    fn supports_prefill(&self, model: &str) -> bool {
+        self.inner.supports_prefill(model)
+    }
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
         self.inner.chat(&self.request(request)).await
     }

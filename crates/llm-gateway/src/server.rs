@@ -95,7 +95,7 @@ impl std::fmt::Debug for Gateway {
 
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -505,7 +505,7 @@ async fn prepare(
     Ok((request, route, completion_id()))
 }
 
-fn cascade_headers(response: &mut Response, provider: &str, attempts: usize) {
+pub(crate) fn cascade_headers(response: &mut Response, provider: &str, attempts: usize) {
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(provider) {
         headers.insert("x-cascade-provider", value);
@@ -519,7 +519,7 @@ async fn whole_answer(
     id: &str,
     flight: &mut InFlight,
 ) -> Response {
-    match cascade.chat(request.chat).await {
+    match crate::tools::chat(cascade, request.chat).await {
         Ok(answer) => {
             flight.finish(&answer.response.provider, "ok");
             let body = api::completion(id, unix_now(), &answer.response, &answer.attempts);
@@ -532,6 +532,10 @@ async fn whole_answer(
             response
         }
         Err(error) => {
+            if let Some(refusal) = crate::tools::refusal(&error) {
+                flight.finish(&refusal.provider, outcome_of(error.kind));
+                return crate::tools::refusal_answer(cascade, id, &refusal, &error);
+            }
             flight.finish("none", outcome_of(error.kind));
             ApiError::from_cascade(&error, cascade.state_now_ms()).into_response()
         }
@@ -549,6 +553,16 @@ async fn stream_answer(
     let stream = match cascade.chat_stream(request.chat).await {
         Ok(stream) => stream,
         Err(error) => {
+            if let Some(refusal) = crate::tools::refusal(&error) {
+                flight.finish(&refusal.provider, outcome_of(error.kind));
+                return crate::tools::refusal_stream(
+                    cascade,
+                    &id,
+                    &refusal,
+                    &error,
+                    request.include_usage,
+                );
+            }
             flight.finish("none", outcome_of(error.kind));
             return ApiError::from_cascade(&error, cascade.state_now_ms()).into_response();
         }
@@ -567,6 +581,7 @@ async fn stream_answer(
         include_usage: request.include_usage,
         usage: None,
         pending: VecDeque::new(),
+        tool_calls: 0,
         done: false,
         flight,
         stream,
@@ -605,6 +620,8 @@ struct Sse {
     include_usage: bool,
     usage: Option<Usage>,
     pending: VecDeque<Bytes>,
+    /// Tool calls streamed so far (the next one's `index`).
+    tool_calls: usize,
     done: bool,
     flight: InFlight,
 }
@@ -651,15 +668,20 @@ impl Sse {
             // The answer goes on from another attempt (the text continues seamlessly); the attempt
             // record in the finish chunk's `cascade` field tells the story.
             StreamEvent::Resumed { .. } => {}
-            // The gateway refuses `tools` with a 400 for now, so no provider is offered one to call.
-            StreamEvent::ToolCall { .. } => {}
+            // A whole call (the provider assembled its fragments): one chunk.
+            StreamEvent::ToolCall { call } => {
+                let delta = crate::tools::tool_call_delta(self.tool_calls, &call);
+                self.tool_calls += 1;
+                let chunk = api::chunk(&self.id, self.created, &self.model, delta, None);
+                self.push(&chunk);
+            }
             // The cascade already took it in (the provider cools until the limit resets).
             StreamEvent::RateLimit { .. } => {}
             StreamEvent::Finish { reason, model } => {
                 if let Some(model) = model {
                     self.model = clean(&model);
                 }
-                let finish = api::finish_reason(&reason);
+                let finish = api::answer_finish(&reason, self.tool_calls > 0);
                 let mut chunk =
                     api::chunk(&self.id, self.created, &self.model, json!({}), Some(finish));
                 chunk["cascade"] = api::extension(

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 mod state;
+mod tools;
 
 /// A provider that answers with `events` (streamed) or their text (whole), or fails with `error`.
 #[derive(Debug)]
