@@ -54,3 +54,68 @@ async fn a_long_rate_limit_is_remembered_by_the_next_run_until_it_has_passed() {
         "{openai_row}"
     );
 }
+
+/// The test Redis (`LLM_TEST_REDIS_URL`, started by `.ci/run`). Unset: in CI (`CI=true`) a failure,
+/// elsewhere a notice and `None`.
+fn redis_url() -> Option<String> {
+    match std::env::var("LLM_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("LLM_TEST_REDIS_URL is not set: CI must start a redis-server (see .ci/run)")
+        }
+        _ => {
+            eprintln!("LLM_TEST_REDIS_URL is not set: skipping a test that needs Redis");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_llm_state_url_runs_on_two_machines_share_a_rate_limit_through_redis() {
+    let Some(url) = redis_url() else { return };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let prefix = format!("llm-cascade-e2e:{}:{nanos}:", std::process::id());
+    // Called by the first run only.
+    let openai = serve("openai", "error.429.rate_limit", OPENAI_ROUTE, 1).await;
+    let groq = serve("groq", "chat.success", GROQ_ROUTE, 2).await;
+    let mut env = fast();
+    env.extend(provider("OPENAI", format!("{}/v1", openai.uri())));
+    env.extend(provider("GROQ", format!("{}/openai/v1", groq.uri())));
+    env.push(order("openai,groq"));
+    env.push(("LLM_STATE_URL".to_owned(), url));
+    env.push(("LLM_STATE_PREFIX".to_owned(), prefix));
+    // Two directories, two usage databases: what the second run knows came through Redis.
+    let (here, there) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+
+    let first = cascade_in(here.path(), &["ask", "--json", "hi"], &env, None).await;
+    assert_eq!(first.code, Some(0), "stderr: {}", first.stderr);
+    assert_eq!(first.json()["attempts"][0]["outcome"], "rate_limit");
+
+    let second = cascade_in(there.path(), &["ask", "--json", "hi"], &env, None).await;
+    assert_eq!(second.code, Some(0), "stderr: {}", second.stderr);
+    let json = second.json();
+    assert_eq!(json["attempts"][0]["outcome"], "skipped");
+    assert_eq!(json["attempts"][0]["skip"]["reason"], "cooling");
+
+    let providers = cascade_in(there.path(), &["providers", "--json"], &env, None).await;
+    assert_eq!(providers.code, Some(0), "stderr: {}", providers.stderr);
+    let rows = providers.json();
+    let openai_row = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["id"] == "openai")
+        .expect("openai row")
+        .clone();
+    assert!(
+        openai_row["state"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("cooling until")),
+        "{openai_row}"
+    );
+}

@@ -270,6 +270,12 @@ impl Cascade {
         self
     }
 
+    /// How the state store's backend is doing (fallbacks to local state, outages, round trips), for
+    /// metrics; `None` when the store has no backend (memory).
+    pub fn state_health(&self) -> Option<crate::state::StoreHealth> {
+        self.states.health()
+    }
+
     /// Runs provider state on `clock` (tests shift it).
     #[must_use]
     pub fn with_state_clock(mut self, clock: StateClock) -> Self {

@@ -32,10 +32,12 @@ pub use observer::{CascadeEvent, Observer};
 pub use probe::{ProbeResult, probe_provider, probe_registrations};
 pub use providers::{ENABLED, KNOWN_PROVIDERS, KnownProvider};
 pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, Outcome};
+#[cfg(feature = "redis")]
+pub use state::RedisStore;
 pub use state::{
     Budget, BudgetLeft, Change, Condition, MemoryStore, ProviderState, ProviderStatus, Report,
-    Skip, SkipReason, StateClock, StateSettings, StateStore, Verdict, Window, clock_time,
-    fingerprint,
+    STATE_PREFIX_VAR, STATE_URL_VAR, Skip, SkipReason, StateClock, StateSettings, StateStore,
+    StoreHealth, Verdict, Window, clock_time, fingerprint, state_store_from_env,
 };
 pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;

@@ -402,7 +402,7 @@ impl Session<'_> {
         match words.as_slice() {
             ["/exit" | "/quit"] => return std::ops::ControlFlow::Break(()),
             ["/help"] => self.say("help", HELP),
-            ["/llm", "providers"] => self.providers(),
+            ["/llm", "providers"] => self.providers().await,
             ["/llm", "switch", id] => self.switch(id),
             ["/llm", "stats"] => self.stats(),
             ["/llm", "test", ids @ ..] => {
@@ -425,8 +425,8 @@ impl Session<'_> {
         }
     }
 
-    fn providers(&self) {
-        let rows = match crate::providers::rows(self.ctx.env.as_ref()) {
+    async fn providers(&self) {
+        let rows = match crate::providers::rows(self.ctx.env.as_ref()).await {
             Ok(rows) => rows,
             Err(error) => {
                 self.failure(&CascadeError::from(error));

@@ -64,7 +64,7 @@ const PRIVATE: &str = "privacy mode (LLM_PRIVATE=true)";
 /// Runs `cascade providers`; returns the exit code: with `--check`, 0 only when at least one
 /// configured provider is reachable.
 pub async fn run(args: &ProvidersArgs, env: &dyn EnvSource) -> u8 {
-    let mut rows = match rows(env) {
+    let mut rows = match rows(env).await {
         Ok(rows) => rows,
         Err(error) => return output::fail(&CascadeError::from(error), args.json, EXIT_USAGE),
     };
@@ -109,7 +109,7 @@ pub async fn run(args: &ProvidersArgs, env: &dyn EnvSource) -> u8 {
 ///
 /// # Errors
 /// A config error for an invalid order.
-pub fn rows(env: &dyn EnvSource) -> Result<Vec<Row>, llm_cascade::Error> {
+pub async fn rows(env: &dyn EnvSource) -> Result<Vec<Row>, llm_cascade::Error> {
     let registry = llm_cascade::registry()?;
     let chain: Vec<&str> = provider_order(env, &registry)?
         .into_iter()
@@ -119,7 +119,7 @@ pub fn rows(env: &dyn EnvSource) -> Result<Vec<Row>, llm_cascade::Error> {
     let mut rows: Vec<Row> = registry.iter().map(|r| row(r, env, &chain)).collect();
     let setup = crate::usage::StateSetup::from_env(env)?;
     for (row, registration) in rows.iter_mut().zip(registry.iter()) {
-        add_state(row, registration, env, &setup)?;
+        add_state(row, registration, env, &setup).await?;
         if private && !registration.local {
             row.excluded = Some(PRIVATE.to_owned());
         }
@@ -152,7 +152,7 @@ fn model_file(_id: &str, _env: &dyn EnvSource) -> Option<ModelFile> {
 }
 
 /// Fills in the remembered state and the remaining budget of a configured provider.
-fn add_state(
+async fn add_state(
     row: &mut Row,
     registration: &ProviderRegistration,
     env: &dyn EnvSource,
@@ -162,11 +162,7 @@ fn add_state(
         return Ok(());
     }
     let now = setup.clock.now_ms();
-    let state = setup
-        .store
-        .as_ref()
-        .and_then(|store| store.read(&format!("{}/{}", row.id, row.model)).ok())
-        .unwrap_or_default();
+    let state = setup.read(&format!("{}/{}", row.id, row.model)).await;
     let key = env.first_of(registration.key_env).ok().flatten();
     let fingerprint = llm_cascade::fingerprint(key.as_ref().map(|(_, value)| value.as_str()));
     if setup.store.is_some() {

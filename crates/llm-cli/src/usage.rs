@@ -965,6 +965,7 @@ impl SqliteStore {
     ///
     /// # Errors
     /// When the database cannot be opened or read.
+    #[cfg(test)]
     pub fn read(&self, key: &str) -> Result<ProviderState, String> {
         let mut copy = ProviderState::default();
         self.apply(key, &mut |state| copy = state.clone())?;
@@ -1031,40 +1032,60 @@ impl StateStore for SqliteStore {
     }
 }
 
-/// The store and clock the CLI's cascades share: the usage database unless `LLM_STATE=off` or the
-/// log is off (then memory, for this run).
-#[derive(Debug, Clone)]
+/// The store and clock the CLI's cascades share: Redis when `LLM_STATE_URL` is set, else the usage
+/// database; memory for this run when `LLM_STATE=off` or the log is off.
+#[derive(Clone)]
 pub struct StateSetup {
-    /// The database store, when on.
-    pub store: Option<std::sync::Arc<SqliteStore>>,
+    /// Where provider state outlives this command (Redis or the usage database), when anywhere.
+    pub store: Option<std::sync::Arc<dyn StateStore>>,
     /// The clock (shifted only by the test-only offset).
     pub clock: StateClock,
 }
 
+impl std::fmt::Debug for StateSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateSetup")
+            .field("remembered", &self.store.is_some())
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
 impl StateSetup {
-    /// From `LLM_STATE`, `LLM_USAGE_DB` and the test-only clock offset.
+    /// From `LLM_STATE`, `LLM_STATE_URL`, `LLM_USAGE_DB` and the test-only clock offset.
     ///
     /// # Errors
-    /// A config error naming the variable when `LLM_STATE` is not `on`/`off` (or a boolean) or the
-    /// test clock offset is not a whole number.
+    /// A config error naming the variable when `LLM_STATE` is not `on`/`off` (or a boolean),
+    /// `LLM_STATE_URL` is not a Redis URL, or the test clock offset is not a whole number.
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, llm_core::Error> {
         let (store, clock) = state_store(env)?;
         Ok(Self { store, clock })
     }
 
-    /// Gives `cascade` this store and clock.
+    /// Gives `cascade` this store and clock (memory of its own when state is not remembered, also
+    /// over a Redis the library chose from `LLM_STATE_URL`: `LLM_STATE=off` wins).
     pub fn attach(&self, cascade: llm_cascade::Cascade) -> llm_cascade::Cascade {
         let cascade = cascade.with_state_clock(self.clock);
         match &self.store {
             Some(store) => cascade.with_state_store(store.clone()),
-            None => cascade,
+            None => cascade.with_state_store(std::sync::Arc::new(MemoryStore::default())),
         }
+    }
+
+    /// The remembered state of `key` (`provider/model`); the default when nothing is remembered.
+    pub async fn read(&self, key: &str) -> ProviderState {
+        let mut copy = ProviderState::default();
+        if let Some(store) = &self.store {
+            store.modify(key, &mut |state| copy = state.clone()).await;
+        }
+        copy
     }
 }
 
-fn state_store(
-    env: &dyn EnvSource,
-) -> Result<(Option<std::sync::Arc<SqliteStore>>, StateClock), llm_core::Error> {
+/// A remembered store's type, as the CLI holds it.
+type Remembered = Option<std::sync::Arc<dyn StateStore>>;
+
+fn state_store(env: &dyn EnvSource) -> Result<(Remembered, StateClock), llm_core::Error> {
     let offset = env
         .non_empty(STATE_CLOCK_VAR)?
         .map(|v| {
@@ -1094,9 +1115,13 @@ fn state_store(
         })
         .transpose()?
         .unwrap_or(true);
-    let store = match Target::from_env(env)? {
-        Target::File(path) if on => Some(std::sync::Arc::new(SqliteStore::new(path))),
-        _ => None,
+    let target = Target::from_env(env)?;
+    let shared = llm_cascade::state_store_from_env(env)?;
+    let store: Remembered = match (shared, target) {
+        _ if !on => None,
+        (Some(shared), _) => Some(shared),
+        (None, Target::File(path)) => Some(std::sync::Arc::new(SqliteStore::new(path))),
+        (None, _) => None,
     };
     Ok((store, clock))
 }

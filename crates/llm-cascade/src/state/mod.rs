@@ -3,10 +3,14 @@
 //!
 //! The decisions are pure functions of a [`ProviderState`] and the time ([`ProviderState::check`],
 //! [`ProviderState::record`]); where the state lives is a [`StateStore`] (in memory by default, a
-//! SQLite table in the CLI). The engine asks before an attempt and reports after it. Invariant: a
-//! skipped provider costs no network call, and the store never fails a request.
+//! SQLite table in the CLI, Redis shared by several processes with the `redis` feature). The engine
+//! asks before an attempt and reports after it. Invariant: a skipped provider costs no network call,
+//! and the store never fails a request.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+mod shared;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,6 +22,9 @@ use llm_core::{ChatRequest, EnvSource, Error, ErrorKind, Registry, Usage};
 use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
+pub use shared::{STATE_PREFIX_VAR, STATE_URL_VAR, StoreHealth, state_store_from_env};
 
 /// A change to one provider's state, applied by a [`StateStore`].
 pub type Change<'a> = dyn for<'s> FnMut(&'s mut ProviderState) + Send + 'a;
@@ -29,6 +36,11 @@ pub type Change<'a> = dyn for<'s> FnMut(&'s mut ProviderState) + Send + 'a;
 pub trait StateStore: Send + Sync {
     /// Applies `change` to the state stored under `key` (a default state when none is stored).
     async fn modify(&self, key: &str, change: &mut Change<'_>);
+
+    /// How the store's backend is doing, for metrics; `None` for a store without one (memory).
+    fn health(&self) -> Option<StoreHealth> {
+        None
+    }
 }
 
 /// Why a provider was skipped without a network call.
@@ -644,17 +656,26 @@ impl States {
                 .find_map(|name| env.non_empty(name).ok().flatten());
             keys.insert(registration.id.to_owned(), fingerprint(key.as_deref()));
         }
-        Ok(Self {
+        let mut states = Self {
             settings: Arc::new(settings),
             budgets: Arc::new(budgets),
             keys: Arc::new(keys),
             ..Self::default()
-        })
+        };
+        if let Some(store) = state_store_from_env(env)? {
+            states.store = store;
+        }
+        Ok(states)
     }
 
     /// Replaces the store.
     pub(crate) fn set_store(&mut self, store: Arc<dyn StateStore>) {
         self.store = store;
+    }
+
+    /// How the store's backend is doing (`None` for memory).
+    pub(crate) fn health(&self) -> Option<StoreHealth> {
+        self.store.health()
     }
 
     /// Replaces the clock.

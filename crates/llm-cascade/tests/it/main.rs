@@ -17,6 +17,9 @@ mod providers;
 mod recovery;
 mod registry;
 mod retry;
+// Needs the `redis` feature (the store) and a Redis (`LLM_TEST_REDIS_URL`) for most tests.
+#[cfg(feature = "redis")]
+mod shared_state;
 mod spans;
 mod state;
 mod streaming;

@@ -1,0 +1,537 @@
+//! Provider state shared through Redis (`LLM_STATE_URL=redis://…`): several gateway or app instances
+//! see each other's cooling, breaker transitions and budget counters.
+//!
+//! Each provider and model is one Redis string, `<prefix><provider>/<model>`, holding a version token
+//! (16 hex digits) and then the state as JSON. A change is applied to this process's copy and sent,
+//! with the token that copy was read at, to a Lua script that writes it only when the stored token
+//! still matches: one round trip. Otherwise the script returns the stored value, and the change is
+//! applied again to that (optimistic compare-and-set; the engine's changes are pure functions of the
+//! state, so applying one again is safe). A change that changes nothing sends no value: the script
+//! only confirms that the copy is current. Tokens are random, so a key that expired and was written
+//! again never matches an old copy. Within a process, changes to one key take turns, so only other
+//! instances can conflict.
+//!
+//! Keys expire by themselves: each write sets a TTL of two days (a day's budget window and more), or
+//! an hour past the latest cooling or breaker time when that is further ahead.
+//!
+//! Redis never fails a request: when it is unreachable, erroring or slower than the timeout (100 ms
+//! by default, for connecting and the whole change together; also when other instances kept changing
+//! the key first for that long), the change is applied to the local copy,
+//! [`StoreHealth::fallbacks`] counts it, and one warning is logged for the outage. While it is down no
+//! request waits for it: a background task tries to reconnect at most once a second; once it has, the
+//! next change goes to Redis again and carries what this process learned meanwhile (unless another
+//! instance changed that state first: then the shared state wins).
+//!
+//! The timeouts run on tokio's clock: under a paused test clock, which jumps ahead while a socket is
+//! read, use a [`super::MemoryStore`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use llm_core::Error;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::Mutex as AsyncMutex;
+use tracing::{debug, info, warn};
+
+use super::shared::STATE_URL_VAR;
+use super::{Change, ProviderState, StateStore, StoreHealth};
+
+/// The default key prefix; `v1` names the value's format.
+pub(crate) const DEFAULT_PREFIX: &str = "llm-cascade:state:v1:";
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+const DEFAULT_TTL: Duration = Duration::from_secs(2 * 86_400);
+const DEFAULT_PROBE_EVERY: Duration = Duration::from_secs(1);
+const HOUR_MS: u64 = 3_600_000;
+/// The length of a version token; the script reads the same number of characters.
+const TOKEN_LEN: usize = 16;
+
+/// KEYS[1]: the key. ARGV[1]: the token the caller's copy was read at (`''`: no value was stored).
+/// ARGV[2]: the new value (`''`: nothing to write). ARGV[3]: its TTL in milliseconds.
+/// Returns `{1, ''}` when the copy was current (and the value written), else `{0, stored value}`.
+const SCRIPT: &str = r"
+local current = redis.call('GET', KEYS[1])
+local token = ''
+if current then token = string.sub(current, 1, 16) end
+if token ~= ARGV[1] then return {0, current or ''} end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return {1, ''}
+";
+
+/// Provider state in Redis, shared by every process that uses the same URL and key prefix. See the
+/// module documentation for the protocol; [`RedisStore::health`](StateStore::health) reports how it
+/// is doing.
+pub struct RedisStore {
+    prefix: String,
+    timeout: Duration,
+    ttl: Duration,
+    probe_every: Duration,
+    /// This process's copy of each key's state, each behind its own lock.
+    copies: Mutex<HashMap<String, Arc<AsyncMutex<Held>>>>,
+    link: Arc<Link>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("target", &self.link.target)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A copy of one key's state, and the version of the stored value it was read at.
+#[derive(Debug, Default)]
+struct Held {
+    /// The version token (`""`: no value was stored).
+    token: String,
+    state: ProviderState,
+    /// Changed while Redis was unreachable: the next change writes it even when it changes nothing.
+    dirty: bool,
+}
+
+impl Held {
+    /// The copy of a stored value (`""`: none). A value this build cannot read (a newer format)
+    /// reads as the default state, so that the next change replaces it.
+    fn parse(value: &str) -> Self {
+        if value.is_empty() {
+            return Self::default();
+        }
+        let token = value.get(..TOKEN_LEN).unwrap_or(value);
+        let state = value
+            .get(TOKEN_LEN..)
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default();
+        Self {
+            token: token.to_owned(),
+            state,
+            dirty: false,
+        }
+    }
+}
+
+/// Why a change did not reach Redis: it is unreachable or answered with an error.
+struct Failure(String);
+
+/// The connection and what is known about Redis's health; shared with the reconnecting task.
+struct Link {
+    client: redis::Client,
+    /// The URL without its user and password, for messages.
+    target: String,
+    script: redis::Script,
+    connection: AsyncMutex<Option<MultiplexedConnection>>,
+    /// Redis is considered unreachable: changes stay local until a reconnection succeeds.
+    down: AtomicBool,
+    /// A reconnecting task is running.
+    probing: AtomicBool,
+    /// When the last outage began or the last reconnection was tried.
+    last_probe: Mutex<Option<std::time::Instant>>,
+    round_trips: AtomicU64,
+    conflicts: AtomicU64,
+    fallbacks: AtomicU64,
+    outages: AtomicU64,
+}
+
+impl RedisStore {
+    /// A store in the Redis at `url` (`redis://[user][:password@]host[:port][/db]`, or
+    /// `redis+unix:///path`), with the default prefix, a 100 ms timeout and a two-day TTL. Does no
+    /// network I/O: the connection is made by the first change. A password in the URL is registered
+    /// for redaction and never shown.
+    ///
+    /// # Errors
+    /// A config error naming `LLM_STATE_URL` when `url` is not a Redis URL this build can use.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        if let Some(password) = password(url) {
+            llm_core::register_secret(password);
+        }
+        let target = without_credentials(url);
+        let client = redis::Client::open(url).map_err(|e| {
+            Error::config(format!(
+                "{STATE_URL_VAR}: `{target}` is not a usable Redis URL (redis://host:port/db): {}",
+                llm_core::sanitize(&e.to_string())
+            ))
+        })?;
+        Ok(Self {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            ttl: DEFAULT_TTL,
+            probe_every: DEFAULT_PROBE_EVERY,
+            copies: Mutex::default(),
+            link: Arc::new(Link {
+                client,
+                target,
+                script: redis::Script::new(SCRIPT),
+                connection: AsyncMutex::new(None),
+                down: AtomicBool::new(false),
+                probing: AtomicBool::new(false),
+                last_probe: Mutex::new(None),
+                round_trips: AtomicU64::new(0),
+                conflicts: AtomicU64::new(0),
+                fallbacks: AtomicU64::new(0),
+                outages: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The store for `url` and `prefix` in this process: one per pair while it is in use, so that
+    /// cascades built one per request share its connection and copies.
+    ///
+    /// # Errors
+    /// As [`RedisStore::new`].
+    pub fn shared(url: &str, prefix: &str) -> Result<Arc<Self>, Error> {
+        type Stores = Vec<(String, String, Weak<RedisStore>)>;
+        static STORES: Mutex<Stores> = Mutex::new(Vec::new());
+        let mut stores = STORES.lock().unwrap_or_else(PoisonError::into_inner);
+        stores.retain(|(_, _, store)| store.strong_count() > 0);
+        let found = stores
+            .iter()
+            .find(|(u, p, _)| u == url && p == prefix)
+            .and_then(|(_, _, store)| store.upgrade());
+        if let Some(store) = found {
+            return Ok(store);
+        }
+        let store = Arc::new(Self::new(url)?.with_prefix(prefix));
+        stores.push((url.to_owned(), prefix.to_owned(), Arc::downgrade(&store)));
+        Ok(store)
+    }
+
+    /// Puts every key under `prefix` (default `llm-cascade:state:v1:`), so that several deployments
+    /// can share one Redis without sharing state.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Bounds connecting and each change (all its rounds together) by `timeout` (default 100 ms);
+    /// past it the change is served on local state.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the shortest TTL of a written key (default two days; longer when a cooling or breaker
+    /// time lies further ahead).
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// While Redis is down, tries to reconnect at most this often (default every second).
+    #[must_use]
+    pub fn with_probe_interval(mut self, every: Duration) -> Self {
+        self.probe_every = every;
+        self
+    }
+
+    /// This process's copy of `key`, created empty on first use.
+    fn copy(&self, key: &str) -> Arc<AsyncMutex<Held>> {
+        let mut copies = self.copies.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(copy) = copies.get(key) {
+            return copy.clone();
+        }
+        copies.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// Applies `change` through Redis: compare-and-set rounds until one is current (the caller
+    /// bounds them by the timeout). Counts the rounds Redis answered in `answered`.
+    async fn shared_change(
+        &self,
+        key: &str,
+        copy: &mut Held,
+        change: &mut Change<'_>,
+        answered: &AtomicU64,
+    ) -> Result<(), Failure> {
+        let mut connection = self.link.connection().await?;
+        let key = format!("{}{key}", self.prefix);
+        loop {
+            let mut next = copy.state.clone();
+            change(&mut next);
+            let write = copy.dirty || next != copy.state;
+            let (token, value) = if write {
+                let token = format!("{:016x}", fastrand::u64(..));
+                let json = serde_json::to_string(&next)
+                    .map_err(|e| Failure(format!("state not serialisable: {e}")))?;
+                let value = format!("{token}{json}");
+                (token, value)
+            } else {
+                (String::new(), String::new())
+            };
+            let (current, stored): (i64, String) = self
+                .link
+                .script
+                .key(&key)
+                .arg(&copy.token)
+                .arg(&value)
+                .arg(self.ttl_ms(&next))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| Failure(e.to_string()))?;
+            self.link.round_trips.fetch_add(1, Ordering::Relaxed);
+            answered.fetch_add(1, Ordering::Relaxed);
+            if current == 1 {
+                if write {
+                    *copy = Held {
+                        token,
+                        state: next,
+                        dirty: false,
+                    };
+                }
+                return Ok(());
+            }
+            self.link.conflicts.fetch_add(1, Ordering::Relaxed);
+            *copy = Held::parse(&stored);
+        }
+    }
+
+    /// The TTL of a key holding `state`: the floor, or an hour past its latest time when later.
+    fn ttl_ms(&self, state: &ProviderState) -> u64 {
+        let floor = millis(self.ttl);
+        let latest = [
+            state.cooling_until_ms,
+            state.open_until_ms,
+            state.probe_until_ms,
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        latest.map_or(floor, |until| {
+            floor.max(until.saturating_sub(wall_ms()).saturating_add(HOUR_MS))
+        })
+    }
+
+    /// Starts a reconnection in the background when Redis is down and none was tried lately.
+    fn probe_later(&self) {
+        let link = &self.link;
+        let due = link
+            .last_probe
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none_or(|at| at.elapsed() >= self.probe_every);
+        if !link.down.load(Ordering::Relaxed) || !due || link.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            link.probing.store(false, Ordering::Release);
+            return;
+        };
+        let (link, timeout) = (self.link.clone(), self.timeout);
+        runtime.spawn(async move {
+            let back = matches!(
+                tokio::time::timeout(timeout, link.reconnect()).await,
+                Ok(Ok(()))
+            );
+            link.probed();
+            if back {
+                link.down.store(false, Ordering::Release);
+                info!(redis = %link.target, "provider state is shared through Redis again");
+            }
+            link.probing.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Link {
+    /// The connection, made when there is none.
+    async fn connection(&self) -> Result<MultiplexedConnection, Failure> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let connection = self
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| Failure(e.to_string()))?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// A new connection that answers `PING`, kept for the next changes.
+    async fn reconnect(&self) -> Result<(), redis::RedisError> {
+        let mut connection = self.client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await?;
+        *self.connection.lock().await = Some(connection);
+        Ok(())
+    }
+
+    fn probed(&self) {
+        *self
+            .last_probe
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(std::time::Instant::now());
+    }
+
+    /// Takes Redis as down after `why`: drops the connection and warns once per outage.
+    fn fail(&self, why: &str) {
+        // A connection being made holds the slot; it is bounded by its own timeout.
+        if let Ok(mut slot) = self.connection.try_lock() {
+            *slot = None;
+        }
+        if self.down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.probed();
+        self.outages.fetch_add(1, Ordering::Relaxed);
+        warn!(
+            redis = %self.target,
+            "provider state is not shared: Redis at {} failed ({}); using this process's memory until it is back",
+            self.target,
+            llm_core::sanitize(why)
+        );
+    }
+}
+
+#[async_trait::async_trait]
+impl StateStore for RedisStore {
+    async fn modify(&self, key: &str, change: &mut Change<'_>) {
+        let copy = self.copy(key);
+        let mut copy = copy.lock().await;
+        if !self.link.down.load(Ordering::Acquire) {
+            let answered = AtomicU64::new(0);
+            let shared = self.shared_change(key, &mut copy, change, &answered);
+            match tokio::time::timeout(self.timeout, shared).await {
+                Ok(Ok(())) => return,
+                Ok(Err(Failure(why))) => self.link.fail(&why),
+                // Redis answers, but other instances kept changing this key first: not an outage.
+                Err(_) if answered.load(Ordering::Relaxed) > 0 => {
+                    debug!(
+                        key,
+                        "provider state: other instances kept changing it; applied locally"
+                    );
+                }
+                Err(_) => self
+                    .link
+                    .fail(&format!("no answer within {} ms", self.timeout.as_millis())),
+            }
+        }
+        self.link.fallbacks.fetch_add(1, Ordering::Relaxed);
+        change(&mut copy.state);
+        copy.dirty = true;
+        self.probe_later();
+    }
+
+    fn health(&self) -> Option<StoreHealth> {
+        let link = &self.link;
+        Some(StoreHealth {
+            reachable: !link.down.load(Ordering::Acquire),
+            fallbacks: link.fallbacks.load(Ordering::Relaxed),
+            outages: link.outages.load(Ordering::Relaxed),
+            round_trips: link.round_trips.load(Ordering::Relaxed),
+            conflicts: link.conflicts.load(Ordering::Relaxed),
+            ..StoreHealth::new("redis")
+        })
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn wall_ms() -> u64 {
+    millis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+/// The authority part of `url` (`user:password@host:port`), when it has one.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    Some(rest.split(['/', '?', '#']).next().unwrap_or(rest))
+}
+
+/// The password in `url` (`redis://user:password@host`, or `redis://:password@host`).
+fn password(url: &str) -> Option<&str> {
+    let (userinfo, _) = authority(url)?.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then_some(password)
+}
+
+/// `url` without its user and password, to name it in messages.
+fn without_credentials(url: &str) -> String {
+    match authority(url).and_then(|a| a.rsplit_once('@')) {
+        Some((userinfo, _)) => url.replacen(&format!("{userinfo}@"), "", 1),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_found_and_left_out_of_the_shown_url() {
+        let url = "redis://app:canary-pass-0000@cache.internal:6380/2";
+        assert_eq!(password(url), Some("canary-pass-0000"));
+        assert_eq!(without_credentials(url), "redis://cache.internal:6380/2");
+        assert_eq!(
+            password("redis://:canary-pass-0000@h/0"),
+            Some("canary-pass-0000")
+        );
+        assert_eq!(password("redis://user@h/0"), None);
+        assert_eq!(password("redis://127.0.0.1:6379"), None);
+        assert_eq!(
+            without_credentials("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+    }
+
+    #[test]
+    fn a_stored_value_parses_into_its_token_and_state() {
+        let state = ProviderState {
+            failures: 2,
+            ..ProviderState::default()
+        };
+        let value = format!(
+            "0123456789abcdef{}",
+            serde_json::to_string(&state).unwrap_or_default()
+        );
+        let copy = Held::parse(&value);
+        assert_eq!(
+            (copy.token.as_str(), copy.state),
+            ("0123456789abcdef", state)
+        );
+        assert_eq!(Held::parse("").token, "");
+        // A value of a newer format: its token (so that the next write replaces it), default state.
+        let copy = Held::parse("fedcba9876543210{\"unknown\": [");
+        assert_eq!(
+            (copy.token.as_str(), copy.state),
+            ("fedcba9876543210", ProviderState::default())
+        );
+    }
+
+    #[test]
+    fn the_ttl_covers_a_day_and_the_latest_time_in_the_state() {
+        let store = RedisStore::new("redis://127.0.0.1:1/").expect("url");
+        assert_eq!(store.ttl_ms(&ProviderState::default()), 2 * 86_400_000);
+        let cooling = ProviderState {
+            cooling_until_ms: Some(wall_ms() + 5 * 86_400_000),
+            ..ProviderState::default()
+        };
+        let ttl = store.ttl_ms(&cooling);
+        assert!(
+            ttl > 5 * 86_400_000 && ttl <= 5 * 86_400_000 + HOUR_MS,
+            "{ttl}"
+        );
+    }
+
+    #[test]
+    fn a_url_that_is_not_redis_is_a_config_error_without_its_password() {
+        let error = RedisStore::new("http://user:canary-pass-1111@h/").expect_err("not redis");
+        assert_eq!(error.kind(), llm_core::ErrorKind::Config);
+        assert!(
+            error.message().starts_with("LLM_STATE_URL: `http://h/`"),
+            "{}",
+            error.message()
+        );
+        assert!(!error.to_string().contains("canary-pass-1111"));
+    }
+}

@@ -1,0 +1,478 @@
+//! Provider state shared through Redis: two cascades with two `RedisStore`s share one Redis, as two
+//! instances would (`LLM_TEST_REDIS_URL`, started by `.ci/run`). Each test writes under its own key
+//! prefix, so they run in parallel and again on the same Redis. These run on the real clock (a paused
+//! one would fire the store's timeouts while Redis answers); none asserts on time.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use llm_cascade::{
+    Attempt, Cascade, CascadeBuilder, ChatRequest, ErrorKind, MapEnv, Outcome, ProviderState,
+    RedisStore, SkipReason, StateClock, StateStore,
+};
+use llm_test_support::{CANARY_KEY, Fixture};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use wiremock::MockServer;
+
+use crate::fake::{Fake, Step, fast_config};
+
+const OPENAI_ROUTE: &str = "/v1/chat/completions";
+const GROQ_ROUTE: &str = "/openai/v1/chat/completions";
+/// Long enough for any change on a loaded machine: these tests are about sharing, not timeouts.
+const PATIENT: Duration = Duration::from_secs(10);
+
+/// The test Redis (`LLM_TEST_REDIS_URL`). Unset: these tests cannot run; in CI (`CI=true`) that is a
+/// failure, elsewhere a notice and `None`.
+fn redis_url() -> Option<String> {
+    match std::env::var("LLM_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("LLM_TEST_REDIS_URL is not set: CI must start a redis-server (see .ci/run)")
+        }
+        _ => {
+            eprintln!("LLM_TEST_REDIS_URL is not set: skipping a test that needs Redis");
+            None
+        }
+    }
+}
+
+/// A key prefix of this test run alone.
+fn prefix(test: &str) -> String {
+    format!("llm-cascade-test:{test}:{:016x}:", fastrand::u64(..))
+}
+
+fn store(url: &str, prefix: &str) -> Arc<RedisStore> {
+    Arc::new(
+        RedisStore::new(url)
+            .expect("a Redis URL")
+            .with_prefix(prefix)
+            .with_timeout(PATIENT),
+    )
+}
+
+async fn serve(provider: &str, scenario: &str, route: &str, times: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Fixture::load(provider, scenario)
+        .mount(&server, "POST", route, times)
+        .await;
+    server
+}
+
+/// OpenAI at `openai` and Groq at `groq` with the canary key, in `order`; waits longer than 0 s cool.
+fn env(openai: &MockServer, groq: &MockServer, order: &str) -> MapEnv {
+    MapEnv::new()
+        .with("OPENAI_API_KEY", CANARY_KEY)
+        .with("OPENAI_BASE_URL", format!("{}/v1", openai.uri()))
+        .with("GROQ_API_KEY", CANARY_KEY)
+        .with("GROQ_BASE_URL", format!("{}/openai/v1", groq.uri()))
+        .with("LLM_FALLBACK_ORDER", order)
+        .with("LLM_BACKOFF_MS", "10")
+        .with("LLM_MAX_RETRY_WAIT", "0s")
+}
+
+/// One instance: a cascade from `env` with its own store on the shared Redis.
+fn instance(env: &MapEnv, url: &str, prefix: &str) -> Cascade {
+    Cascade::from_env_source(env)
+        .expect("valid configuration")
+        .with_state_store(store(url, prefix))
+}
+
+fn hi() -> ChatRequest {
+    ChatRequest::from_prompt("hi")
+}
+
+fn outcomes(attempts: &[Attempt]) -> Vec<(&str, Outcome)> {
+    attempts
+        .iter()
+        .map(|a| (a.provider.as_str(), a.outcome))
+        .collect()
+}
+
+fn skip_reason(attempt: &Attempt) -> &SkipReason {
+    &attempt.skip.as_ref().expect("a skip").reason
+}
+
+#[tokio::test]
+async fn a_rate_limit_met_by_one_instance_keeps_the_other_from_calling_that_provider() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("cooling");
+    let openai_one = serve("openai", "error.429.rate_limit", OPENAI_ROUTE, 1).await;
+    let openai_two = serve("openai", "error.429.rate_limit", OPENAI_ROUTE, 0).await;
+    let groq = serve("groq", "chat.success", GROQ_ROUTE, 2).await;
+    let one = instance(&env(&openai_one, &groq, "openai,groq"), &url, &prefix);
+    let two = instance(&env(&openai_two, &groq, "openai,groq"), &url, &prefix);
+
+    let first = one.chat(hi()).await.expect("groq answers");
+    assert_eq!(
+        outcomes(&first.attempts),
+        [
+            ("openai", Outcome::Failed(ErrorKind::RateLimit)),
+            ("groq", Outcome::Ok)
+        ]
+    );
+    let second = two.chat(hi()).await.expect("groq answers");
+    assert_eq!(
+        outcomes(&second.attempts),
+        [("openai", Outcome::Skipped), ("groq", Outcome::Ok)]
+    );
+    assert!(
+        matches!(skip_reason(&second.attempts[0]), SkipReason::Cooling { source } if source == "Retry-After")
+    );
+    // `openai_two` expects no request: checked when it is dropped.
+}
+
+#[tokio::test]
+async fn a_budget_is_spent_across_both_instances() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("budget");
+    let groq = serve("groq", "chat.success", GROQ_ROUTE, 2).await;
+    let openai = serve("openai", "chat.success", OPENAI_ROUTE, 2).await;
+    let env = env(&openai, &groq, "groq,openai").with("GROQ_RPM", "2");
+    // One clock for both, a second into a minute: the two requests cannot straddle two windows.
+    let clock = minute_start_clock();
+    let one = instance(&env, &url, &prefix).with_state_clock(clock);
+    let two = instance(&env, &url, &prefix).with_state_clock(clock);
+
+    for cascade in [&one, &two] {
+        let answer = cascade.chat(hi()).await.expect("groq answers");
+        assert_eq!(outcomes(&answer.attempts), [("groq", Outcome::Ok)]);
+    }
+    for cascade in [&two, &one] {
+        let answer = cascade.chat(hi()).await.expect("openai answers");
+        assert_eq!(
+            outcomes(&answer.attempts),
+            [("groq", Outcome::Skipped), ("openai", Outcome::Ok)]
+        );
+        assert!(
+            matches!(skip_reason(&answer.attempts[0]), SkipReason::Budget { setting } if setting == "GROQ_RPM=2")
+        );
+    }
+}
+
+/// The state clock shifted to one second past the start of the next minute.
+fn minute_start_clock() -> StateClock {
+    let now = StateClock::default().now_ms();
+    let to_next_minute = 60_000 - now % 60_000;
+    StateClock::with_offset(i64::try_from(to_next_minute + 1_000).expect("small"))
+}
+
+#[tokio::test]
+async fn a_breaker_opened_by_one_instance_is_seen_by_the_other() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("breaker");
+    let groq_one = serve("groq", "error.500.server", GROQ_ROUTE, 1).await;
+    let groq_two = serve("groq", "error.500.server", GROQ_ROUTE, 0).await;
+    let openai = serve("openai", "chat.success", OPENAI_ROUTE, 2).await;
+    let breaker = |env: MapEnv| {
+        env.with("LLM_BREAKER_FAILURES", "1")
+            .with("LLM_MAX_ATTEMPTS", "1")
+    };
+    let one = instance(
+        &breaker(env(&openai, &groq_one, "groq,openai")),
+        &url,
+        &prefix,
+    );
+    let two = instance(
+        &breaker(env(&openai, &groq_two, "groq,openai")),
+        &url,
+        &prefix,
+    );
+
+    let first = one.chat(hi()).await.expect("openai answers");
+    assert_eq!(
+        outcomes(&first.attempts),
+        [
+            ("groq", Outcome::Failed(ErrorKind::ServerError)),
+            ("openai", Outcome::Ok)
+        ]
+    );
+    let second = two.chat(hi()).await.expect("openai answers");
+    assert_eq!(
+        outcomes(&second.attempts),
+        [("groq", Outcome::Skipped), ("openai", Outcome::Ok)]
+    );
+    assert_eq!(skip_reason(&second.attempts[0]), &SkipReason::CircuitOpen);
+}
+
+/// The state under `key`, as a fresh instance reads it.
+async fn read(url: &str, prefix: &str, key: &str) -> ProviderState {
+    let mut seen = ProviderState::default();
+    store(url, prefix)
+        .modify(key, &mut |state| seen = state.clone())
+        .await;
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_changes_from_two_stores_lose_no_update() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("concurrent");
+    let stores = [store(&url, &prefix), store(&url, &prefix)];
+    let changes = (0..50).map(|i| {
+        let store = stores[i % 2].clone();
+        tokio::spawn(async move {
+            store
+                .modify("counter/m", &mut |state| state.minute.requests += 1)
+                .await;
+        })
+    });
+    for change in join_all(changes).await {
+        change.expect("the change ran");
+    }
+    for store in &stores {
+        let health = store.health().expect("a Redis store reports its health");
+        assert_eq!((health.fallbacks, health.outages), (0, 0), "{health:?}");
+        assert!(health.round_trips >= 25, "{health:?}");
+    }
+    assert_eq!(read(&url, &prefix, "counter/m").await.minute.requests, 50);
+}
+
+#[tokio::test]
+async fn keys_carry_a_ttl_covering_a_day_and_the_longest_cooling() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("ttl");
+    let store = store(&url, &prefix);
+    store
+        .modify("groq/m", &mut |state| state.day.requests += 1)
+        .await;
+    let day_ms = 86_400_000;
+    let ttl = pttl(&url, &format!("{prefix}groq/m")).await;
+    assert!(ttl > day_ms && ttl <= 2 * day_ms, "{ttl} ms");
+    let in_five_days = StateClock::default().now_ms() + 5 * day_ms as u64;
+    store
+        .modify("groq/m", &mut |state| {
+            state.cooling_until_ms = Some(in_five_days);
+        })
+        .await;
+    let ttl = pttl(&url, &format!("{prefix}groq/m")).await;
+    assert!(ttl > 5 * day_ms, "{ttl} ms");
+}
+
+async fn pttl(url: &str, key: &str) -> i64 {
+    let client = redis::Client::open(url).expect("url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut connection)
+        .await
+        .expect("PTTL")
+}
+
+#[tokio::test]
+async fn the_environment_chooses_redis_and_rejects_a_url_that_is_not_one() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("env");
+    let env = MapEnv::new()
+        .with("GROQ_API_KEY", CANARY_KEY)
+        .with("LLM_STATE_URL", url.as_str())
+        .with("LLM_STATE_PREFIX", prefix.as_str());
+    let cascade = Cascade::from_env_source(&env).expect("valid configuration");
+    let health = cascade.state_health().expect("a shared store");
+    assert_eq!((health.backend, health.reachable), ("redis", true));
+    let memory = Cascade::from_env_source(&MapEnv::new().with("GROQ_API_KEY", CANARY_KEY))
+        .expect("valid configuration");
+    assert_eq!(memory.state_health(), None);
+    let wrong = env.with("LLM_STATE_URL", "http://app:canary-pass-2222@cache:6379/");
+    let error = Cascade::from_env_source(&wrong).expect_err("not a Redis URL");
+    assert_eq!(error.kind(), ErrorKind::Config);
+    assert!(error.message().starts_with("LLM_STATE_URL:"), "{error}");
+    assert!(!error.to_string().contains("canary-pass-2222"), "{error}");
+}
+
+/// Captured log output.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn count(&self, needle: &str) -> usize {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).matches(needle).count()
+    }
+}
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_serves_every_request_on_local_state_and_warns_once() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let store =
+        Arc::new(RedisStore::new(&format!("redis://127.0.0.1:{}/", closed_port())).expect("url"));
+    let groq = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Fail(
+            ErrorKind::RateLimit,
+            Some(429),
+            Some(Duration::from_secs(600)),
+        )],
+    ));
+    let openai = Arc::new(Fake::new(
+        "openai",
+        vec![Step::Reply("one"), Step::Reply("two"), Step::Reply("three")],
+    ));
+    let cascade = CascadeBuilder::new()
+        .config(fast_config())
+        .provider_arc(groq.clone())
+        .provider_arc(openai.clone())
+        .build()
+        .with_state_store(store.clone());
+    for _ in 0..3 {
+        cascade.chat(hi()).await.expect("served without Redis");
+    }
+    // The cooling learned by the first request lives on locally: groq was not asked again.
+    assert_eq!(groq.calls(), 1);
+    let health = store.health().expect("health");
+    assert!(!health.reachable);
+    assert_eq!((health.outages, health.round_trips), (1, 0), "{health:?}");
+    assert!(health.fallbacks >= 3, "{health:?}");
+    assert_eq!(logs.count("provider state is not shared"), 1);
+}
+
+/// A loopback TCP proxy in front of Redis that can be cut (every connection closed, new ones closed
+/// at once) and restored: Redis going away and coming back.
+struct Proxy {
+    url: String,
+    up: Arc<AtomicBool>,
+    pipes: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(redis: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("redis://{}/", listener.local_addr().expect("addr"));
+        let up = Arc::new(AtomicBool::new(true));
+        let pipes = Arc::new(Mutex::new(Vec::new()));
+        let (accepting, piping) = (up.clone(), pipes.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(redis).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                piping
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(pipe);
+            }
+        });
+        Self { url, up, pipes }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for pipe in self
+            .pipes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            pipe.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn socket_address(url: &str) -> SocketAddr {
+    let authority = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    tokio::net::lookup_host(authority)
+        .await
+        .expect("resolve")
+        .next()
+        .expect("an address")
+}
+
+#[tokio::test]
+async fn a_store_reconnects_when_redis_is_back_and_shares_what_it_learned_meanwhile() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("reconnect");
+    let proxy = Proxy::start(socket_address(&url).await).await;
+    let store = Arc::new(
+        RedisStore::new(&proxy.url)
+            .expect("url")
+            .with_prefix(prefix.as_str())
+            .with_timeout(PATIENT)
+            .with_probe_interval(Duration::ZERO),
+    );
+    let fail = |state: &mut ProviderState| state.failures += 1;
+    store.modify("groq/m", &mut |s| fail(s)).await;
+    assert_eq!(store.health().expect("health").round_trips, 1);
+
+    proxy.cut();
+    store.modify("groq/m", &mut |s| fail(s)).await;
+    let health = store.health().expect("health");
+    assert!(
+        !health.reachable && health.outages == 1 && health.fallbacks == 1,
+        "{health:?}"
+    );
+    assert_eq!(
+        read(&url, &prefix, "groq/m").await.failures,
+        1,
+        "not shared yet"
+    );
+
+    proxy.restore();
+    // Changes while down start a reconnection in the background; wait until one succeeded.
+    for _ in 0..500 {
+        if store.health().expect("health").reachable {
+            break;
+        }
+        store.modify("groq/m", &mut |_| {}).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(store.health().expect("health").reachable, "reconnected");
+    store.modify("groq/m", &mut |_| {}).await;
+    assert_eq!(
+        read(&url, &prefix, "groq/m").await.failures,
+        2,
+        "the outage's change is shared"
+    );
+    assert_eq!(store.health().expect("health").outages, 1);
+}
