@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use llm_cascade::{CascadeEvent, Condition, ErrorKind, Observer, Outcome, ProviderStatus};
+use llm_cascade::{
+    CascadeEvent, Condition, ErrorKind, Observer, Outcome, ProviderStatus, StoreHealth,
+};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -63,9 +65,26 @@ pub struct Metrics {
     in_flight: Gauge,
     provider_state: Family<StateLabels, Gauge>,
     budget_remaining: Family<BudgetLabels, Gauge>,
-    usage_dropped: Counter,
-    /// The observer's drop count at the last scrape (the counter grows by the difference).
-    usage_dropped_seen: AtomicU64,
+    usage_dropped: Mirrored,
+    store_reachable: Gauge,
+    store_fallbacks: Mirrored,
+}
+
+/// A counter that follows a total kept elsewhere (the usage writer's drops, the state store's
+/// fallbacks), read at scrape time: it grows by the difference since the last scrape.
+#[derive(Debug, Default)]
+struct Mirrored {
+    counter: Counter,
+    seen: AtomicU64,
+}
+
+impl Mirrored {
+    fn follow(&self, total: u64) {
+        let seen = self.seen.fetch_max(total, Ordering::Relaxed);
+        if total > seen {
+            self.counter.inc_by(total - seen);
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -86,7 +105,11 @@ impl Metrics {
         let in_flight = Gauge::default();
         let provider_state = Family::<StateLabels, Gauge>::default();
         let budget_remaining = Family::<BudgetLabels, Gauge>::default();
-        let usage_dropped = Counter::default();
+        let usage_dropped = Mirrored::default();
+        let store_reachable = Gauge::default();
+        // Without a shared store nothing is unreachable: the gauge only drops to 0 during an outage.
+        store_reachable.set(1);
+        let store_fallbacks = Mirrored::default();
         registry.register(
             "requests",
             "Chat requests by the provider that answered (none when all failed) and outcome",
@@ -127,13 +150,26 @@ impl Metrics {
         registry.register(
             "usage_rows_dropped",
             "Usage log rows dropped because the writer's queue was full",
-            usage_dropped.clone(),
+            usage_dropped.counter.clone(),
+        );
+        registry.register(
+            "state_store_reachable",
+            "0 while the shared state store (LLM_STATE_URL) is unreachable and provider state is kept \
+             locally; 1 otherwise (also without a shared store)",
+            store_reachable.clone(),
+        );
+        registry.register(
+            "state_store_fallbacks",
+            "State changes applied locally because the shared state store was unreachable, erroring \
+             or too slow",
+            store_fallbacks.counter.clone(),
         );
         Self {
             provider_state,
             budget_remaining,
             usage_dropped,
-            usage_dropped_seen: AtomicU64::new(0),
+            store_reachable,
+            store_fallbacks,
             registry,
             requests,
             attempts,
@@ -198,10 +234,13 @@ impl Metrics {
 
     /// Brings the dropped-rows counter up to `total`, the observer's count so far.
     pub fn usage_dropped(&self, total: u64) {
-        let seen = self.usage_dropped_seen.fetch_max(total, Ordering::Relaxed);
-        if total > seen {
-            self.usage_dropped.inc_by(total - seen);
-        }
+        self.usage_dropped.follow(total);
+    }
+
+    /// Sets the shared state store's gauges from its health (called at scrape time).
+    pub fn store_health(&self, health: &StoreHealth) {
+        self.store_reachable.set(i64::from(health.reachable));
+        self.store_fallbacks.follow(health.fallbacks);
     }
 
     /// The in-flight gauge.

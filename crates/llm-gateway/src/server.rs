@@ -317,6 +317,9 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     if let Some(observer) = &shared.request_observer {
         shared.monitor.metrics.usage_dropped(observer.dropped());
     }
+    if let Some(health) = shared.cascade.state_health() {
+        shared.monitor.metrics.store_health(&health);
+    }
     (
         [(
             header::CONTENT_TYPE,

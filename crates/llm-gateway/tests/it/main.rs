@@ -380,3 +380,45 @@ async fn provider_state_and_dropped_usage_rows_show_in_providers_metrics_and_the
     assert!(page.contains(r#"data-state="auth_failed""#), "{page}");
     assert!(page.contains("<th>State</th>"), "{page}");
 }
+
+/// A shared state store in an outage: it keeps state in memory and says so.
+#[derive(Default)]
+struct Unreachable(llm_cascade::MemoryStore);
+
+#[async_trait]
+impl llm_cascade::StateStore for Unreachable {
+    async fn modify(&self, key: &str, change: &mut llm_cascade::Change<'_>) {
+        self.0.modify(key, change).await;
+    }
+    fn health(&self) -> Option<llm_cascade::StoreHealth> {
+        let mut health = llm_cascade::StoreHealth::new("redis");
+        health.reachable = false;
+        health.fallbacks = 3;
+        Some(health)
+    }
+}
+
+#[tokio::test]
+async fn a_shared_state_store_outage_shows_in_metrics() {
+    let healthy = gateway(vec![answering("groq")]);
+    let (_, _, metrics) = call(&healthy, "GET", "/metrics", None).await;
+    assert!(
+        metrics.contains("cascade_gateway_state_store_reachable 1"),
+        "{metrics}"
+    );
+    let cascade = CascadeBuilder::new()
+        .config(quick())
+        .provider(answering("groq"))
+        .build()
+        .with_state_store(Arc::new(Unreachable::default()));
+    let gateway = Gateway::new(&cascade, GatewayConfig::default());
+    for _ in 0..2 {
+        let (_, _, metrics) = call(&gateway, "GET", "/metrics", None).await;
+        for line in [
+            "cascade_gateway_state_store_reachable 0",
+            "cascade_gateway_state_store_fallbacks_total 3",
+        ] {
+            assert!(metrics.contains(line), "{line} in:\n{metrics}");
+        }
+    }
+}
