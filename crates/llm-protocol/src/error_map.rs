@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use llm_core::{ErrorKind, RateLimitSpent};
+use llm_core::{Error, ErrorKind, RateLimitSpent};
 use reqwest::header::HeaderMap;
 
 /// The kind an HTTP status means when the body says nothing more specific.
@@ -218,6 +218,23 @@ pub fn looks_like_html(body: &[u8]) -> bool {
     let head = &body[start..body.len().min(start + 64)];
     let head = String::from_utf8_lossy(head).to_ascii_lowercase();
     head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head")
+}
+
+/// Decodes one stream frame (an SSE event's data, an NDJSON line) as `T`; `what` names it in the
+/// error ("stream event", "pull progress line").
+///
+/// # Errors
+/// [`ErrorKind::MalformedAnswer`] quoting the start of the frame (see [`describe_unparsed_body`]).
+pub fn decode_frame<T: serde::de::DeserializeOwned>(data: &str, what: &str) -> Result<T, Error> {
+    serde_json::from_str(data).map_err(|e| {
+        Error::new(
+            ErrorKind::MalformedAnswer,
+            format!(
+                "could not decode a {what} ({}): {e}",
+                describe_unparsed_body(data.as_bytes())
+            ),
+        )
+    })
 }
 
 /// A short, printable description of a body that is not the provider's JSON error, for messages.

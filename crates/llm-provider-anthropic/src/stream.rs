@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use llm_core::{Error, ErrorKind, StreamEvent, ToolCall, Usage};
 use llm_protocol::FrameDecoder;
-use llm_protocol::error_map::describe_unparsed_body;
+use llm_protocol::error_map::decode_frame;
 use llm_protocol::sse::SseEvent;
 use serde::Deserialize;
 
@@ -215,15 +215,7 @@ impl StreamDecoder {
 
 impl FrameDecoder<SseEvent> for StreamDecoder {
     fn frame(&mut self, frame: SseEvent) -> Result<Vec<StreamEvent>, Error> {
-        let parsed: StreamFrame = serde_json::from_str(&frame.data).map_err(|e| {
-            Error::new(
-                ErrorKind::MalformedAnswer,
-                format!(
-                    "could not decode a stream event ({}): {e}",
-                    describe_unparsed_body(frame.data.as_bytes())
-                ),
-            )
-        })?;
+        let parsed: StreamFrame = decode_frame(&frame.data, "stream event")?;
         let kind = if parsed.kind.is_empty() {
             frame.event.unwrap_or_default()
         } else {

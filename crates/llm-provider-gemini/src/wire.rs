@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use llm_core::{ChatResponse, Error, ErrorKind, FinishReason, StreamEvent, Usage};
 use llm_protocol::error_map::{
-    describe_unparsed_body, kind_for_status, one_line, parse_go_duration, retry_after_from_message,
+    decode_frame, describe_unparsed_body, kind_for_status, one_line, parse_go_duration,
+    retry_after_from_message,
 };
 use llm_protocol::sse::SseEvent;
 use llm_protocol::{FrameDecoder, HttpFailure};
@@ -314,15 +315,7 @@ impl StreamDecoder {
 
 impl FrameDecoder<SseEvent> for StreamDecoder {
     fn frame(&mut self, frame: SseEvent) -> Result<Vec<StreamEvent>, Error> {
-        let body: OneOrMany = serde_json::from_str(&frame.data).map_err(|e| {
-            Error::new(
-                ErrorKind::MalformedAnswer,
-                format!(
-                    "could not decode a stream chunk ({}): {e}",
-                    describe_unparsed_body(frame.data.as_bytes())
-                ),
-            )
-        })?;
+        let body: OneOrMany = decode_frame(&frame.data, "stream chunk")?;
         let mut events = Vec::new();
         for response in body.into_vec() {
             events.extend(self.chunk(response)?);

@@ -17,7 +17,7 @@ use llm_core::{
     StreamEvent, Tool, ToolCall, ToolChoice, Usage,
 };
 use llm_protocol::error_map::{
-    capability_mismatch, describe_unparsed_body, kind_for_status, one_line,
+    capability_mismatch, decode_frame, describe_unparsed_body, kind_for_status, one_line,
     retry_after_from_message,
 };
 use llm_protocol::openai::wire::arguments_text;
@@ -336,15 +336,7 @@ impl ChatStreamDecoder {
 
 impl FrameDecoder<String> for ChatStreamDecoder {
     fn frame(&mut self, line: String) -> Result<Vec<StreamEvent>, Error> {
-        let mut chunk: ChatChunk = serde_json::from_str(&line).map_err(|e| {
-            Error::new(
-                ErrorKind::MalformedAnswer,
-                format!(
-                    "could not decode a stream line ({e}): {}",
-                    describe_unparsed_body(line.as_bytes())
-                ),
-            )
-        })?;
+        let mut chunk: ChatChunk = decode_frame(&line, "stream line")?;
         if let Some(error) = &chunk.error {
             return Err(error_from_text(None, &error_text(error)));
         }
@@ -510,15 +502,7 @@ impl PullTracker {
     /// # Errors
     /// A classified error for an `{"error": …}` line; a validation error for a line that is not JSON.
     pub(crate) fn line(&mut self, line: &str) -> Result<PullStep, Error> {
-        let parsed: PullLine = serde_json::from_str(line).map_err(|e| {
-            Error::new(
-                ErrorKind::MalformedAnswer,
-                format!(
-                    "could not decode a pull progress line ({e}): {}",
-                    describe_unparsed_body(line.as_bytes())
-                ),
-            )
-        })?;
+        let parsed: PullLine = decode_frame(line, "pull progress line")?;
         if let Some(error) = &parsed.error {
             return Err(error_from_text(None, &error_text(error)));
         }
