@@ -6,7 +6,7 @@
 //! Why not candle's models: their attention multiplies small f32 matrices through candle's general
 //! `matmul`, which asks `candle_core::utils::get_num_threads()` for its parallelism on every call;
 //! without `RAYON_NUM_THREADS` in the environment that parses `/proc/cpuinfo` each time (num_cpus does
-//! not cache it) — two calls per layer per token, 60 per token for SmolLM2-135M: measured ~7 % of
+//! not cache it) — two calls per layer per token, 60 per token for SmolLM2-135M: measured 7–13 % of
 //! the generation rate on a lightly loaded machine, more when the machine is busy (each parse is a
 //! few syscalls while candle's matmul pool spins). This crate cannot set the variable
 //! (`std::env::set_var` is `unsafe` in edition 2024, and racy in a threaded process).
