@@ -240,6 +240,110 @@ async fn model_server(bytes: Vec<u8>, times: u64) -> MockServer {
     server
 }
 
+/// A fresh machine whose model file is served by `server` into `dir` (no key, no local server).
+fn first_use(server: &MockServer, dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut env = fast();
+    env.extend(locals_down());
+    env.extend([
+        var("LOCAL_MODEL", "org/repo/model.gguf"),
+        var("LOCAL_MODEL_URL", format!("{}/m/model.gguf", server.uri())),
+        var("LOCAL_MODEL_DIR", dir.display().to_string()),
+    ]);
+    env
+}
+
+#[tokio::test]
+async fn a_download_during_ask_streams_json_progress_lines_before_the_answer() {
+    let Some(model) = model_file() else { return };
+    let size = std::fs::metadata(&model).expect("model").len();
+    let server = model_server(std::fs::read(&model).expect("model"), 1).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let args = ["ask", "--stream", "--json", "--max-tokens", "4", "hi"];
+    let run = cascade(&args, &first_use(&server, dir.path())).await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
+    let first_delta = kinds.iter().position(|k| *k == "delta").expect("deltas");
+    assert!(first_delta > 0, "{kinds:?}");
+    assert!(
+        kinds[..first_delta].iter().all(|k| *k == "progress"),
+        "{kinds:?}"
+    );
+    let progress = &lines[..first_delta];
+    assert!(
+        progress.iter().all(|p| p["provider"] == "local"),
+        "{progress:?}"
+    );
+    let downloading = |p: &&serde_json::Value| p["status"] == "downloading model.gguf";
+    let last = progress
+        .iter()
+        .rfind(downloading)
+        .expect("download progress");
+    assert_eq!(
+        (&last["completed"], &last["total"]),
+        (&json!(size), &json!(size))
+    );
+    let summary = lines.last().expect("lines");
+    assert_eq!(
+        (&summary["success"], &summary["provider"]),
+        (&json!(true), &json!("local"))
+    );
+}
+
+#[tokio::test]
+async fn a_download_during_ask_shows_the_pull_bar_on_a_terminal_and_nothing_on_a_pipe() {
+    let Some(model) = model_file() else { return };
+    let bytes = std::fs::read(&model).expect("model");
+    let server = model_server(bytes.clone(), 1).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let env = first_use(&server, dir.path());
+    // `script` gives the command a pseudo-terminal for stdout and stderr and copies what it shows.
+    let work = tempfile::tempdir().expect("dir");
+    let output = tokio::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "{} ask --max-tokens 4 hi",
+                crate::harness::binary().display()
+            ),
+            "/dev/null",
+        ])
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("LLM_USAGE_DB", "off")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(work.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run script");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    // The bar of `cascade pull`: the status (20 columns), bytes done of the total, the rate, the ETA.
+    assert!(
+        shown.contains("downloading model.gg [") && shown.contains("/93.81 MiB"),
+        "{shown:?}"
+    );
+    assert!(shown.contains(" eta "), "{shown:?}");
+    assert!(shown.contains("iB/s"), "{shown:?}");
+
+    let server = model_server(bytes, 1).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let run = cascade(
+        &["ask", "--max-tokens", "4", "hi"],
+        &first_use(&server, dir.path()),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(!run.stderr.contains("downloading"), "{}", run.stderr);
+    assert!(!run.stderr.contains(" eta "), "{}", run.stderr);
+}
+
 #[tokio::test]
 async fn a_fresh_machine_downloads_the_model_as_a_last_resort_then_answers() {
     let Some(model) = model_file() else { return };

@@ -12,6 +12,7 @@ use llm_cascade::{
 use crate::args::AskArgs;
 use crate::interrupt::{Interrupt, Tracker, Watch};
 use crate::output::{self, fail};
+use crate::pull::PullProgress;
 use crate::{Ctx, EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 /// Runs `cascade ask`; returns the exit code.
@@ -32,9 +33,14 @@ pub async fn run(args: AskArgs, ctx: &Ctx) -> u8 {
         Err(error) => return fail(&CascadeError::from(error), args.json, EXIT_USAGE),
     };
     let tracker = Tracker::new();
+    // `--stream --json` is JSON lines: download progress goes there too; otherwise a bar on a terminal.
+    let pulling = PullProgress::new(args.json && args.stream);
     let mut asking = Asking {
-        cascade: cascade.with_observer(tracker.clone()),
+        cascade: cascade
+            .with_observer(tracker.clone())
+            .with_observer(pulling.clone()),
         tracker,
+        pulling,
         // Listening starts here, after the prompt was read: Ctrl-C while typing it still just quits.
         watch: Watch::new(),
         json: args.json,
@@ -114,6 +120,8 @@ pub fn last_user_message(request: &ChatRequest) -> String {
 struct Asking<'a> {
     cascade: Cascade,
     tracker: Arc<Tracker>,
+    /// The bar of a model downloaded during the call (cleared before anything else is printed).
+    pulling: Arc<PullProgress>,
     watch: Watch,
     json: bool,
     ctx: &'a Ctx,
@@ -132,6 +140,7 @@ impl Asking<'_> {
             result = self.cascade.chat(request) => result,
             interrupt = self.watch.next() => return self.interrupted(interrupt, false),
         };
+        self.pulling.clear();
         let result = match result {
             Ok(result) => result,
             Err(report) => return fail(&report, self.json, EXIT_FAILED),
@@ -172,6 +181,7 @@ impl Asking<'_> {
             result = self.cascade.chat_json_schema(request, name, schema) => result,
             interrupt = self.watch.next() => return self.interrupted(interrupt, false),
         };
+        self.pulling.clear();
         let answer = match result {
             Ok(answer) => answer,
             Err(report) => return fail(&report, self.json, EXIT_FAILED),
@@ -207,6 +217,7 @@ impl Asking<'_> {
             opened = self.cascade.chat_stream(request) => opened,
             interrupt = self.watch.next() => return self.interrupted(interrupt, false),
         };
+        self.pulling.clear();
         let mut stream = match opened {
             Ok(stream) => stream,
             Err(report) => return fail(&report, self.json, EXIT_FAILED),
@@ -297,6 +308,7 @@ impl Asking<'_> {
     /// Ends a call cut short: the attempt in flight recorded as cancelled; on a signal, the cut marked
     /// (`[cancelled]` on stderr, or the final `--json` object); on a closed stdout, nothing more said.
     fn interrupted(&self, interrupt: Interrupt, mid_line: bool) -> u8 {
+        self.pulling.clear();
         let attempts = self.tracker.cancel(|event| self.ctx.emit(event));
         if interrupt != Interrupt::StdoutClosed {
             if self.json {

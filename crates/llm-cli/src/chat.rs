@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::args::ChatArgs;
 use crate::interrupt::{Interrupt, Tracker, Watch};
 use crate::output;
+use crate::pull::PullProgress;
 use crate::{Ctx, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 
 const HELP: &str = "\
@@ -96,6 +97,8 @@ struct Session<'a> {
     cascade: Cascade,
     /// The attempts of the current turn, attached to every cascade the session builds.
     tracker: Arc<Tracker>,
+    /// The bar of a model downloaded during a turn (cleared before the answer is printed).
+    pulling: Arc<PullProgress>,
     watch: Watch,
     /// `Some(id)` when pinned with `/llm switch`.
     pinned: Option<String>,
@@ -155,7 +158,9 @@ async fn prompt(
 /// Runs `cascade chat`; returns the exit code.
 pub async fn run(args: ChatArgs, ctx: &Ctx) -> u8 {
     let tracker = Tracker::new();
-    let cascade = match build(ctx, &tracker, args.provider.as_deref()) {
+    // `--json` is JSON lines: download progress goes there too; otherwise a bar on a terminal.
+    let pulling = PullProgress::new(args.json);
+    let cascade = match build(ctx, &tracker, &pulling, args.provider.as_deref()) {
         Ok(cascade) => cascade,
         Err(report) => return output::fail(&report, args.json, EXIT_USAGE),
     };
@@ -163,6 +168,7 @@ pub async fn run(args: ChatArgs, ctx: &Ctx) -> u8 {
         ctx,
         cascade,
         tracker,
+        pulling,
         watch: Watch::new(),
         pinned: args.provider,
         system: args.system,
@@ -215,10 +221,20 @@ pub async fn run(args: ChatArgs, ctx: &Ctx) -> u8 {
     }
 }
 
-/// The cascade, or one pinned provider, with this process's observers and the turn tracker attached.
-fn build(ctx: &Ctx, tracker: &Arc<Tracker>, pin: Option<&str>) -> Result<Cascade, CascadeError> {
+/// The cascade, or one pinned provider, with this process's observers, the turn tracker and the
+/// download progress attached.
+fn build(
+    ctx: &Ctx,
+    tracker: &Arc<Tracker>,
+    pulling: &Arc<PullProgress>,
+    pin: Option<&str>,
+) -> Result<Cascade, CascadeError> {
     Cascade::from_env_pinned(ctx.env.as_ref(), pin)
-        .map(|cascade| ctx.attach(cascade).with_observer(tracker.clone()))
+        .map(|cascade| {
+            ctx.attach(cascade)
+                .with_observer(tracker.clone())
+                .with_observer(pulling.clone())
+        })
         .map_err(CascadeError::from)
 }
 
@@ -257,6 +273,7 @@ impl Session<'_> {
             opened = self.cascade.chat_stream(request) => opened,
             interrupt = self.watch.next() => return self.cut(interrupt, false),
         };
+        self.pulling.clear();
         let mut stream = match opened {
             Ok(stream) => stream,
             Err(report) => {
@@ -365,6 +382,7 @@ impl Session<'_> {
     /// Ends a turn cut short (call it after dropping the stream): the attempt in flight recorded as
     /// cancelled, the question dropped from the history; Ctrl-C lets the session go on.
     fn cut(&mut self, interrupt: Interrupt, mid_line: bool) -> Turn {
+        self.pulling.clear();
         let attempts = self.tracker.cancel(|event| self.ctx.emit(event));
         self.history.pop();
         if interrupt == Interrupt::StdoutClosed {
@@ -448,7 +466,7 @@ impl Session<'_> {
 
     fn switch(&mut self, id: &str) {
         let pin = (id != "auto").then_some(id);
-        match build(self.ctx, &self.tracker, pin) {
+        match build(self.ctx, &self.tracker, &self.pulling, pin) {
             Ok(cascade) => {
                 self.cascade = cascade;
                 self.pinned = pin.map(str::to_owned);

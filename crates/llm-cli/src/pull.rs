@@ -71,13 +71,54 @@ async fn pull_local(_args: &PullArgs, _env: &dyn EnvSource) -> u8 {
     crate::EXIT_USAGE
 }
 
+/// A model downloaded while `ask` or `chat` waits (the last-resort pull, or `LLM_LOCAL_PULL=eager`),
+/// shown as `cascade pull` shows it: the bar (bytes, rate, ETA) on a terminal's stderr, nothing on
+/// any other stderr; in JSON-lines output (`ask --stream --json`, `chat --json`) the same
+/// `{"type": "progress", …}` lines as `pull --json` instead.
+pub(crate) struct PullProgress {
+    json_lines: bool,
+    /// The bar of the download under way; a new one per download.
+    bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
+}
+
+impl PullProgress {
+    /// An observer to attach to the cascade; `json_lines` when stdout is a stream of JSON lines.
+    pub(crate) fn new(json_lines: bool) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            json_lines,
+            bar: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Removes the bar: the download is over, and the answer (or the error) is about to be printed.
+    pub(crate) fn clear(&self) {
+        if let Some(bar) = self.bar.lock().ok().and_then(|mut bar| bar.take()) {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl llm_cascade::Observer for PullProgress {
+    fn on_event(&self, event: &llm_cascade::CascadeEvent) {
+        let llm_cascade::CascadeEvent::Progress(event) = event else {
+            // Anything else happens after the download: the attempt that uses the model.
+            self.clear();
+            return;
+        };
+        let Ok(mut bar) = self.bar.lock() else {
+            return;
+        };
+        let bar = bar.get_or_insert_with(|| progress_bar(self.json_lines));
+        progress(bar, self.json_lines, event);
+    }
+}
+
 /// One progress event: a JSON line with `--json`, else the bar.
-#[cfg(any(feature = "provider-ollama", feature = "provider-local"))]
 fn progress(bar: &indicatif::ProgressBar, json: bool, event: &llm_cascade::Progress) {
     if json {
         crate::output::print_json(
-            &serde_json::json!({"type": "progress", "status": event.status,
-            "completed": event.completed, "total": event.total}),
+            &serde_json::json!({"type": "progress", "provider": event.provider,
+            "status": event.status, "completed": event.completed, "total": event.total}),
         );
     } else {
         show(bar, event);
@@ -127,7 +168,6 @@ async fn pull_ollama(args: &PullArgs, env: &dyn EnvSource) -> u8 {
 }
 
 /// A bar on stderr, drawn only on a terminal (indicatif hides it otherwise) and never with `--json`.
-#[cfg(any(feature = "provider-ollama", feature = "provider-local"))]
 fn progress_bar(json: bool) -> indicatif::ProgressBar {
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     if json {
@@ -144,7 +184,6 @@ fn progress_bar(json: bool) -> indicatif::ProgressBar {
 }
 
 /// Updates the bar: the status as its message, bytes summed over layers as its position.
-#[cfg(any(feature = "provider-ollama", feature = "provider-local"))]
 fn show(bar: &indicatif::ProgressBar, event: &llm_cascade::Progress) {
     if let Some(total) = event.total {
         bar.set_length(total);
