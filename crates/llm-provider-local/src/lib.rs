@@ -6,7 +6,6 @@ pub mod download;
 mod model;
 mod stop;
 mod template;
-mod transformer;
 
 use llm_core::{EnvSource, Error, Provider};
 use llm_protocol::SettingsSpec;

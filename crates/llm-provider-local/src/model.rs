@@ -7,21 +7,22 @@ use std::path::Path;
 
 use candle_core::quantized::gguf_file;
 use candle_core::quantized::tokenizer::TokenizerFromGguf;
+use candle_core::{DType, Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
+use candle_transformers::models::{quantized_llama, quantized_qwen2};
 use llm_core::{Error, ErrorKind, FinishReason, Message};
 use tokenizers::Tokenizer;
 
 use crate::ID;
 use crate::stop::StopScanner;
 use crate::template::ChatTemplate;
-use crate::transformer::Transformer;
 
 /// The tokens that end an answer in the chat formats we render, besides the file's own end token.
 const END_TOKENS: [&str; 3] = ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"];
 
 /// A loaded model, ready to answer.
 pub(crate) struct Engine {
-    weights: Transformer,
+    weights: Weights,
     tokenizer: Tokenizer,
     template: ChatTemplate,
     /// Tokens that end an answer.
@@ -30,6 +31,27 @@ pub(crate) struct Engine {
     bos: Option<(u32, String)>,
     /// How many tokens (prompt and answer) the model can attend to.
     context: usize,
+}
+
+enum Weights {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+}
+
+impl Weights {
+    fn forward(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Weights::Llama(m) => m.forward(input, position),
+            Weights::Qwen2(m) => m.forward(input, position),
+        }
+    }
+
+    fn clear_kv_cache(&mut self) {
+        match self {
+            Weights::Llama(m) => m.clear_kv_cache(),
+            Weights::Qwen2(m) => m.clear_kv_cache(),
+        }
+    }
 }
 
 /// How to generate one answer.
@@ -109,16 +131,31 @@ impl Engine {
             .collect();
         end_ids.extend(eos_id);
         let architecture = text("general.architecture").unwrap_or_default();
-        if !matches!(architecture.as_str(), "llama" | "qwen2") {
-            return Err(Error::config(format!(
-                "{}: architecture `{architecture}` is not supported (llama and qwen2 are)",
-                path.display()
-            ))
-            .with_provider(ID));
-        }
-        let weights = Transformer::from_gguf(&content, &mut reader, &architecture)
-            .map_err(|e| bad_file(path, &e))?;
-        let context = weights.context;
+        let device = Device::Cpu;
+        let (weights, context) = match architecture.as_str() {
+            "llama" => {
+                // candle's llama precomputes rotary tables for MAX_SEQ_LEN positions only.
+                let context = number("llama.context_length")
+                    .map_or(quantized_llama::MAX_SEQ_LEN, |n| n as usize)
+                    .min(quantized_llama::MAX_SEQ_LEN);
+                let model = quantized_llama::ModelWeights::from_gguf(content, &mut reader, &device)
+                    .map_err(|e| bad_file(path, &e))?;
+                (Weights::Llama(model), context)
+            }
+            "qwen2" => {
+                let context = number("qwen2.context_length").map_or(32_768, |n| n as usize);
+                let model = quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &device)
+                    .map_err(|e| bad_file(path, &e))?;
+                (Weights::Qwen2(model), context)
+            }
+            other => {
+                return Err(Error::config(format!(
+                    "{}: architecture `{other}` is not supported (llama and qwen2 are)",
+                    path.display()
+                ))
+                .with_provider(ID));
+            }
+        };
         Ok(Self {
             weights,
             tokenizer,
@@ -184,8 +221,8 @@ impl Engine {
         let mut stops = StopScanner::new(&params.stop);
         let mut generated: Vec<u32> = Vec::new();
         let mut shown = 0;
-        self.weights.clear();
-        let mut next = self.step(&prompt, &mut sampler)?;
+        self.weights.clear_kv_cache();
+        let mut next = self.step(&prompt, 0, &mut sampler)?;
         let mut reason = FinishReason::Length;
         while generated.len() < budget {
             if self.end_ids.contains(&next) {
@@ -209,7 +246,8 @@ impl Engine {
             if generated.len() == budget {
                 break;
             }
-            next = self.step(&[next], &mut sampler)?;
+            let position = prompt.len() + generated.len() - 1;
+            next = self.step(&[next], position, &mut sampler)?;
         }
         let rest = stops.finish();
         if !rest.is_empty() {
@@ -222,12 +260,21 @@ impl Engine {
         })
     }
 
-    /// Runs `tokens` (after those already run for this answer) through the model and picks the
-    /// next token.
-    fn step(&mut self, tokens: &[u32], sampler: &mut LogitsProcessor) -> Result<u32, Error> {
+    /// Runs `tokens` through the model at `position` and picks the next token.
+    fn step(
+        &mut self,
+        tokens: &[u32],
+        position: usize,
+        sampler: &mut LogitsProcessor,
+    ) -> Result<u32, Error> {
+        let input = Tensor::new(tokens, &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(|e| internal(&e.to_string()))?;
         let logits = self
             .weights
-            .forward(tokens)
+            .forward(&input, position)
+            .and_then(|l| l.squeeze(0))
+            .and_then(|l| l.to_dtype(DType::F32))
             .map_err(|e| internal(&e.to_string()))?;
         sampler
             .sample(&logits)
