@@ -15,59 +15,26 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
-use llm_cascade::{
-    CascadeBuilder, ChatRequest, ChatResponse, ChatStream, Error, FinishReason, Provider,
-};
+use llm_cascade::{CascadeBuilder, ChatRequest, Provider};
 
-#[derive(Debug)]
-struct Instant;
+mod instant;
 
-#[async_trait]
-impl Provider for Instant {
-    fn id(&self) -> &str {
-        "instant"
-    }
-    fn model(&self) -> &str {
-        "m"
-    }
-    fn base_url(&self) -> &str {
-        "memory://"
-    }
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
-    async fn chat(&self, _request: &ChatRequest) -> Result<ChatResponse, Error> {
-        Ok(ChatResponse {
-            tool_calls: Vec::new(),
-            content: "ok".to_owned(),
-            provider: "instant".to_owned(),
-            model: "m".to_owned(),
-            finish_reason: FinishReason::Stop,
-            usage: None,
-            rate_limit: None,
-        })
-    }
-    async fn chat_stream(&self, _request: &ChatRequest) -> Result<ChatStream, Error> {
-        Err(Error::config("not used"))
-    }
-    async fn check_available(&self) -> Result<(), Error> {
-        Ok(())
-    }
-}
+use instant::Instant;
 
 fn in_memory(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let cascade = CascadeBuilder::new().provider(Instant).build();
+    let cascade = CascadeBuilder::new()
+        .provider(Instant { usage: None })
+        .build();
     let request = ChatRequest::from_prompt("hello");
     let mut group = c.benchmark_group("in_memory");
     group.bench_function("direct", |b| {
         b.to_async(&runtime)
-            .iter(|| async { black_box(Instant.chat(black_box(&request)).await) });
+            .iter(|| async { black_box(Instant { usage: None }.chat(black_box(&request)).await) });
     });
     group.bench_function("cascade", |b| {
         b.to_async(&runtime)

@@ -11,54 +11,16 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
 use llm_cascade::{
-    Cascade, CascadeBuilder, ChatRequest, ChatResponse, ChatStream, Error, FinishReason,
-    MemoryStore, Provider, RedisStore, StateStore, Usage,
+    Cascade, CascadeBuilder, ChatRequest, MemoryStore, RedisStore, StateStore, Usage,
 };
 
 /// A provider that answers at once, with usage (so the tokens are reported too).
-#[derive(Debug)]
-struct Instant;
+mod instant;
 
-#[async_trait]
-impl Provider for Instant {
-    fn id(&self) -> &str {
-        "instant"
-    }
-    fn model(&self) -> &str {
-        "m"
-    }
-    fn base_url(&self) -> &str {
-        "memory://"
-    }
-    fn timeout(&self) -> Duration {
-        Duration::from_secs(60)
-    }
-    async fn chat(&self, _request: &ChatRequest) -> Result<ChatResponse, Error> {
-        Ok(ChatResponse {
-            tool_calls: Vec::new(),
-            content: "ok".to_owned(),
-            provider: "instant".to_owned(),
-            model: "m".to_owned(),
-            finish_reason: FinishReason::Stop,
-            usage: Some(Usage {
-                input_tokens: 3,
-                output_tokens: 1,
-            }),
-            rate_limit: None,
-        })
-    }
-    async fn chat_stream(&self, _request: &ChatRequest) -> Result<ChatStream, Error> {
-        Err(Error::config("not used"))
-    }
-    async fn check_available(&self) -> Result<(), Error> {
-        Ok(())
-    }
-}
+use instant::Instant;
 
 fn stores() -> Vec<(&'static str, Arc<dyn StateStore>)> {
     let mut stores: Vec<(&'static str, Arc<dyn StateStore>)> =
@@ -109,7 +71,12 @@ fn per_call(c: &mut Criterion) {
     let mut group = c.benchmark_group("state_per_call");
     for (name, store) in stores() {
         let cascade = CascadeBuilder::new()
-            .provider(Instant)
+            .provider(Instant {
+                usage: Some(Usage {
+                    input_tokens: 3,
+                    output_tokens: 1,
+                }),
+            })
             .build()
             .with_state_store(store);
         round_trips_per_call(&runtime, &cascade, name);
