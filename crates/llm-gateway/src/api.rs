@@ -5,6 +5,9 @@
 //! gets a 400 naming it, so an app never believes a setting took effect when it was dropped.
 
 use llm_cascade::{Attempt, ChatRequest, ChatResponse, FinishReason, Message, Role, Usage};
+use std::borrow::Cow;
+
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, sanitize_attempts};
@@ -338,17 +341,25 @@ pub fn answer_finish(reason: &FinishReason, calls_tools: bool) -> &'static str {
 
 /// `choices[0].message`: the text (`null` when there is none, as OpenAI sends beside tool calls), the
 /// tool calls when there are any, `refusal: null` (a refusal is answered by [`refusal_completion`]).
-fn message(answer: &ChatResponse) -> Value {
-    let content = if answer.content.is_empty() {
-        Value::Null
-    } else {
-        Value::from(llm_core::redact(&answer.content))
-    };
-    let mut message = json!({"role": "assistant", "content": content, "refusal": null});
-    if !answer.tool_calls.is_empty() {
-        message["tool_calls"] = tools::tool_calls_json(&answer.tool_calls);
+#[derive(Serialize)]
+struct AnswerMessage<'a> {
+    role: &'static str,
+    content: Option<Cow<'a, str>>,
+    refusal: Option<()>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Value>,
+}
+
+impl<'a> AnswerMessage<'a> {
+    fn of(answer: &'a ChatResponse) -> Self {
+        Self {
+            role: "assistant",
+            content: (!answer.content.is_empty()).then(|| llm_core::redact(&answer.content)),
+            refusal: None,
+            tool_calls: (!answer.tool_calls.is_empty())
+                .then(|| tools::tool_calls_json(&answer.tool_calls)),
+        }
     }
-    message
 }
 
 /// A refusal as OpenAI answers one: HTTP 200, `content: null`, `message.refusal`, finish `stop`.
@@ -376,42 +387,100 @@ pub fn refusal_completion(
 }
 
 /// `usage` in OpenAI's shape.
+#[derive(Serialize)]
+struct OpenAiUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+}
+
+impl From<Usage> for OpenAiUsage {
+    fn from(usage: Usage) -> Self {
+        Self {
+            prompt_tokens: usage.input_tokens,
+            completion_tokens: usage.output_tokens,
+            total_tokens: usage.input_tokens + usage.output_tokens,
+        }
+    }
+}
+
+/// `usage` in OpenAI's shape.
 pub fn usage_json(usage: Usage) -> Value {
-    json!({
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens + usage.output_tokens,
-    })
+    to_value(OpenAiUsage::from(usage))
 }
 
 /// The `cascade` extension field: who answered and every attempt.
-pub fn extension(provider: &str, finish: Option<&FinishReason>, attempts: &[Attempt]) -> Value {
-    let mut ext = json!({
-        "provider": provider,
-        "attempts": sanitize_attempts(attempts),
-    });
-    if let Some(reason) = finish {
-        ext["finish_reason"] = Value::from(llm_core::sanitize(reason.as_str()).into_owned());
+#[derive(Serialize)]
+pub struct Extension<'a> {
+    provider: &'a str,
+    attempts: Vec<Attempt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+impl<'a> Extension<'a> {
+    /// The extension for an answer by `provider` that ended for `finish` (none for a refusal).
+    pub fn new(provider: &'a str, finish: Option<&'a FinishReason>, attempts: &[Attempt]) -> Self {
+        Self {
+            provider,
+            attempts: sanitize_attempts(attempts),
+            finish_reason: finish.map(|reason| llm_core::sanitize(reason.as_str())),
+        }
     }
-    ext
+}
+
+/// The `cascade` extension field as a `Value`, for chunks built as values.
+pub fn extension(provider: &str, finish: Option<&FinishReason>, attempts: &[Attempt]) -> Value {
+    to_value(Extension::new(provider, finish, attempts))
+}
+
+/// A `Value` of a type whose serialisation cannot fail (strings, numbers, plain structs).
+fn to_value(value: impl Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// A non-streamed answer: a `chat.completion` object, serialised straight from the answer (no `Value`
+/// tree: this is the gateway's hot path).
+#[derive(Serialize)]
+pub struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: Cow<'a, str>,
+    choices: [CompletionChoice<'a>; 1],
+    usage: Option<OpenAiUsage>,
+    cascade: Extension<'a>,
+}
+
+#[derive(Serialize)]
+struct CompletionChoice<'a> {
+    index: u32,
+    message: AnswerMessage<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
 }
 
 /// A non-streamed answer: a `chat.completion` object.
-pub fn completion(id: &str, created: u64, answer: &ChatResponse, attempts: &[Attempt]) -> Value {
-    json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": llm_core::sanitize(&answer.model),
-        "choices": [{
-            "index": 0,
-            "message": message(answer),
-            "logprobs": null,
-            "finish_reason": answer_finish(&answer.finish_reason, !answer.tool_calls.is_empty()),
+pub fn completion<'a>(
+    id: &'a str,
+    created: u64,
+    answer: &'a ChatResponse,
+    attempts: &[Attempt],
+) -> Completion<'a> {
+    Completion {
+        id,
+        object: "chat.completion",
+        created,
+        model: llm_core::sanitize(&answer.model),
+        choices: [CompletionChoice {
+            index: 0,
+            message: AnswerMessage::of(answer),
+            logprobs: None,
+            finish_reason: answer_finish(&answer.finish_reason, !answer.tool_calls.is_empty()),
         }],
-        "usage": answer.usage.map(usage_json),
-        "cascade": extension(&answer.provider, Some(&answer.finish_reason), attempts),
-    })
+        usage: answer.usage.map(OpenAiUsage::from),
+        cascade: Extension::new(&answer.provider, Some(&answer.finish_reason), attempts),
+    }
 }
 
 /// One `chat.completion.chunk` with one choice.

@@ -112,6 +112,14 @@ fn redirect_target(headers: &HeaderMap) -> String {
     error_map::one_line(&llm_core::sanitize(host), 80)
 }
 
+/// `body` with every registered secret replaced (the same bytes when it holds none).
+fn redacted(body: Bytes) -> Bytes {
+    match llm_core::redact_bytes(&body) {
+        std::borrow::Cow::Borrowed(_) => body,
+        std::borrow::Cow::Owned(clean) => Bytes::from(clean),
+    }
+}
+
 /// Response headers with every registered secret scrubbed from their values, so that a `parse_error`
 /// that quotes a header (or a wait hint read from one) never carries a key.
 fn redact_headers(headers: &HeaderMap) -> HeaderMap {
@@ -146,7 +154,7 @@ impl HttpClient {
     }
 
     /// Starts a POST request.
-    pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
+    pub fn post(&self, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
         self.client.post(url)
     }
 
@@ -215,13 +223,16 @@ impl HttpClient {
     /// # Errors
     /// Transport failures while reading, or a validation error for an oversized body.
     pub async fn read_body(&self, mut response: reqwest::Response) -> Result<Bytes, Error> {
-        let mut body = BytesMut::new();
-        while let Some(chunk) = response
+        // Most bodies arrive in one chunk: kept as it is, without a copy.
+        let first = response
             .chunk()
             .await
             .map_err(|e| self.transport_error(e))?
-        {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
+            .unwrap_or_default();
+        let mut body = BytesMut::new();
+        let mut chunk = Some(first);
+        while let Some(part) = chunk {
+            if body.len() + part.len() > MAX_BODY_BYTES {
                 return Err(self.error(
                     ErrorKind::MalformedAnswer,
                     format!(
@@ -230,13 +241,17 @@ impl HttpClient {
                     ),
                 ));
             }
-            body.extend_from_slice(&chunk);
+            let next = response
+                .chunk()
+                .await
+                .map_err(|e| self.transport_error(e))?;
+            if body.is_empty() && next.is_none() {
+                return Ok(redacted(part));
+            }
+            body.extend_from_slice(&part);
+            chunk = next;
         }
-        let body = body.freeze();
-        Ok(match llm_core::redact_bytes(&body) {
-            std::borrow::Cow::Borrowed(_) => body,
-            std::borrow::Cow::Owned(clean) => Bytes::from(clean),
-        })
+        Ok(redacted(body.freeze()))
     }
 
     /// Reads and decodes a JSON body.

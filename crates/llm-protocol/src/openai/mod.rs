@@ -26,7 +26,7 @@ pub use provider::{
     same_for_every_model,
 };
 pub use stream::ChunkDecoder;
-pub use wire::{decode_response, encode_request, strict_compatible};
+pub use wire::{decode_response, encode_request, encode_request_bytes, strict_compatible};
 
 use crate::error_map::LimitHeaders;
 

@@ -10,14 +10,14 @@ use llm_core::{
     Capabilities, ChatRequest, ChatResponse, ChatStream, EnvSource, Error, ErrorKind, Provider,
     Secret,
 };
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::errors::embedded_error;
 use super::ids::{ToolCallIds, with_tool_call_ids};
 use super::stream::ChunkDecoder;
-use super::wire::{decode_response, encode_request, error_in};
+use super::wire::{decode_response, encode_request_bytes, error_in};
 use crate::error_map::rate_limit_spent;
 use crate::settings::validate_base_url;
 use crate::sse::SseDecoder;
@@ -182,6 +182,9 @@ pub struct OpenAiCompatible<P> {
     config: CompatConfig<P>,
     http: HttpClient,
     headers: HeaderMap,
+    /// The chat endpoint, parsed once (`None` when the base URL does not parse: each request then
+    /// reports why).
+    chat_url: Option<reqwest::Url>,
     discovered: OnceCell<String>,
 }
 
@@ -231,10 +234,13 @@ impl<P: CompatProvider> OpenAiCompatible<P> {
             let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
             headers.insert(header, value);
         }
+        let chat_url =
+            reqwest::Url::parse(&format!("{}{}", config.settings.base_url, spec.chat_path)).ok();
         Ok(Self {
             http: HttpClient::new(id, spec.settings.local, spec.parse_error)?,
             config,
             headers,
+            chat_url,
             discovered: OnceCell::new(),
         })
     }
@@ -319,15 +325,21 @@ impl<P: CompatProvider> OpenAiCompatible<P> {
     ) -> Result<reqwest::Response, Error> {
         let model = self.model_for(request).await?;
         let request = with_tool_call_ids(request, P::SPEC.tool_call_ids, &model);
-        let mut body = encode_request(&request, &model, stream, P::SPEC.stream_usage);
-        if P::SPEC.prefix_prefill {
-            super::wire::mark_prefix(&mut body);
-        }
-        let post = self
-            .http
-            .post(&self.url(P::SPEC.chat_path))
+        let body = encode_request_bytes(
+            &request,
+            &model,
+            stream,
+            P::SPEC.stream_usage,
+            P::SPEC.prefix_prefill,
+        );
+        let post = match &self.chat_url {
+            Some(url) => self.http.post(url.clone()),
+            None => self.http.post(self.url(P::SPEC.chat_path)),
+        };
+        let post = post
             .headers(self.headers.clone())
-            .json(&body);
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
         self.http.send(post).await
     }
 }

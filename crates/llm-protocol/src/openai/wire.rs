@@ -148,7 +148,38 @@ pub fn encode_request(
     stream: bool,
     stream_usage: bool,
 ) -> Value {
-    let body = WireRequest {
+    // Serialising plain strings and numbers into a `Value` cannot fail.
+    serde_json::to_value(wire_request(request, model, stream, stream_usage)).unwrap_or(Value::Null)
+}
+
+/// The request body as bytes, serialised straight from the request (no `Value` tree: the hot path);
+/// with `prefix`, a final assistant message is marked as a prefill ([`mark_prefix`]).
+pub fn encode_request_bytes(
+    request: &ChatRequest,
+    model: &str,
+    stream: bool,
+    stream_usage: bool,
+    prefix: bool,
+) -> Vec<u8> {
+    let prefilled = request
+        .messages
+        .last()
+        .is_some_and(|m| m.role == llm_core::Role::Assistant);
+    if prefix && prefilled {
+        let mut body = encode_request(request, model, stream, stream_usage);
+        mark_prefix(&mut body);
+        return serde_json::to_vec(&body).unwrap_or_default();
+    }
+    serde_json::to_vec(&wire_request(request, model, stream, stream_usage)).unwrap_or_default()
+}
+
+fn wire_request<'a>(
+    request: &'a ChatRequest,
+    model: &'a str,
+    stream: bool,
+    stream_usage: bool,
+) -> WireRequest<'a> {
+    WireRequest {
         model,
         messages: request
             .messages
@@ -168,9 +199,7 @@ pub fn encode_request(
             .and_then(wire_response_format),
         tools: request.tools.iter().map(wire_tool).collect(),
         tool_choice: request.tool_choice.as_ref().map(wire_tool_choice),
-    };
-    // Serialising plain strings and numbers into a `Value` cannot fail.
-    serde_json::to_value(body).unwrap_or(Value::Null)
+    }
 }
 
 /// Marks a final assistant message of an encoded request as a prefill with `"prefix": true` (Mistral's
@@ -192,6 +221,9 @@ pub fn mark_prefix(body: &mut Value) {
 /// A non-streamed completion; everything optional, unknown fields ignored.
 #[derive(Debug, Deserialize)]
 struct WireCompletion {
+    /// `{"error": …}` inside a 200 (OpenRouter, LM Studio): decoded again as a whole to classify it.
+    #[serde(default)]
+    error: Option<Value>,
     #[serde(default)]
     model: Option<String>,
     #[serde(default)]
@@ -333,26 +365,12 @@ pub fn decode_response(
     body: &[u8],
     parse_error: ParseError,
 ) -> Result<ChatResponse, Error> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        Error::new(
-            ErrorKind::MalformedAnswer,
-            format!(
-                "could not decode the response: not JSON ({}): {e}",
-                crate::error_map::describe_unparsed_body(body)
-            ),
-        )
-        .with_provider(provider)
-    })?;
-    if error_in(&value) {
-        return Err(embedded_error(&value, 200, parse_error).with_provider(provider));
-    }
-    let completion: WireCompletion = serde_json::from_value(value).map_err(|e| {
-        Error::new(
-            ErrorKind::MalformedAnswer,
-            format!("could not decode the response: unexpected JSON shape: {e}"),
-        )
-        .with_provider(provider)
-    })?;
+    // The typed decode is the hot path (no `Value` tree); the untyped one only explains a failure.
+    let completion = match serde_json::from_slice::<WireCompletion>(body) {
+        Ok(completion) if completion.error.as_ref().is_none_or(Value::is_null) => completion,
+        Ok(_) => return Err(undecoded(provider, body, None, parse_error)),
+        Err(e) => return Err(undecoded(provider, body, Some(e), parse_error)),
+    };
     let choice = completion
         .choices
         .and_then(|c| c.into_iter().next())
@@ -388,6 +406,34 @@ pub fn decode_response(
         tool_calls: tool_calls(calls),
         rate_limit: None,
     })
+}
+
+/// The error of a 200 body that is not a completion: the error it carries (`{"error": …}`), else why
+/// it could not be decoded (`shape`: the typed decoder's complaint).
+fn undecoded(
+    provider: &str,
+    body: &[u8],
+    shape: Option<serde_json::Error>,
+    parse_error: ParseError,
+) -> Error {
+    let error = match serde_json::from_slice::<Value>(body) {
+        Err(e) => Error::new(
+            ErrorKind::MalformedAnswer,
+            format!(
+                "could not decode the response: not JSON ({}): {e}",
+                crate::error_map::describe_unparsed_body(body)
+            ),
+        ),
+        Ok(value) if error_in(&value) => embedded_error(&value, 200, parse_error),
+        Ok(_) => Error::new(
+            ErrorKind::MalformedAnswer,
+            format!(
+                "could not decode the response: unexpected JSON shape: {}",
+                shape.map_or_else(String::new, |e| e.to_string())
+            ),
+        ),
+    };
+    error.with_provider(provider)
 }
 
 #[cfg(test)]
