@@ -6,11 +6,12 @@
 //! in front of it (built with `provider-openai` only, the one provider it calls: the embedded model's
 //! crates would make the release build take far longer and change nothing on the request path), and
 //! the load generator: `oha`, installed with `cargo install oha --locked` into `~/.cargo/bin` when
-//! missing, else Debian's `wrk`. Each measurement runs once against the upstream directly and once
-//! through the gateway: sequential p50/p99 (one connection), the highest throughput whose p99 stays
-//! under 10 ms (growing the connection count), p99 at a fixed 5000 requests per second (`oha -q`,
-//! with its latency correction; `wrk` has no fixed rate), streaming time to first byte (our own
-//! client, sequential), and the peak RSS of the upstream and the gateway (`VmHWM`).
+//! missing, else Debian's `wrk`. Each measurement runs against the upstream directly, through the
+//! gateway, and through a bare axum + reqwest proxy (`xtask bench-passthrough`: the gateway's stack
+//! with none of its work, the floor the stack allows on the machine): sequential p50/p99 (one
+//! connection), the highest throughput whose p99 stays under 10 ms (growing the connection count),
+//! p99 at a fixed 5000 requests per second (`oha -q`, with its latency correction; `wrk` has no fixed
+//! rate), streaming time to first byte (our own client, sequential), and peak RSS (`VmHWM`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -52,6 +53,62 @@ pub async fn upstream(addr: &str) -> Result<(), String> {
                 } else {
                     ([(CONTENT_TYPE, "application/json")], json).into_response()
                 }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on http://{local}");
+    axum::serve(listener, app).await.map_err(|e| e.to_string())
+}
+
+/// A bare pass-through proxy on `addr` to the chat endpoint at `upstream`: axum and reqwest, as the
+/// gateway, with none of its work (no JSON either way, no cascade, no metrics). Its column in the
+/// table is the floor the gateway's stack allows on this machine. Prints `listening on <addr>` first.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn passthrough(addr: &str, upstream: &str) -> Result<(), String> {
+    use axum::body::{Body, Bytes};
+    use axum::http::header::CONTENT_TYPE;
+    use axum::http::{HeaderValue, StatusCode};
+    use axum::response::{IntoResponse, Response};
+
+    let client = reqwest::Client::new();
+    let endpoint = reqwest::Url::parse(upstream).map_err(|e| format!("{upstream}: {e}"))?;
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |body: Bytes| {
+            let (client, endpoint) = (client.clone(), endpoint.clone());
+            async move {
+                let sent = client
+                    .post(endpoint)
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                let Ok(answer) = sent else {
+                    return StatusCode::BAD_GATEWAY.into_response();
+                };
+                let kind = answer
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static("application/json"));
+                // A stream is passed on as it comes; a whole answer is read first, as the gateway does.
+                let body = if kind.as_bytes().starts_with(b"text/event-stream") {
+                    Body::from_stream(answer.bytes_stream())
+                } else {
+                    match answer.bytes().await {
+                        Ok(bytes) => Body::from(bytes),
+                        Err(_) => return StatusCode::BAD_GATEWAY.into_response(),
+                    }
+                };
+                let mut response = Response::new(body);
+                response.headers_mut().insert(CONTENT_TYPE, kind);
+                response
             }
         }),
     );
@@ -396,67 +453,75 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-fn print_table(generator: &Generator, direct: &Row, gateway: &Row) {
-    let rss = |r: &Row| {
-        r.rss_kib
-            .map_or("?".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0))
-    };
+fn print_table(generator: &Generator, direct: &Row, gateway: &Row, bare: &Row) {
     println!(
         "\nload generator: {}; one core pair shared by all three processes; load average before: {}\n",
         generator.name(),
         load_average()
     );
-    println!("| measure | direct (upstream) | through the gateway | overhead |");
-    println!("| --- | --- | --- | --- |");
-    let row = |name: &str, a: Duration, b: Duration| {
+    println!(
+        "| measure | direct (upstream) | through the gateway | overhead | bare axum + reqwest proxy |"
+    );
+    println!("| --- | --- | --- | --- | --- |");
+    let row = |name: &str, pick: fn(&Row) -> Duration| {
+        let (a, b) = (pick(direct), pick(gateway));
         println!(
-            "| {name} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} |",
             ms(a),
             ms(b),
-            ms(b.saturating_sub(a))
+            ms(b.saturating_sub(a)),
+            ms(pick(bare))
         );
     };
-    row(
-        "sequential p50",
-        direct.sequential.p50,
-        gateway.sequential.p50,
-    );
-    row(
-        "sequential p99",
-        direct.sequential.p99,
-        gateway.sequential.p99,
-    );
-    println!(
-        "| max RPS with p99 < 10 ms | {:.0} ({} conn, p99 {}) | {:.0} ({} conn, p99 {}) | {:.0}% of direct |",
-        direct.max.rps,
-        direct.max_connections,
-        ms(direct.max.p99),
-        gateway.max.rps,
-        gateway.max_connections,
-        ms(gateway.max.p99),
+    row("sequential p50", |r| r.sequential.p50);
+    row("sequential p99", |r| r.sequential.p99);
+    let share = |r: &Row| {
         if direct.max.rps > 0.0 {
-            gateway.max.rps / direct.max.rps * 100.0
+            r.max.rps / direct.max.rps * 100.0
         } else {
             0.0
-        },
+        }
+    };
+    let max = |r: &Row| {
+        format!(
+            "{:.0} ({} conn, p99 {})",
+            r.max.rps,
+            r.max_connections,
+            ms(r.max.p99)
+        )
+    };
+    println!(
+        "| max RPS with p99 < 10 ms | {} | {} | {:.0}% of direct | {} = {:.0}% of direct |",
+        max(direct),
+        max(gateway),
+        share(gateway),
+        max(bare),
+        share(bare),
     );
-    match (direct.fixed, gateway.fixed) {
-        (Some(a), Some(b)) => println!(
-            "| p99 at a fixed {FIXED_RPS} RPS | {} ({:.0} RPS) | {} ({:.0} RPS) | {} |",
+    match (direct.fixed, gateway.fixed, bare.fixed) {
+        (Some(a), Some(b), Some(c)) => println!(
+            "| p99 at a fixed {FIXED_RPS} RPS | {} ({:.0} RPS) | {} ({:.0} RPS) | {} | {} ({:.0} RPS) |",
             ms(a.p99),
             a.rps,
             ms(b.p99),
             b.rps,
-            ms(b.p99.saturating_sub(a.p99))
+            ms(b.p99.saturating_sub(a.p99)),
+            ms(c.p99),
+            c.rps
         ),
-        _ => println!("| p99 at a fixed {FIXED_RPS} RPS | not measured (needs oha) | | |"),
+        _ => println!("| p99 at a fixed {FIXED_RPS} RPS | not measured (needs oha) | | | |"),
     }
-    row("streaming TTFB p50", direct.ttfb.0, gateway.ttfb.0);
-    row("streaming TTFB p99", direct.ttfb.1, gateway.ttfb.1);
+    row("streaming TTFB p50", |r| r.ttfb.0);
+    row("streaming TTFB p99", |r| r.ttfb.1);
+    let rss = |r: &Row| {
+        r.rss_kib
+            .map_or("?".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0))
+    };
     println!(
-        "| peak RSS (VmHWM) | {} | {} | |",
+        "| peak RSS (VmHWM) | {} | {} | | {} |",
         rss(direct),
-        rss(gateway)
+        rss(gateway),
+        rss(bare)
     );
 }
 
@@ -522,7 +587,21 @@ pub async fn bench_gateway(duration: Duration) -> Result<(), String> {
         ("HOME", dir.display().to_string()),
     ];
     let gateway = Proc::start(&release.join("cascade"), &["serve"], &env).await?;
-    println!("upstream {}; gateway {}", upstream.url, gateway.url);
+    let chat_path = "/v1/chat/completions";
+    let bare = Proc::start(
+        &release.join("xtask"),
+        &[
+            "bench-passthrough",
+            "--upstream",
+            &format!("{}{chat_path}", upstream.url),
+        ],
+        &[],
+    )
+    .await?;
+    println!(
+        "upstream {}; gateway {}; bare proxy {}",
+        upstream.url, gateway.url, bare.url
+    );
     let direct = measure(
         &generator,
         &upstream,
@@ -533,11 +612,18 @@ pub async fn bench_gateway(duration: Duration) -> Result<(), String> {
     let through = measure(
         &generator,
         &gateway,
-        &format!("{}/v1/chat/completions", gateway.url),
+        &format!("{}{chat_path}", gateway.url),
         duration,
     )
     .await?;
-    print_table(&generator, &direct, &through);
+    let floor = measure(
+        &generator,
+        &bare,
+        &format!("{}{chat_path}", bare.url),
+        duration,
+    )
+    .await?;
+    print_table(&generator, &direct, &through, &floor);
     Ok(())
 }
 

@@ -28,6 +28,8 @@ enum Command {
     BenchGateway(BenchArgs),
     /// The benchmark's upstream: replays the OpenAI captures on `--addr` until killed.
     BenchUpstream(UpstreamArgs),
+    /// The benchmark's floor: a bare axum + reqwest proxy to `--upstream` on `--addr` until killed.
+    BenchPassthrough(PassthroughArgs),
 }
 
 #[derive(Args)]
@@ -42,6 +44,16 @@ struct UpstreamArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:0")]
     addr: String,
+}
+
+#[derive(Args)]
+struct PassthroughArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: String,
+    /// The upstream chat endpoint every request is forwarded to.
+    #[arg(long)]
+    upstream: String,
 }
 
 #[derive(Args)]
@@ -96,6 +108,9 @@ async fn main() -> ExitCode {
                 .map(|()| ExitCode::SUCCESS)
         }
         Command::BenchUpstream(args) => xtask::bench::upstream(&args.addr)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::BenchPassthrough(args) => xtask::bench::passthrough(&args.addr, &args.upstream)
             .await
             .map(|()| ExitCode::SUCCESS),
     };
