@@ -119,8 +119,8 @@ struct Held {
     /// Changes applied to `state` but not written yet: the next write carries them (applied again
     /// to the stored value when another instance wrote first).
     pending: Vec<Deferred>,
-    /// A background flush of `pending` is scheduled.
-    flush_due: bool,
+    /// When the background flush of `pending` is due (`None`: none is scheduled).
+    flush_due: Option<std::time::Instant>,
 }
 
 impl Held {
@@ -314,13 +314,18 @@ impl RedisStore {
     /// Writes the pending changes of `key` (held in `copy`) within the flush interval, unless one is
     /// scheduled already or there is no runtime to run it (then the next check carries them).
     fn flush_later(&self, key: &str, copy: &Arc<AsyncMutex<Held>>, held: &mut Held) {
-        if held.flush_due {
+        let now = std::time::Instant::now();
+        // A flush past due by more than a write's timeout was lost with its runtime: schedule anew.
+        if held
+            .flush_due
+            .is_some_and(|due| now < due + self.timing.timeout)
+        {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        held.flush_due = true;
+        held.flush_due = Some(now + self.timing.flush_after);
         let writer = self.writer(key);
         let copy = copy.clone();
         // The task owns the copy and the connection: it runs also when the store is dropped first.
@@ -420,7 +425,7 @@ impl Writer {
     /// Writes what is pending in `copy`, if anything still is (a check may have carried it).
     async fn flush(&self, copy: &AsyncMutex<Held>) {
         let mut held = copy.lock().await;
-        held.flush_due = false;
+        held.flush_due = None;
         if held.pending.is_empty() {
             return;
         }

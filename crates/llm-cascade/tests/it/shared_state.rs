@@ -336,6 +336,9 @@ async fn an_unreachable_redis_serves_every_request_on_local_state_and_warns_once
         .with_max_level(tracing::Level::WARN)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Another test (the reconnect one) may have been registering the warning's callsite while this
+    // subscriber was being set: without this, that callsite can keep a stale "nobody listens".
+    tracing::callsite::rebuild_interest_cache();
     let store =
         Arc::new(RedisStore::new(&format!("redis://127.0.0.1:{}/", closed_port())).expect("url"));
     let groq = Arc::new(Fake::new(
