@@ -401,9 +401,9 @@ impl From<Report<'_>> for Fact {
 }
 
 /// The part of a [`ProviderState`] a check decides on, budgets aside: when it changes, other
-/// instances must see it at once (see [`ProviderState::decisive`]).
+/// instances must see it at once (see [`ProviderState::decisive`]). Only compared.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Decisive<'a> {
+pub struct Decisive<'a> {
     cooling_until_ms: Option<u64>,
     cooling_source: Option<&'a str>,
     opened: u32,
@@ -541,8 +541,8 @@ impl ProviderState {
 
     /// What a check decides on, budgets aside: cooling, the breaker and its probe, a disabled key.
     /// A change that leaves it as it was (token counts, failures below the breaker's threshold)
-    /// need not reach other instances at once.
-    pub(crate) fn decisive(&self) -> Decisive<'_> {
+    /// need not reach other instances at once: a shared store's [`StateStore::defer`] decides so.
+    pub fn decisive(&self) -> Decisive<'_> {
         Decisive {
             cooling_until_ms: self.cooling_until_ms,
             cooling_source: self.cooling_source.as_deref(),
