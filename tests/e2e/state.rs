@@ -86,6 +86,9 @@ async fn with_llm_state_url_runs_on_two_machines_share_a_rate_limit_through_redi
     env.push(order("openai,groq"));
     env.push(("LLM_STATE_URL".to_owned(), url));
     env.push(("LLM_STATE_PREFIX".to_owned(), prefix));
+    // A day's token budget: what the runs used reaches Redis although a process ends at once after
+    // its answer (the tokens a store keeps back are flushed before it exits).
+    env.push(("GROQ_TPD".to_owned(), "1000000".to_owned()));
     // Two directories, two usage databases: what the second run knows came through Redis.
     let (here, there) = (
         tempfile::tempdir().expect("dir"),
@@ -117,5 +120,17 @@ async fn with_llm_state_url_runs_on_two_machines_share_a_rate_limit_through_redi
             .as_str()
             .is_some_and(|s| s.starts_with("cooling until")),
         "{openai_row}"
+    );
+    let groq_row = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["id"] == "groq")
+        .expect("groq row")
+        .clone();
+    let left = groq_row["budget"].as_str().unwrap_or_default();
+    assert!(
+        left.starts_with("TPD ") && !left.starts_with("TPD 1000000/"),
+        "{groq_row}"
     );
 }

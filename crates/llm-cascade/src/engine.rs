@@ -380,9 +380,9 @@ impl Cascade {
         Ok(CascadeResponse::new(response, call.attempts))
     }
 
-    /// After a whole answer from `provider`: its tokens count into the provider's budgets (the
-    /// provider's count, else an estimate) and its successful attempt, the last of `call`, goes to the
-    /// observers.
+    /// After a whole answer from `provider`: its success and its tokens (the provider's count, else
+    /// an estimate) go to its state as one change (with a rate limit its headers said is used up),
+    /// and its successful attempt, the last of `call`, goes to the observers.
     pub(crate) async fn answered(
         &self,
         call: &Call,
@@ -391,10 +391,12 @@ impl Cascade {
         response: &ChatResponse,
     ) {
         let tokens = crate::state::tokens_used(response.usage, request, response.content.len());
-        self.report_state(provider, Report::Tokens(tokens)).await;
+        let mut reports = vec![Report::Success, Report::Tokens(tokens)];
         if let Some(spent) = &response.rate_limit {
-            self.spent(provider, spent).await;
+            log_spent(provider, spent);
+            reports.push(Report::Spent(spent.reset_after));
         }
+        self.report_state(provider, &reports).await;
         if let Some(last) = call.attempts.last() {
             self.emit(&CascadeEvent::AttemptFinished {
                 attempt: last.clone(),
@@ -406,23 +408,22 @@ impl Cascade {
 
     /// A successful answer from `provider` used up a rate limit: it cools until the limit resets.
     pub(crate) async fn spent(&self, provider: &dyn Provider, spent: &RateLimitSpent) {
-        info!(
-            provider = provider.id(),
-            header = spent.header,
-            "{} has used up a rate limit ({}: 0): skipped for {:?}",
-            provider.id(),
-            spent.header,
-            spent.reset_after
-        );
-        self.report_state(provider, Report::Spent(spent.reset_after))
+        log_spent(provider, spent);
+        self.report_state(provider, &[Report::Spent(spent.reset_after)])
             .await;
     }
 
-    /// Takes in what an attempt at `provider` did, for its state.
-    pub(crate) async fn report_state(&self, provider: &dyn Provider, report: Report<'_>) {
+    /// Takes in what an attempt at `provider` did (one change), for its state.
+    pub(crate) async fn report_state(&self, provider: &dyn Provider, reports: &[Report<'_>]) {
         self.states
-            .report(provider.id(), provider.model(), report)
+            .report(provider.id(), provider.model(), reports)
             .await;
+    }
+
+    /// Writes the provider state changes the store kept back (a shared store writes token counts
+    /// with the next check, or within a second): a process that ends awaits this first.
+    pub async fn flush_state(&self) {
+        self.states.flush().await;
     }
 
     /// Fills settings defaults into the request and rejects requests no provider could answer.
@@ -829,18 +830,12 @@ impl Cascade {
             ..
         } = running;
         let (id, elapsed) = (provider.id(), started.elapsed());
-        match &result {
-            Ok(_) if call.streaming => {}
-            Ok(_) => {
-                self.states
-                    .report(id, provider.model(), Report::Success)
-                    .await;
-            }
-            Err(error) => {
-                self.states
-                    .report(id, provider.model(), Report::Failure(error))
-                    .await;
-            }
+        // A success goes to the state with its tokens, when the answer is whole: from
+        // `Cascade::answered`, or when a stream ends.
+        if let Err(error) = &result {
+            self.states
+                .report(id, provider.model(), &[Report::Failure(error)])
+                .await;
         }
         match &result {
             Ok(_) => call.attempts.push(Attempt::ok(id, attempt, elapsed)),
@@ -1087,6 +1082,18 @@ pub(crate) fn set_decision(call: &mut Call, decision: Decision) {
 
 /// An answer with no text that is not a tool call is not an answer: a classified failure of the
 /// attempt (retried, then the next provider), never an empty success.
+/// Says that `provider` has used up a rate limit (its headers said 0 left): it is skipped until then.
+fn log_spent(provider: &dyn Provider, spent: &RateLimitSpent) {
+    info!(
+        provider = provider.id(),
+        header = spent.header,
+        "{} has used up a rate limit ({}: 0): skipped for {:?}",
+        provider.id(),
+        spent.header,
+        spent.reset_after
+    );
+}
+
 fn non_empty(response: ChatResponse) -> Result<ChatResponse, Error> {
     // Calls without text are an answer, whatever reason the provider gave (Ollama says `stop`).
     if response.content.is_empty()

@@ -35,9 +35,10 @@ pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, O
 #[cfg(feature = "redis")]
 pub use state::RedisStore;
 pub use state::{
-    Budget, BudgetLeft, Change, Condition, MemoryStore, ProviderState, ProviderStatus, Report,
-    STATE_PREFIX_VAR, STATE_URL_VAR, Skip, SkipReason, StateClock, StateSettings, StateStore,
-    StoreHealth, Verdict, Window, clock_time, fingerprint, state_store_from_env,
+    Budget, BudgetLeft, Change, Condition, Decisive, Deferred, MemoryStore, ProviderState,
+    ProviderStatus, Report, STATE_PREFIX_VAR, STATE_URL_VAR, Skip, SkipReason, StateClock,
+    StateSettings, StateStore, StoreHealth, Verdict, Window, clock_time, fingerprint,
+    state_store_from_env,
 };
 pub use stats::{ProviderSummary, Stats, StatsSnapshot};
 pub use stream::CascadeStream;

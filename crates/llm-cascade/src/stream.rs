@@ -237,17 +237,16 @@ impl Guarded {
         }
     }
 
-    /// Tells the answering provider's state how its stream ended: the tokens it used (its usage, else
+    /// Tells the answering provider's state how its stream ended, as one change: the tokens it used (its usage, else
     /// an estimate) and its success (closing a half-open breaker) or failure (a cut, a stall or a bad
     /// event counts against its breaker when its kind says the provider is unwell).
     async fn settle(&mut self, error: Option<&Error>) {
         let provider = self.cascade.providers()[self.index].clone();
         let tokens = crate::state::tokens_used(self.usage, &self.request, self.received);
+        let outcome = error.map_or(Report::Success, Report::Failure);
         self.cascade
-            .report_state(provider.as_ref(), Report::Tokens(tokens))
+            .report_state(provider.as_ref(), &[Report::Tokens(tokens), outcome])
             .await;
-        let report = error.map_or(Report::Success, Report::Failure);
-        self.cascade.report_state(provider.as_ref(), report).await;
     }
 
     /// The next item from the buffer or the provider, with repeated text dropped and the answer bound
@@ -518,7 +517,7 @@ impl Drop for Guarded {
             let tokens = crate::state::tokens_used(self.usage, &self.request, self.received);
             runtime.spawn(async move {
                 cascade
-                    .report_state(provider.as_ref(), Report::Tokens(tokens))
+                    .report_state(provider.as_ref(), &[Report::Tokens(tokens)])
                     .await;
             });
         }

@@ -126,7 +126,7 @@ pub fn main() -> ExitCode {
         usage: Arc::new(recorder),
     };
     let code = runtime.block_on(async {
-        match cli.command {
+        let code = match cli.command {
             Command::Ask(args) => ask::run(args, &ctx).await,
             Command::Chat(args) => chat::run(args, &ctx).await,
             Command::Providers(args) => providers::run(&args, ctx.env.as_ref()).await,
@@ -140,7 +140,12 @@ pub fn main() -> ExitCode {
                 let _ = output::out(&String::from_utf8_lossy(&script));
                 EXIT_OK
             }
+        };
+        // A shared store may keep token counts back for a second: written before the process ends.
+        if let Some(store) = &ctx.state.store {
+            store.flush().await;
         }
+        code
     });
     // Every row handed to the usage log is written before the process ends.
     ctx.usage.close();

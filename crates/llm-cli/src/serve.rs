@@ -76,6 +76,8 @@ pub async fn run(args: &ServeArgs, ctx: &Ctx) -> u8 {
     let gateway = Gateway::new(&cascade, config)
         .with_request_observer(Arc::new(UsageRows(ctx.usage.clone())));
     let result = gateway.serve(listener, shutdown_signal()).await;
+    // A shared state store may still hold token counts back: written before the process ends.
+    cascade.flush_state().await;
     if ctx.usage.dropped() > 0 {
         output::err(&format!(
             "note: {} usage log rows were dropped (the writer could not keep up)",

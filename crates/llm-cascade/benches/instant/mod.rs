@@ -1,9 +1,12 @@
-//! The provider the benches call: it answers at once, so what is measured is the cascade around it.
+//! The provider the benches call: it answers at once (also as a stream), so what is measured is the
+//! cascade around it.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use llm_cascade::{ChatRequest, ChatResponse, ChatStream, Error, FinishReason, Provider, Usage};
+use llm_cascade::{
+    ChatRequest, ChatResponse, ChatStream, Error, FinishReason, Provider, StreamEvent, Usage,
+};
 
 /// Answers "ok" at once, with `usage` (reported usage makes the engine record the tokens too).
 #[derive(Debug)]
@@ -37,7 +40,17 @@ impl Provider for Instant {
         })
     }
     async fn chat_stream(&self, _request: &ChatRequest) -> Result<ChatStream, Error> {
-        Err(Error::config("not used"))
+        let mut events = vec![Ok(StreamEvent::Delta {
+            text: "ok".to_owned(),
+        })];
+        if let Some(usage) = self.usage {
+            events.push(Ok(StreamEvent::Usage { usage }));
+        }
+        events.push(Ok(StreamEvent::Finish {
+            reason: FinishReason::Stop,
+            model: Some("m".to_owned()),
+        }));
+        Ok(Box::pin(futures_util::stream::iter(events)))
     }
     async fn check_available(&self) -> Result<(), Error> {
         Ok(())

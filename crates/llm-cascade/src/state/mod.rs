@@ -29,13 +29,29 @@ pub use shared::{STATE_PREFIX_VAR, STATE_URL_VAR, StoreHealth, state_store_from_
 /// A change to one provider's state, applied by a [`StateStore`].
 pub type Change<'a> = dyn for<'s> FnMut(&'s mut ProviderState) + Send + 'a;
 
-/// Where provider state lives. One method: apply `change` to the state of `key` atomically (for this
-/// store) and keep the result. A store that cannot reach its backend applies `change` to a local copy
-/// and never fails the caller.
+/// A change a store may apply later, and again when another instance changed the state first: owned,
+/// and a pure function of the state it is given.
+pub type Deferred = Arc<dyn Fn(&mut ProviderState) + Send + Sync>;
+
+/// Where provider state lives. The one required method applies `change` to the state of `key`
+/// atomically (for this store) and keeps the result. A store that cannot reach its backend applies
+/// `change` to a local copy and never fails the caller.
 #[async_trait::async_trait]
 pub trait StateStore: Send + Sync {
     /// Applies `change` to the state stored under `key` (a default state when none is stored).
     async fn modify(&self, key: &str, change: &mut Change<'_>);
+
+    /// Applies `change` (what an attempt did) to the state of `key`. A store shared by several
+    /// processes may apply it to its own copy at once and write it with the next change of `key`
+    /// (or within a bounded time) when it does not change what a check decides. The default applies
+    /// it at once through [`StateStore::modify`].
+    async fn defer(&self, key: &str, change: Deferred) {
+        self.modify(key, &mut |state| change(state)).await;
+    }
+
+    /// Writes every change [`StateStore::defer`] kept back; a process awaits it before it exits.
+    /// The default has nothing to write.
+    async fn flush(&self) {}
 
     /// How the store's backend is doing, for metrics; `None` for a store without one (memory).
     fn health(&self) -> Option<StoreHealth> {
@@ -358,6 +374,44 @@ pub enum Report<'a> {
     Spent(Duration),
 }
 
+/// What an attempt did, owned, so that a store may apply it later (and again, on a conflict).
+#[derive(Debug, Clone, Copy)]
+enum Fact {
+    Success,
+    Failure {
+        kind: ErrorKind,
+        retry_after: Option<Duration>,
+    },
+    Tokens(u64),
+    Spent(Duration),
+}
+
+impl From<Report<'_>> for Fact {
+    fn from(report: Report<'_>) -> Self {
+        match report {
+            Report::Success => Self::Success,
+            Report::Failure(error) => Self::Failure {
+                kind: error.kind(),
+                retry_after: error.retry_after(),
+            },
+            Report::Tokens(tokens) => Self::Tokens(tokens),
+            Report::Spent(wait) => Self::Spent(wait),
+        }
+    }
+}
+
+/// The part of a [`ProviderState`] a check decides on, budgets aside: when it changes, other
+/// instances must see it at once (see [`ProviderState::decisive`]). Only compared.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decisive<'a> {
+    cooling_until_ms: Option<u64>,
+    cooling_source: Option<&'a str>,
+    opened: u32,
+    open_until_ms: Option<u64>,
+    probe_until_ms: Option<u64>,
+    auth_failed_key: Option<u64>,
+}
+
 /// Kinds that say the provider is unwell (not the request's own fault).
 fn is_health_failure(kind: ErrorKind) -> bool {
     matches!(
@@ -463,26 +517,52 @@ impl ProviderState {
 
     /// Takes in what an attempt did at `now_ms`, by a provider whose key has fingerprint `key`.
     pub fn record(&mut self, report: Report<'_>, now_ms: u64, key: u64, settings: &StateSettings) {
-        match report {
-            Report::Success => {
+        self.take_in(Fact::from(report), now_ms, key, settings);
+    }
+
+    fn take_in(&mut self, fact: Fact, now_ms: u64, key: u64, settings: &StateSettings) {
+        match fact {
+            Fact::Success => {
                 self.failures = 0;
                 self.opened = 0;
                 self.open_until_ms = None;
                 self.probe_until_ms = None;
             }
-            Report::Tokens(tokens) => {
+            Fact::Tokens(tokens) => {
                 self.minute.at(now_ms, MINUTE_MS).tokens += tokens;
                 self.day.at(now_ms, DAY_MS).tokens += tokens;
             }
-            Report::Failure(error) => self.record_failure(error, now_ms, key, settings),
-            Report::Spent(wait) => self.cool(now_ms + ms(wait), "x-ratelimit-remaining"),
+            Fact::Failure { kind, retry_after } => {
+                self.record_failure(kind, retry_after, now_ms, key, settings);
+            }
+            Fact::Spent(wait) => self.cool(now_ms + ms(wait), "x-ratelimit-remaining"),
         }
     }
 
-    fn record_failure(&mut self, error: &Error, now_ms: u64, key: u64, settings: &StateSettings) {
-        let kind = error.kind();
+    /// What a check decides on, budgets aside: cooling, the breaker and its probe, a disabled key.
+    /// A change that leaves it as it was (token counts, failures below the breaker's threshold)
+    /// need not reach other instances at once: a shared store's [`StateStore::defer`] decides so.
+    pub fn decisive(&self) -> Decisive<'_> {
+        Decisive {
+            cooling_until_ms: self.cooling_until_ms,
+            cooling_source: self.cooling_source.as_deref(),
+            opened: self.opened,
+            open_until_ms: self.open_until_ms,
+            probe_until_ms: self.probe_until_ms,
+            auth_failed_key: self.auth_failed_key,
+        }
+    }
+
+    fn record_failure(
+        &mut self,
+        kind: ErrorKind,
+        retry_after: Option<Duration>,
+        now_ms: u64,
+        key: u64,
+        settings: &StateSettings,
+    ) {
         let probing = self.probe_until_ms.take().is_some();
-        match (kind, error.retry_after()) {
+        match (kind, retry_after) {
             (ErrorKind::RateLimit | ErrorKind::QuotaExhausted, Some(wait))
                 if wait > settings.max_retry_wait =>
             {
@@ -709,16 +789,24 @@ impl States {
         verdict
     }
 
-    /// Takes in what an attempt at `provider`/`model` did.
-    pub(crate) async fn report(&self, provider: &str, model: &str, report: Report<'_>) {
+    /// Takes in what an attempt at `provider`/`model` did (its outcome and tokens together: one
+    /// change), deferred as the store sees fit.
+    pub(crate) async fn report(&self, provider: &str, model: &str, reports: &[Report<'_>]) {
         let now = self.clock.now_ms();
         let key = self.keys.get(provider).copied().unwrap_or_default();
-        let settings = &self.settings;
-        self.store
-            .modify(&state_key(provider, model), &mut |state| {
-                state.record(report, now, key, settings);
-            })
-            .await;
+        let settings = self.settings.clone();
+        let facts: Vec<Fact> = reports.iter().map(|&report| Fact::from(report)).collect();
+        let change: Deferred = Arc::new(move |state: &mut ProviderState| {
+            for &fact in &facts {
+                state.take_in(fact, now, key, &settings);
+            }
+        });
+        self.store.defer(&state_key(provider, model), change).await;
+    }
+
+    /// Writes what the store kept back (see [`StateStore::flush`]).
+    pub(crate) async fn flush(&self) {
+        self.store.flush().await;
     }
 
     /// The fingerprint of `provider`'s key (0 when unknown, as for a builder chain).

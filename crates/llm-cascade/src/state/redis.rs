@@ -2,24 +2,36 @@
 //! see each other's cooling, breaker transitions and budget counters.
 //!
 //! Each provider and model is one Redis string, `<prefix><provider>/<model>`, holding a version token
-//! (16 hex digits) and then the state as JSON. A change is applied to this process's copy and sent,
-//! with the token that copy was read at, to a Lua script that writes it only when the stored token
-//! still matches: one round trip. Otherwise the script returns the stored value, and the change is
+//! (16 hex digits) and then the state as JSON. A write sends this process's copy, changed, with the
+//! token that copy was read at, to a Lua script that writes it only when the stored token still
+//! matches: one round trip. Otherwise the script returns the stored value, and the changes are
 //! applied again to that (optimistic compare-and-set; the engine's changes are pure functions of the
-//! state, so applying one again is safe). A change that changes nothing sends no value: the script
-//! only confirms that the copy is current. Tokens are random, so a key that expired and was written
+//! state, so applying one again is safe). Tokens are random, so a key that expired and was written
 //! again never matches an old copy. Within a process, changes to one key take turns, so only other
 //! instances can conflict.
+//!
+//! One round trip per attempt: the check before an attempt ([`StateStore::modify`]) is always one
+//! atomic write, fresh from Redis (it takes the request slot, or the half-open probe, for all
+//! instances at once). What an attempt did ([`StateStore::defer`]) is applied to this process's copy
+//! at once, and written at once only when it changes what a check decides (cooling starts or moves,
+//! the breaker opens, closes or its open time moves, a probe ends, a key is disabled: see
+//! [`ProviderState::decisive`]). Anything else (token counts, failures below the breaker's threshold)
+//! is kept pending and carried by the next check of that key, or by a background flush at most
+//! `flush_after` (1 s by default) later when no check comes: other instances see token budgets that
+//! late at most. A report that changes nothing in the copy costs nothing. So a healthy attempt costs
+//! one round trip, an attempt that changes a provider's state for everyone two. A process that ends
+//! awaits [`StateStore::flush`] (the CLI does); a dropped store's scheduled flushes still run while
+//! the runtime does.
 //!
 //! Keys expire by themselves: each write sets a TTL of two days (a day's budget window and more), or
 //! an hour past the latest cooling or breaker time when that is further ahead.
 //!
 //! Redis never fails a request: when it is unreachable, erroring or slower than the timeout (100 ms
-//! by default, for connecting and the whole change together; also when other instances kept changing
-//! the key first for that long), the change is applied to the local copy,
+//! by default, for connecting and the whole write together; also when other instances kept changing
+//! the key first for that long), the change (and what was pending) is applied to the local copy,
 //! [`StoreHealth::fallbacks`] counts it, and one warning is logged for the outage. While it is down no
 //! request waits for it: a background task tries to reconnect at most once a second; once it has, the
-//! next change goes to Redis again and carries what this process learned meanwhile (unless another
+//! next write goes to Redis again and carries what this process learned meanwhile (unless another
 //! instance changed that state first: then the shared state wins).
 //!
 //! The timeouts run on tokio's clock: under a paused test clock, which jumps ahead while a socket is
@@ -36,13 +48,14 @@ use tokio::sync::Mutex as AsyncMutex;
 use tracing::{debug, info, warn};
 
 use super::shared::STATE_URL_VAR;
-use super::{Change, ProviderState, StateStore, StoreHealth};
+use super::{Change, Deferred, ProviderState, StateStore, StoreHealth};
 
 /// The default key prefix; `v1` names the value's format.
 pub(crate) const DEFAULT_PREFIX: &str = "llm-cascade:state:v1:";
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
 const DEFAULT_TTL: Duration = Duration::from_secs(2 * 86_400);
 const DEFAULT_PROBE_EVERY: Duration = Duration::from_secs(1);
+const DEFAULT_FLUSH_AFTER: Duration = Duration::from_secs(1);
 const HOUR_MS: u64 = 3_600_000;
 /// The length of a version token; the script reads the same number of characters.
 const TOKEN_LEN: usize = 16;
@@ -64,9 +77,7 @@ return {1, ''}
 /// is doing.
 pub struct RedisStore {
     prefix: String,
-    timeout: Duration,
-    ttl: Duration,
-    probe_every: Duration,
+    timing: Timing,
     /// This process's copy of each key's state, each behind its own lock.
     copies: Mutex<HashMap<String, Arc<AsyncMutex<Held>>>>,
     link: Arc<Link>,
@@ -77,19 +88,39 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("target", &self.link.target)
             .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.timing.timeout)
+            .field("flush_after", &self.timing.flush_after)
             .finish_non_exhaustive()
     }
 }
 
+/// The store's times, copied into the tasks that write in the background.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// Bounds connecting and one write, all its rounds together.
+    timeout: Duration,
+    /// The shortest TTL of a written key.
+    ttl: Duration,
+    /// While Redis is down, reconnect at most this often.
+    probe_every: Duration,
+    /// Pending changes are written at most this long after the first of them.
+    flush_after: Duration,
+}
+
 /// A copy of one key's state, and the version of the stored value it was read at.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Held {
     /// The version token (`""`: no value was stored).
     token: String,
+    /// The stored state at `token`, with `pending` applied.
     state: ProviderState,
-    /// Changed while Redis was unreachable: the next change writes it even when it changes nothing.
+    /// Changed while Redis was unreachable: the next write writes it even when it changes nothing.
     dirty: bool,
+    /// Changes applied to `state` but not written yet: the next write carries them (applied again
+    /// to the stored value when another instance wrote first).
+    pending: Vec<Deferred>,
+    /// When the background flush of `pending` is due (`None`: none is scheduled).
+    flush_due: Option<std::time::Instant>,
 }
 
 impl Held {
@@ -107,15 +138,34 @@ impl Held {
         Self {
             token: token.to_owned(),
             state,
-            dirty: false,
+            ..Self::default()
         }
+    }
+
+    /// Takes `value` (another instance's write) as the base, with this copy's pending changes
+    /// applied to it again.
+    fn rebase(&mut self, value: &str) {
+        let fresh = Self::parse(value);
+        self.token = fresh.token;
+        self.state = fresh.state;
+        self.dirty = false;
+        for change in &self.pending {
+            change(&mut self.state);
+        }
+    }
+
+    /// Redis did not take the last write: what was pending stays in the local state, written with
+    /// the first write after the outage.
+    fn keep_locally(&mut self) {
+        self.dirty = true;
+        self.pending.clear();
     }
 }
 
 /// Why a change did not reach Redis: it is unreachable or answered with an error.
 struct Failure(String);
 
-/// The connection and what is known about Redis's health; shared with the reconnecting task.
+/// The connection and what is known about Redis's health; shared with the background tasks.
 struct Link {
     client: redis::Client,
     /// The URL without its user and password, for messages.
@@ -132,13 +182,15 @@ struct Link {
     conflicts: AtomicU64,
     fallbacks: AtomicU64,
     outages: AtomicU64,
+    /// Writes of pending changes alone (background flushes and [`StateStore::flush`]).
+    flushes: AtomicU64,
 }
 
 impl RedisStore {
     /// A store in the Redis at `url` (`redis://[user][:password@]host[:port][/db]`, or
-    /// `redis+unix:///path`), with the default prefix, a 100 ms timeout and a two-day TTL. Does no
-    /// network I/O: the connection is made by the first change. A password in the URL is registered
-    /// for redaction and never shown.
+    /// `redis+unix:///path`), with the default prefix, a 100 ms timeout, a two-day TTL and pending
+    /// changes flushed within a second. Does no network I/O: the connection is made by the first
+    /// change. A password in the URL is registered for redaction and never shown.
     ///
     /// # Errors
     /// A config error naming `LLM_STATE_URL` when `url` is not a Redis URL this build can use.
@@ -155,9 +207,12 @@ impl RedisStore {
         })?;
         Ok(Self {
             prefix: DEFAULT_PREFIX.to_owned(),
-            timeout: DEFAULT_TIMEOUT,
-            ttl: DEFAULT_TTL,
-            probe_every: DEFAULT_PROBE_EVERY,
+            timing: Timing {
+                timeout: DEFAULT_TIMEOUT,
+                ttl: DEFAULT_TTL,
+                probe_every: DEFAULT_PROBE_EVERY,
+                flush_after: DEFAULT_FLUSH_AFTER,
+            },
             copies: Mutex::default(),
             link: Arc::new(Link {
                 client,
@@ -171,6 +226,7 @@ impl RedisStore {
                 conflicts: AtomicU64::new(0),
                 fallbacks: AtomicU64::new(0),
                 outages: AtomicU64::new(0),
+                flushes: AtomicU64::new(0),
             }),
         })
     }
@@ -205,11 +261,11 @@ impl RedisStore {
         self
     }
 
-    /// Bounds connecting and each change (all its rounds together) by `timeout` (default 100 ms);
+    /// Bounds connecting and each write (all its rounds together) by `timeout` (default 100 ms);
     /// past it the change is served on local state.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timing.timeout = timeout;
         self
     }
 
@@ -217,14 +273,23 @@ impl RedisStore {
     /// time lies further ahead).
     #[must_use]
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.timing.ttl = ttl;
         self
     }
 
     /// While Redis is down, tries to reconnect at most this often (default every second).
     #[must_use]
     pub fn with_probe_interval(mut self, every: Duration) -> Self {
-        self.probe_every = every;
+        self.timing.probe_every = every;
+        self
+    }
+
+    /// Writes pending changes (token counts, failures below the breaker's threshold) at most this
+    /// long after the first of them when no check of their key carries them first (default one
+    /// second): how late other instances may see this one's token counts.
+    #[must_use]
+    pub fn with_flush_interval(mut self, after: Duration) -> Self {
+        self.timing.flush_after = after;
         self
     }
 
@@ -237,21 +302,91 @@ impl RedisStore {
         copies.entry(key.to_owned()).or_default().clone()
     }
 
+    /// The writer of `key`.
+    fn writer(&self, key: &str) -> Writer {
+        Writer {
+            link: self.link.clone(),
+            timing: self.timing,
+            key: format!("{}{key}", self.prefix),
+        }
+    }
+
+    /// Writes the pending changes of `key` (held in `copy`) within the flush interval, unless one is
+    /// scheduled already or there is no runtime to run it (then the next check carries them).
+    fn flush_later(&self, key: &str, copy: &Arc<AsyncMutex<Held>>, held: &mut Held) {
+        let now = std::time::Instant::now();
+        // A flush past due by more than a write's timeout was lost with its runtime: schedule anew.
+        if held
+            .flush_due
+            .is_some_and(|due| now < due + self.timing.timeout)
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        held.flush_due = Some(now + self.timing.flush_after);
+        let writer = self.writer(key);
+        let copy = copy.clone();
+        // The task owns the copy and the connection: it runs also when the store is dropped first.
+        runtime.spawn(async move {
+            tokio::time::sleep(writer.timing.flush_after).await;
+            writer.flush(&copy).await;
+        });
+    }
+}
+
+/// Writes one key: the connection, the store's times and the key's full name.
+struct Writer {
+    link: Arc<Link>,
+    timing: Timing,
+    key: String,
+}
+
+impl Writer {
+    /// Writes `copy` changed by `change` (and its pending changes) to Redis, else applies it
+    /// locally (Redis unreachable, erroring or too slow) and counts a fallback.
+    async fn write(&self, copy: &mut Held, change: &mut Change<'_>) {
+        if !self.link.down.load(Ordering::Acquire) {
+            let answered = AtomicU64::new(0);
+            let shared = self.shared_change(copy, change, &answered);
+            match tokio::time::timeout(self.timing.timeout, shared).await {
+                Ok(Ok(())) => return,
+                Ok(Err(Failure(why))) => self.link.fail(&why),
+                // Redis answers, but other instances kept changing this key first: not an outage.
+                Err(_) if answered.load(Ordering::Relaxed) > 0 => {
+                    debug!(
+                        key = self.key,
+                        "provider state: other instances kept changing it; applied locally"
+                    );
+                }
+                Err(_) => self.link.fail(&format!(
+                    "no answer within {} ms",
+                    self.timing.timeout.as_millis()
+                )),
+            }
+        }
+        self.link.fallbacks.fetch_add(1, Ordering::Relaxed);
+        change(&mut copy.state);
+        copy.keep_locally();
+        probe_later(&self.link, self.timing);
+    }
+
     /// Applies `change` through Redis: compare-and-set rounds until one is current (the caller
-    /// bounds them by the timeout). Counts the rounds Redis answered in `answered`.
+    /// bounds them by the timeout). Counts the rounds Redis answered in `answered`. Between its
+    /// awaits `copy` is always whole (the stored value at its token with its pending changes), so
+    /// that the timeout may drop this future at any of them.
     async fn shared_change(
         &self,
-        key: &str,
         copy: &mut Held,
         change: &mut Change<'_>,
         answered: &AtomicU64,
     ) -> Result<(), Failure> {
         let mut connection = self.link.connection().await?;
-        let key = format!("{}{key}", self.prefix);
         loop {
             let mut next = copy.state.clone();
             change(&mut next);
-            let write = copy.dirty || next != copy.state;
+            let write = copy.dirty || !copy.pending.is_empty() || next != copy.state;
             let (token, value) = if write {
                 let token = format!("{:016x}", fastrand::u64(..));
                 let json = serde_json::to_string(&next)
@@ -264,10 +399,10 @@ impl RedisStore {
             let (current, stored): (i64, String) = self
                 .link
                 .script
-                .key(&key)
+                .key(&self.key)
                 .arg(&copy.token)
                 .arg(&value)
-                .arg(self.ttl_ms(&next))
+                .arg(ttl_ms(self.timing.ttl, &next))
                 .invoke_async(&mut connection)
                 .await
                 .map_err(|e| Failure(e.to_string()))?;
@@ -275,64 +410,73 @@ impl RedisStore {
             answered.fetch_add(1, Ordering::Relaxed);
             if current == 1 {
                 if write {
-                    *copy = Held {
-                        token,
-                        state: next,
-                        dirty: false,
-                    };
+                    copy.token = token;
+                    copy.state = next;
+                    copy.dirty = false;
+                    copy.pending.clear();
                 }
                 return Ok(());
             }
             self.link.conflicts.fetch_add(1, Ordering::Relaxed);
-            *copy = Held::parse(&stored);
+            copy.rebase(&stored);
         }
     }
 
-    /// The TTL of a key holding `state`: the floor, or an hour past its latest time when later.
-    fn ttl_ms(&self, state: &ProviderState) -> u64 {
-        let floor = millis(self.ttl);
-        let latest = [
-            state.cooling_until_ms,
-            state.open_until_ms,
-            state.probe_until_ms,
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        latest.map_or(floor, |until| {
-            floor.max(until.saturating_sub(wall_ms()).saturating_add(HOUR_MS))
-        })
-    }
-
-    /// Starts a reconnection in the background when Redis is down and none was tried lately.
-    fn probe_later(&self) {
-        let link = &self.link;
-        let due = link
-            .last_probe
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none_or(|at| at.elapsed() >= self.probe_every);
-        if !link.down.load(Ordering::Relaxed) || !due || link.probing.swap(true, Ordering::AcqRel) {
+    /// Writes what is pending in `copy`, if anything still is (a check may have carried it).
+    async fn flush(&self, copy: &AsyncMutex<Held>) {
+        let mut held = copy.lock().await;
+        held.flush_due = None;
+        if held.pending.is_empty() {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            link.probing.store(false, Ordering::Release);
-            return;
-        };
-        let (link, timeout) = (self.link.clone(), self.timeout);
-        runtime.spawn(async move {
-            let back = matches!(
-                tokio::time::timeout(timeout, link.reconnect()).await,
-                Ok(Ok(()))
-            );
-            link.probed();
-            if back {
-                link.down.store(false, Ordering::Release);
-                info!(redis = %link.target, "provider state is shared through Redis again");
-            }
-            link.probing.store(false, Ordering::Release);
-        });
+        self.link.flushes.fetch_add(1, Ordering::Relaxed);
+        self.write(&mut held, &mut |_| {}).await;
     }
+}
+
+/// The TTL of a key holding `state`: `floor`, or an hour past its latest time when later.
+fn ttl_ms(floor: Duration, state: &ProviderState) -> u64 {
+    let floor = millis(floor);
+    let latest = [
+        state.cooling_until_ms,
+        state.open_until_ms,
+        state.probe_until_ms,
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    latest.map_or(floor, |until| {
+        floor.max(until.saturating_sub(wall_ms()).saturating_add(HOUR_MS))
+    })
+}
+
+/// Starts a reconnection in the background when Redis is down and none was tried lately.
+fn probe_later(link: &Arc<Link>, timing: Timing) {
+    let due = link
+        .last_probe
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_none_or(|at| at.elapsed() >= timing.probe_every);
+    if !link.down.load(Ordering::Relaxed) || !due || link.probing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        link.probing.store(false, Ordering::Release);
+        return;
+    };
+    let link = link.clone();
+    runtime.spawn(async move {
+        let back = matches!(
+            tokio::time::timeout(timing.timeout, link.reconnect()).await,
+            Ok(Ok(()))
+        );
+        link.probed();
+        if back {
+            link.down.store(false, Ordering::Release);
+            info!(redis = %link.target, "provider state is shared through Redis again");
+        }
+        link.probing.store(false, Ordering::Release);
+    });
 }
 
 impl Link {
@@ -390,31 +534,47 @@ impl Link {
 
 #[async_trait::async_trait]
 impl StateStore for RedisStore {
+    /// One write, fresh from Redis (a check takes its request slot for every instance), carrying
+    /// what is pending for `key`.
     async fn modify(&self, key: &str, change: &mut Change<'_>) {
         let copy = self.copy(key);
-        let mut copy = copy.lock().await;
-        if !self.link.down.load(Ordering::Acquire) {
-            let answered = AtomicU64::new(0);
-            let shared = self.shared_change(key, &mut copy, change, &answered);
-            match tokio::time::timeout(self.timeout, shared).await {
-                Ok(Ok(())) => return,
-                Ok(Err(Failure(why))) => self.link.fail(&why),
-                // Redis answers, but other instances kept changing this key first: not an outage.
-                Err(_) if answered.load(Ordering::Relaxed) > 0 => {
-                    debug!(
-                        key,
-                        "provider state: other instances kept changing it; applied locally"
-                    );
-                }
-                Err(_) => self
-                    .link
-                    .fail(&format!("no answer within {} ms", self.timeout.as_millis())),
-            }
+        let mut held = copy.lock().await;
+        self.writer(key).write(&mut held, change).await;
+    }
+
+    /// Applied to this process's copy at once; written at once only when it changes what a check
+    /// decides, else kept for the next check of `key` or the flush within the flush interval.
+    async fn defer(&self, key: &str, change: Deferred) {
+        let copy = self.copy(key);
+        let mut held = copy.lock().await;
+        let mut next = held.state.clone();
+        change(&mut next);
+        if next == held.state {
+            return;
         }
-        self.link.fallbacks.fetch_add(1, Ordering::Relaxed);
-        change(&mut copy.state);
-        copy.dirty = true;
-        self.probe_later();
+        let decides = next.decisive() != held.state.decisive();
+        if decides || self.link.down.load(Ordering::Acquire) {
+            self.writer(key)
+                .write(&mut held, &mut |state| change(state))
+                .await;
+            return;
+        }
+        held.state = next;
+        held.pending.push(change);
+        self.flush_later(key, &copy, &mut held);
+    }
+
+    async fn flush(&self) {
+        let copies: Vec<(String, Arc<AsyncMutex<Held>>)> = self
+            .copies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(key, copy)| (key.clone(), copy.clone()))
+            .collect();
+        for (key, copy) in copies {
+            self.writer(&key).flush(&copy).await;
+        }
     }
 
     fn health(&self) -> Option<StoreHealth> {
@@ -425,6 +585,7 @@ impl StateStore for RedisStore {
             outages: link.outages.load(Ordering::Relaxed),
             round_trips: link.round_trips.load(Ordering::Relaxed),
             conflicts: link.conflicts.load(Ordering::Relaxed),
+            flushes: link.flushes.load(Ordering::Relaxed),
             ..StoreHealth::new("redis")
         })
     }
@@ -510,13 +671,15 @@ mod tests {
 
     #[test]
     fn the_ttl_covers_a_day_and_the_latest_time_in_the_state() {
-        let store = RedisStore::new("redis://127.0.0.1:1/").expect("url");
-        assert_eq!(store.ttl_ms(&ProviderState::default()), 2 * 86_400_000);
+        assert_eq!(
+            ttl_ms(DEFAULT_TTL, &ProviderState::default()),
+            2 * 86_400_000
+        );
         let cooling = ProviderState {
             cooling_until_ms: Some(wall_ms() + 5 * 86_400_000),
             ..ProviderState::default()
         };
-        let ttl = store.ttl_ms(&cooling);
+        let ttl = ttl_ms(DEFAULT_TTL, &cooling);
         assert!(
             ttl > 5 * 86_400_000 && ttl <= 5 * 86_400_000 + HOUR_MS,
             "{ttl}"

@@ -26,10 +26,14 @@ pub struct StoreHealth {
     pub fallbacks: u64,
     /// Times the backend became unreachable; each logged one warning.
     pub outages: u64,
-    /// Requests sent to the backend.
+    /// Requests sent to the backend (checks, writes of changes that other instances must see at
+    /// once, and flushes).
     pub round_trips: u64,
     /// Changes applied again because another instance had changed the state first.
     pub conflicts: u64,
+    /// Writes of deferred changes alone (token counts and the like that no check carried within
+    /// the flush interval, or written before the process ends).
+    pub flushes: u64,
 }
 
 impl StoreHealth {
@@ -42,6 +46,7 @@ impl StoreHealth {
             outages: 0,
             round_trips: 0,
             conflicts: 0,
+            flushes: 0,
         }
     }
 }

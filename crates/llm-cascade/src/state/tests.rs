@@ -206,3 +206,40 @@ fn the_status_says_the_condition_in_data_and_words_and_the_budget_left() {
     assert_eq!(broken.condition(3, KEY).as_str(), "auth_failed");
     assert!(Condition::NAMES.contains(&broken.condition(3, KEY + 1).as_str()));
 }
+
+/// Whether `report` at `now` changes what a check decides, from `state`.
+fn decides(state: &ProviderState, report: Report<'_>, now: u64) -> bool {
+    let mut next = state.clone();
+    next.record(report, now, KEY, &settings());
+    next.decisive() != state.decisive()
+}
+
+#[test]
+fn only_transitions_change_what_a_check_decides() {
+    let server = Error::new(ErrorKind::ServerError, "500");
+    let mut state = ProviderState::default();
+    assert!(!decides(&state, Report::Tokens(40), 1_000));
+    assert!(!decides(&state, Report::Success, 1_000));
+    // Failures below the breaker's threshold (3) are counted, but a check decides as before.
+    assert!(!decides(&state, Report::Failure(&server), 1_000));
+    fail(&mut state, &server, 1_000);
+    fail(&mut state, &server, 1_000);
+    assert!(decides(&state, Report::Failure(&server), 1_000), "opens");
+    fail(&mut state, &server, 1_000);
+    assert!(decides(&state, Report::Success, 2_000), "closes");
+    let cooling =
+        Error::new(ErrorKind::RateLimit, "429").with_retry_after(Some(Duration::from_secs(600)));
+    assert!(decides(
+        &ProviderState::default(),
+        Report::Failure(&cooling),
+        1_000
+    ));
+    let auth = Error::new(ErrorKind::Auth, "401");
+    assert!(decides(
+        &ProviderState::default(),
+        Report::Failure(&auth),
+        1_000
+    ));
+    let spent = Report::Spent(Duration::from_secs(30));
+    assert!(decides(&ProviderState::default(), spent, 1_000));
+}

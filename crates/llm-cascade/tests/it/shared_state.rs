@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use llm_cascade::{
-    Attempt, Cascade, CascadeBuilder, ChatRequest, ErrorKind, MapEnv, Outcome, ProviderState,
-    RedisStore, SkipReason, StateClock, StateStore,
+    Attempt, Cascade, CascadeBuilder, ChatRequest, Deferred, ErrorKind, MapEnv, Outcome,
+    ProviderState, RedisStore, SkipReason, StateClock, StateStore,
 };
 use llm_test_support::{CANARY_KEY, Fixture};
 use tokio::net::{TcpListener, TcpStream};
@@ -46,12 +46,15 @@ fn prefix(test: &str) -> String {
     format!("llm-cascade-test:{test}:{:016x}:", fastrand::u64(..))
 }
 
+/// A store that never flushes in the background within a test: what another instance sees, it
+/// sees because a check or a write carried it (or because the test flushed).
 fn store(url: &str, prefix: &str) -> Arc<RedisStore> {
     Arc::new(
         RedisStore::new(url)
             .expect("a Redis URL")
             .with_prefix(prefix)
-            .with_timeout(PATIENT),
+            .with_timeout(PATIENT)
+            .with_flush_interval(Duration::from_secs(3600)),
     )
 }
 
@@ -333,6 +336,9 @@ async fn an_unreachable_redis_serves_every_request_on_local_state_and_warns_once
         .with_max_level(tracing::Level::WARN)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Another test (the reconnect one) may have been registering the warning's callsite while this
+    // subscriber was being set: without this, that callsite can keep a stale "nobody listens".
+    tracing::callsite::rebuild_interest_cache();
     let store =
         Arc::new(RedisStore::new(&format!("redis://127.0.0.1:{}/", closed_port())).expect("url"));
     let groq = Arc::new(Fake::new(
@@ -475,4 +481,177 @@ async fn a_store_reconnects_when_redis_is_back_and_shares_what_it_learned_meanwh
         "the outage's change is shared"
     );
     assert_eq!(store.health().expect("health").outages, 1);
+}
+
+fn round_trips(cascade: &Cascade) -> u64 {
+    cascade.state_health().expect("a Redis store").round_trips
+}
+
+#[tokio::test]
+async fn a_healthy_attempt_costs_one_round_trip_and_a_transition_one_more() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("rounds");
+    let calls = 5;
+    let groq = serve("groq", "chat.success", GROQ_ROUTE, calls).await;
+    let openai = serve("openai", "error.500.server", OPENAI_ROUTE, 1).await;
+    let env = env(&openai, &groq, "openai,groq")
+        .with("LLM_BREAKER_FAILURES", "1")
+        .with("LLM_MAX_ATTEMPTS", "1");
+    let cascade = instance(&env, &url, &prefix);
+
+    // OpenAI fails and its breaker opens: its check, the opening written at once, Groq's check.
+    let first = cascade.chat(hi()).await.expect("groq answers");
+    assert_eq!(
+        outcomes(&first.attempts),
+        [
+            ("openai", Outcome::Failed(ErrorKind::ServerError)),
+            ("groq", Outcome::Ok)
+        ]
+    );
+    assert_eq!(round_trips(&cascade), 3);
+    // Then OpenAI is skipped (its check) and Groq answers (its check carries the last tokens).
+    for _ in 1..calls {
+        let before = round_trips(&cascade);
+        let answer = cascade.chat(hi()).await.expect("groq answers");
+        assert_eq!(
+            outcomes(&answer.attempts),
+            [("openai", Outcome::Skipped), ("groq", Outcome::Ok)]
+        );
+        assert_eq!(round_trips(&cascade) - before, 2);
+    }
+    let health = cascade.state_health().expect("a Redis store");
+    assert_eq!((health.flushes, health.fallbacks), (0, 0), "{health:?}");
+}
+
+#[tokio::test]
+async fn healthy_calls_cost_one_round_trip_each() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("healthy");
+    let calls = 10;
+    let groq = serve("groq", "chat.success", GROQ_ROUTE, calls).await;
+    let openai = serve("openai", "chat.success", OPENAI_ROUTE, 0).await;
+    let cascade = instance(&env(&openai, &groq, "groq"), &url, &prefix)
+        .with_state_clock(minute_start_clock());
+    for _ in 0..calls {
+        cascade.chat(hi()).await.expect("groq answers");
+    }
+    assert_eq!(round_trips(&cascade), calls);
+    // The last call's tokens are pending: the next read of the key carries them.
+    let groq_provider = cascade.providers()[0].clone();
+    let mine = cascade.provider_state(groq_provider.as_ref()).await;
+    cascade.flush_state().await;
+    let key = format!("groq/{}", groq_provider.model());
+    let shared = read(&url, &prefix, &key).await;
+    assert_eq!(shared.minute.requests, calls);
+    assert!(shared.minute.tokens >= calls, "{shared:?}");
+    assert_eq!(shared.minute.tokens, mine.minute.tokens);
+    let health = cascade.state_health().expect("a Redis store");
+    // `provider_state` read the key (a round trip that carried the pending tokens): nothing was
+    // left for the flush.
+    assert_eq!(
+        (health.round_trips, health.flushes),
+        (calls + 1, 0),
+        "{health:?}"
+    );
+}
+
+/// OpenAI and Groq, Groq first with a budget of one token a minute, on one clock a second into a
+/// minute (so that both instances count in one window).
+fn token_budget_env(openai: &MockServer, groq: &MockServer) -> MapEnv {
+    env(openai, groq, "groq,openai").with("GROQ_TPM", "1")
+}
+
+fn expect_groq_over_budget(answer: &llm_cascade::CascadeResponse) {
+    assert_eq!(
+        outcomes(&answer.attempts),
+        [("groq", Outcome::Skipped), ("openai", Outcome::Ok)]
+    );
+    assert!(
+        matches!(skip_reason(&answer.attempts[0]), SkipReason::Budget { setting } if setting == "GROQ_TPM=1")
+    );
+}
+
+#[tokio::test]
+async fn tokens_counted_by_one_instance_reach_the_others_budget_once_flushed() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("tokens");
+    let groq = serve("groq", "chat.success", GROQ_ROUTE, 1).await;
+    let openai = serve("openai", "chat.success", OPENAI_ROUTE, 1).await;
+    let env = token_budget_env(&openai, &groq);
+    let clock = minute_start_clock();
+    let one = instance(&env, &url, &prefix).with_state_clock(clock);
+    let two = instance(&env, &url, &prefix).with_state_clock(clock);
+
+    let first = one.chat(hi()).await.expect("groq answers");
+    assert_eq!(outcomes(&first.attempts), [("groq", Outcome::Ok)]);
+    one.flush_state().await;
+    assert_eq!(one.state_health().expect("redis").flushes, 1);
+    expect_groq_over_budget(&two.chat(hi()).await.expect("openai answers"));
+}
+
+/// Reads `key` until `seen` says yes; a change flushed in the background arrives within the flush
+/// interval, polled here without asserting on time.
+async fn eventually(url: &str, prefix: &str, key: &str, seen: impl Fn(&ProviderState) -> bool) {
+    for _ in 0..1000 {
+        if seen(&read(url, prefix, key).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "{key} never showed the change: {:?}",
+        read(url, prefix, key).await
+    );
+}
+
+#[tokio::test]
+async fn pending_tokens_are_flushed_in_the_background_also_after_the_cascade_is_dropped() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("flush");
+    let groq = serve("groq", "chat.success", GROQ_ROUTE, 1).await;
+    let openai = serve("openai", "chat.success", OPENAI_ROUTE, 0).await;
+    let store = Arc::new(
+        RedisStore::new(&url)
+            .expect("a Redis URL")
+            .with_prefix(prefix.as_str())
+            .with_timeout(PATIENT)
+            .with_flush_interval(Duration::from_millis(20)),
+    );
+    let cascade = Cascade::from_env_source(&env(&openai, &groq, "groq"))
+        .expect("valid configuration")
+        .with_state_store(store.clone());
+    cascade.chat(hi()).await.expect("groq answers");
+    let key = format!("groq/{}", cascade.providers()[0].model());
+    drop((cascade, store));
+    eventually(&url, &prefix, &key, |state| state.minute.tokens > 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_deferred_changes_from_two_stores_are_all_counted_once_flushed() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("deferred");
+    let stores = [store(&url, &prefix), store(&url, &prefix)];
+    let changes = (0..50).map(|i| {
+        let store = stores[i % 2].clone();
+        tokio::spawn(async move {
+            let change: Deferred = Arc::new(|state: &mut ProviderState| state.minute.tokens += 1);
+            store.defer("counter/m", change).await;
+        })
+    });
+    for change in join_all(changes).await {
+        change.expect("the change ran");
+    }
+    for store in &stores {
+        assert_eq!(
+            store.health().expect("health").round_trips,
+            0,
+            "all pending"
+        );
+    }
+    join_all(stores.iter().map(|store| store.flush())).await;
+    for store in &stores {
+        let health = store.health().expect("health");
+        assert_eq!((health.flushes, health.fallbacks), (1, 0), "{health:?}");
+    }
+    assert_eq!(read(&url, &prefix, "counter/m").await.minute.tokens, 50);
 }
