@@ -68,6 +68,7 @@ pub struct Metrics {
     usage_dropped: Mirrored,
     store_reachable: Gauge,
     store_fallbacks: Mirrored,
+    store_round_trips: Mirrored,
 }
 
 /// A counter that follows a total kept elsewhere (the usage writer's drops, the state store's
@@ -110,6 +111,7 @@ impl Metrics {
         // Without a shared store nothing is unreachable: the gauge only drops to 0 during an outage.
         store_reachable.set(1);
         let store_fallbacks = Mirrored::default();
+        let store_round_trips = Mirrored::default();
         registry.register(
             "requests",
             "Chat requests by the provider that answered (none when all failed) and outcome",
@@ -164,12 +166,19 @@ impl Metrics {
              or too slow",
             store_fallbacks.counter.clone(),
         );
+        registry.register(
+            "state_store_round_trips",
+            "Round trips to the shared state store (one per healthy attempt; background flushes \
+             of deferred token counts included)",
+            store_round_trips.counter.clone(),
+        );
         Self {
             provider_state,
             budget_remaining,
             usage_dropped,
             store_reachable,
             store_fallbacks,
+            store_round_trips,
             registry,
             requests,
             attempts,
@@ -241,6 +250,7 @@ impl Metrics {
     pub fn store_health(&self, health: &StoreHealth) {
         self.store_reachable.set(i64::from(health.reachable));
         self.store_fallbacks.follow(health.fallbacks);
+        self.store_round_trips.follow(health.round_trips);
     }
 
     /// The in-flight gauge.

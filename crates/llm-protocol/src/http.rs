@@ -592,7 +592,7 @@ mod tests {
         let err = client
             .send(
                 client
-                    .post(&format!("{}/v1/chat", provider.uri()))
+                    .post(format!("{}/v1/chat", provider.uri()))
                     .header("x-api-key", ECHOED),
             )
             .await

@@ -123,7 +123,7 @@ impl Provider for Anthropic {
         tracing::debug!(provider = ID, model, "sending a Messages API request");
         let builder = self
             .http
-            .post(&self.messages_url())
+            .post(self.messages_url())
             .headers(self.headers.clone())
             .json(&body);
         let response = self.http.send(builder).await?;
@@ -146,7 +146,7 @@ impl Provider for Anthropic {
         );
         let builder = self
             .http
-            .post(&self.messages_url())
+            .post(self.messages_url())
             .headers(self.headers.clone())
             .header(ACCEPT, "text/event-stream")
             .json(&body);

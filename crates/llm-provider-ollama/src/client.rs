@@ -131,7 +131,7 @@ impl Ollama {
 
     async fn pull_stream(&self, model: &str, progress: ProgressSink<'_>) -> Result<(), Error> {
         let request = self
-            .authorize(self.http.post(&self.url("/api/pull")))
+            .authorize(self.http.post(self.url("/api/pull")))
             .json(&wire::encode_pull(model));
         let response = self.http.send(request).await?;
         let mut body = Box::pin(self.http.body_stream(response));
@@ -234,7 +234,7 @@ impl Ollama {
     ) -> Result<reqwest::Response, Error> {
         self.ensure_installed(model).await?;
         let builder = self
-            .authorize(self.http.post(&self.url("/api/chat")))
+            .authorize(self.http.post(self.url("/api/chat")))
             .json(&wire::encode_chat(request, model, stream));
         match self.http.send(builder).await {
             Ok(response) => Ok(response),

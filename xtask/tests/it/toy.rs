@@ -72,7 +72,7 @@ impl Toy {
             .map(|k| k.expose().to_owned())
             .unwrap_or_default();
         self.http
-            .post(&format!("{}/chat/completions", self.settings.base_url))
+            .post(format!("{}/chat/completions", self.settings.base_url))
             .bearer_auth(key)
             .json(body)
     }

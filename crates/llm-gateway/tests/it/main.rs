@@ -394,6 +394,7 @@ impl llm_cascade::StateStore for Unreachable {
         let mut health = llm_cascade::StoreHealth::new("redis");
         health.reachable = false;
         health.fallbacks = 3;
+        health.round_trips = 7;
         Some(health)
     }
 }
@@ -417,6 +418,7 @@ async fn a_shared_state_store_outage_shows_in_metrics() {
         for line in [
             "cascade_gateway_state_store_reachable 0",
             "cascade_gateway_state_store_fallbacks_total 3",
+            "cascade_gateway_state_store_round_trips_total 7",
         ] {
             assert!(metrics.contains(line), "{line} in:\n{metrics}");
         }
