@@ -1,7 +1,7 @@
 //! `cascade providers`: what is compiled in and configured; with `--check`, a live probe of each
 //! configured provider.
 
-use comfy_table::{Cell, Color, ColumnConstraint};
+use comfy_table::{Cell, Color, ColumnConstraint, Width};
 use llm_cascade::{
     CascadeConfig, CascadeError, EnvSource, ProviderRegistration, Registry, provider_order,
 };
@@ -290,9 +290,16 @@ fn location(r: &Row) -> String {
     }
 }
 
+/// The width up to which a model id is never wrapped (nearly every model id is shorter).
+const MODEL_MIN_WIDTH: u16 = 40;
+
 /// The listing as a table; with checks, a CHECK column instead of the base URL (which `--json`
 /// still has), so that the table fits a terminal.
 pub fn print_table(rows: &[Row]) {
+    let _ = output::outln(&render(rows).to_string());
+}
+
+fn render(rows: &[Row]) -> comfy_table::Table {
     let checked = rows.iter().any(|r| r.check.is_some());
     let header: &[&str] = if checked {
         &["#", "PROVIDER", "CONFIGURED", "MODEL", "CHECK"]
@@ -319,11 +326,95 @@ pub fn print_table(rows: &[Row]) {
         });
         table.add_row(cells);
     }
-    // Ids and models stay whole; the other columns wrap.
-    for index in [0, 1, 3] {
+    // Ids stay whole; a model stays whole up to 40 % of the width (a long one, such as the local
+    // model's repository and file, wraps rather than squeezing the reasons into a narrow column).
+    for index in [0, 1] {
         if let Some(column) = table.column_mut(index) {
             column.set_constraint(ColumnConstraint::ContentWidth);
         }
     }
-    let _ = output::outln(&table.to_string());
+    let longest_model = rows.iter().map(|r| r.model.chars().count()).max();
+    if let (Some(column), Some(longest)) = (table.column_mut(3), longest_model) {
+        let whole = u16::try_from(longest).unwrap_or(u16::MAX);
+        column.set_constraint(ColumnConstraint::Boundaries {
+            // The width counts the cell's padding, one space each side.
+            lower: Width::Fixed(whole.min(MODEL_MIN_WIDTH) + 2),
+            upper: Width::Percentage(40),
+        });
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &'static str, model: &str, check: Check) -> Row {
+        Row {
+            id,
+            name: id,
+            local: false,
+            configured: true,
+            configured_by: Some(format!("{}_API_KEY", id.to_uppercase())),
+            set_to_configure: None,
+            model: model.to_owned(),
+            base_url: String::new(),
+            position: Some(1),
+            error: None,
+            state: None,
+            budget: None,
+            check: Some(check),
+            excluded: None,
+            model_file: None,
+        }
+    }
+
+    fn failed(provider: &str, kind: &'static str, message: &str) -> Check {
+        Check {
+            provider: provider.to_owned(),
+            ok: false,
+            latency_ms: 3,
+            kind: Some(kind),
+            status: Some(401),
+            message: Some(message.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_long_model_id_wraps_instead_of_squeezing_the_reasons() {
+        let rows = [
+            row(
+                "together",
+                "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+                failed("together", "auth", "Invalid API Key"),
+            ),
+            row(
+                "local",
+                "HuggingFaceTB/SmolLM2-360M-Instruct-GGUF/smollm2-360m-instruct-q8_0.gguf",
+                failed(
+                    "local",
+                    "model_not_found",
+                    "the model file is not downloaded",
+                ),
+            ),
+        ];
+        let mut table = render(&rows);
+        table.set_width(120);
+        let text = table.to_string();
+        assert!(
+            text.lines().all(|l| l.chars().count() <= 120),
+            "wider than the terminal:\n{text}"
+        );
+        // A usual model id stays whole; the long one is cut across lines.
+        assert!(
+            text.contains("meta-llama/Llama-3.3-70B-Instruct-Turbo"),
+            "{text}"
+        );
+        assert!(!text.contains("smollm2-360m-instruct-q8_0.gguf/"), "{text}");
+        // The other columns keep a readable width: no word is cut (the old layout printed
+        // `TOG`/`ETHER_API_K` and `model_n`/`ot_found`).
+        for word in ["TOGETHER_API_KEY", "model_not_found", "downloaded"] {
+            assert!(text.contains(word), "{word} cut in:\n{text}");
+        }
+    }
 }
