@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use futures_util::StreamExt;
 use llm_cascade::{
     Cascade, CascadeError, CascadeEvent, CascadeStream, Error, ErrorKind, Observer, Provider,
@@ -22,7 +23,7 @@ use llm_cascade::{
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::api::{self, CompletionRequest};
 use crate::config::GatewayConfig;
@@ -195,6 +196,13 @@ impl Gateway {
     ) -> std::io::Result<()> {
         let shared = self.shared.clone();
         let (signalled, mut drained) = tokio::sync::watch::channel(false);
+        // Every streamed delta is a small write: without TCP_NODELAY, Nagle's algorithm holds each
+        // one back until the client has acknowledged the previous one.
+        let listener = listener.tap_io(|connection| {
+            if let Err(error) = connection.set_nodelay(true) {
+                debug!("TCP_NODELAY not set on a client connection: {error}");
+            }
+        });
         let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
             shutdown.await;
             shared.draining.store(true, Ordering::SeqCst);
