@@ -602,28 +602,14 @@ pub async fn bench_gateway(duration: Duration) -> Result<(), String> {
         "upstream {}; gateway {}; bare proxy {}",
         upstream.url, gateway.url, bare.url
     );
-    let direct = measure(
-        &generator,
-        &upstream,
-        &format!("{}/v1/chat/completions", upstream.url),
-        duration,
-    )
-    .await?;
-    let through = measure(
-        &generator,
-        &gateway,
-        &format!("{}{chat_path}", gateway.url),
-        duration,
-    )
-    .await?;
-    let floor = measure(
-        &generator,
-        &bare,
-        &format!("{}{chat_path}", bare.url),
-        duration,
-    )
-    .await?;
-    print_table(&generator, &direct, &through, &floor);
+    let mut rows = Vec::new();
+    for target in [&upstream, &gateway, &bare] {
+        let url = format!("{}{chat_path}", target.url);
+        rows.push(measure(&generator, target, &url, duration).await?);
+    }
+    if let [direct, through, floor] = rows.as_slice() {
+        print_table(&generator, direct, through, floor);
+    }
     Ok(())
 }
 
