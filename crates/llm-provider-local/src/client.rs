@@ -113,19 +113,21 @@ impl Local {
             )
             .with_provider(ID);
         };
-        let advice = if self.config.path_given {
-            "check LOCAL_MODEL_PATH".to_owned()
+        // What to do comes first: tables cut the message (`cascade providers --check`).
+        let message = if self.config.path_given {
+            format!(
+                "the model file {} is not there: check LOCAL_MODEL_PATH",
+                path.display()
+            )
         } else {
             format!(
-                "run `cascade pull local`, or place a GGUF file there or at LOCAL_MODEL_PATH ({})",
+                "not downloaded yet: run `cascade pull local` (it goes to {}), or set \
+                 LOCAL_MODEL_PATH to a GGUF file (source: {})",
+                path.display(),
                 self.config.url.as_deref().unwrap_or_default()
             )
         };
-        Error::new(
-            ErrorKind::ModelNotFound,
-            format!("the model file {} is not there: {advice}", path.display()),
-        )
-        .with_provider(ID)
+        Error::new(ErrorKind::ModelNotFound, message).with_provider(ID)
     }
 
     /// Loads the model now rather than on the first request (it stays loaded for the process).

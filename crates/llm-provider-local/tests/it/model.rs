@@ -156,6 +156,11 @@ async fn a_missing_file_is_model_not_found_and_a_given_path_is_never_downloaded(
         .expect_err("missing");
     assert_eq!(error.kind(), ErrorKind::ModelNotFound);
     assert!(!local.can_prepare(&error));
+    assert!(
+        error.message().ends_with("check LOCAL_MODEL_PATH"),
+        "{}",
+        error.message()
+    );
     let env = MapEnv::new().with("LOCAL_MODEL_DIR", "/nonexistent-dir");
     let local = Local::from_env(&env).expect("config");
     let error = local
@@ -166,8 +171,11 @@ async fn a_missing_file_is_model_not_found_and_a_given_path_is_never_downloaded(
         local.can_prepare(&error),
         "a derived path may be downloaded"
     );
+    // What to do comes first, so that a table's 60-character cut keeps it.
     assert!(
-        error.message().contains("cascade pull local"),
+        error
+            .message()
+            .starts_with("not downloaded yet: run `cascade pull local`"),
         "{}",
         error.message()
     );
