@@ -11,7 +11,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table, presets};
-use llm_cascade::{Attempt, CascadeError, FinishReason, ProviderSummary, StatsSnapshot, Usage};
+use llm_cascade::{
+    Attempt, CascadeError, FinishReason, Outcome, ProviderSummary, StatsSnapshot, Usage,
+};
 use serde_json::{Value, json};
 
 /// The `--json` object of a successful answer.
@@ -209,17 +211,27 @@ pub fn stdout_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// The one-line account of an answer: `— openai · gpt-4o · 1 attempt · 0.4s`.
+/// The one-line account of an answer: `— openai · gpt-4o · 1 attempt · 0.4s`, and `· 1 skipped` when
+/// providers were skipped without a call (they are not attempts, as in `cascade stats`).
 pub fn summary_line(
     provider: &str,
     model: &str,
     attempts: &[Attempt],
     elapsed: Duration,
 ) -> String {
-    let count = attempts.len();
+    let skipped = attempts
+        .iter()
+        .filter(|a| a.outcome == Outcome::Skipped)
+        .count();
+    let count = attempts.len() - skipped;
+    let skipped = if skipped == 0 {
+        String::new()
+    } else {
+        format!(" · {skipped} skipped")
+    };
     // The model name comes from the provider's answer or from configuration: shown sanitized.
     format!(
-        "— {} · {} · {count} attempt{} · {:.1}s",
+        "— {} · {} · {count} attempt{}{skipped} · {:.1}s",
         clean(provider),
         clean(model),
         if count == 1 { "" } else { "s" },
@@ -361,6 +373,20 @@ mod tests {
     fn the_summary_line_escapes_provider_supplied_names() {
         let line = summary_line("openai", "gpt\x1b[31m", &[], Duration::from_millis(400));
         assert_eq!(line, r"— openai · gpt\u{1b}[31m · 0 attempts · 0.4s");
+    }
+
+    #[test]
+    fn skipped_providers_are_not_counted_as_attempts() {
+        let skip = llm_cascade::Skip {
+            reason: llm_cascade::SkipReason::AuthFailed,
+            until_ms: None,
+        };
+        let attempts = [
+            Attempt::skipped("groq", skip),
+            Attempt::ok("openai", 1, Duration::from_millis(5)),
+        ];
+        let line = summary_line("openai", "gpt-4o", &attempts, Duration::from_millis(400));
+        assert_eq!(line, "— openai · gpt-4o · 1 attempt · 1 skipped · 0.4s");
     }
 
     #[test]
