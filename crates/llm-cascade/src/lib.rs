@@ -36,8 +36,8 @@ pub use report::{Attempt, CascadeError, CascadeResponse, Decision, MoveReason, O
 pub use state::RedisStore;
 pub use state::{
     Budget, BudgetLeft, Change, Condition, Decisive, Deferred, MemoryStore, ProviderState,
-    ProviderStatus, Report, STATE_PREFIX_VAR, STATE_URL_VAR, Skip, SkipReason, StateClock,
-    StateSettings, StateStore, StoreHealth, Verdict, Window, clock_time, fingerprint,
+    ProviderStatus, Report, STATE_CA_FILE_VAR, STATE_PREFIX_VAR, STATE_URL_VAR, Skip, SkipReason,
+    StateClock, StateSettings, StateStore, StoreHealth, Verdict, Window, clock_time, fingerprint,
     state_store_from_env,
 };
 pub use stats::{ProviderSummary, Stats, StatsSnapshot};

@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
-pub use shared::{STATE_PREFIX_VAR, STATE_URL_VAR, StoreHealth, state_store_from_env};
+pub use shared::{
+    STATE_CA_FILE_VAR, STATE_PREFIX_VAR, STATE_URL_VAR, StoreHealth, state_store_from_env,
+};
 
 /// A change to one provider's state, applied by a [`StateStore`].
 pub type Change<'a> = dyn for<'s> FnMut(&'s mut ProviderState) + Send + 'a;

@@ -187,7 +187,8 @@ struct Link {
 }
 
 impl RedisStore {
-    /// A store in the Redis at `url` (`redis://[user][:password@]host[:port][/db]`, or
+    /// A store in the Redis at `url` (`redis://[user][:password@]host[:port][/db]`, `rediss://…`
+    /// for TLS with the server's certificate verified against the system's CAs, or
     /// `redis+unix:///path`), with the default prefix, a 100 ms timeout, a two-day TTL and pending
     /// changes flushed within a second. Does no network I/O: the connection is made by the first
     /// change. A password in the URL is registered for redaction and never shown.
@@ -195,13 +196,37 @@ impl RedisStore {
     /// # Errors
     /// A config error naming `LLM_STATE_URL` when `url` is not a Redis URL this build can use.
     pub fn new(url: &str) -> Result<Self, Error> {
+        Self::open(url, None)
+    }
+
+    /// A store in the Redis at a `rediss://` `url` whose certificate is signed by the CA in `ca_pem`
+    /// (PEM), instead of one this system trusts (a private CA: `LLM_STATE_CA_FILE`).
+    ///
+    /// # Errors
+    /// As [`RedisStore::new`], and when `ca_pem` is not a PEM certificate.
+    pub fn with_ca_certificate(url: &str, ca_pem: &[u8]) -> Result<Self, Error> {
+        Self::open(url, Some(ca_pem))
+    }
+
+    fn open(url: &str, ca_pem: Option<&[u8]>) -> Result<Self, Error> {
         if let Some(password) = password(url) {
             llm_core::register_secret(password);
         }
         let target = without_credentials(url);
-        let client = redis::Client::open(url).map_err(|e| {
+        let client = match ca_pem {
+            None => redis::Client::open(url),
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+        };
+        let client = client.map_err(|e| {
             Error::config(format!(
-                "{STATE_URL_VAR}: `{target}` is not a usable Redis URL (redis://host:port/db): {}",
+                "{STATE_URL_VAR}: `{target}` is not a usable Redis URL (redis://host:port/db, or \
+                 rediss:// for TLS): {}",
                 llm_core::sanitize(&e.to_string())
             ))
         })?;
@@ -231,25 +256,31 @@ impl RedisStore {
         })
     }
 
-    /// The store for `url` and `prefix` in this process: one per pair while it is in use, so that
-    /// cascades built one per request share its connection and copies.
+    /// The store for `url`, `prefix` and CA certificate (see [`RedisStore::with_ca_certificate`]) in
+    /// this process: one per triple while it is in use, so that cascades built one per request share
+    /// its connection and copies.
     ///
     /// # Errors
-    /// As [`RedisStore::new`].
-    pub fn shared(url: &str, prefix: &str) -> Result<Arc<Self>, Error> {
-        type Stores = Vec<(String, String, Weak<RedisStore>)>;
+    /// As [`RedisStore::new`] and [`RedisStore::with_ca_certificate`].
+    pub fn shared(url: &str, prefix: &str, ca_pem: Option<&[u8]>) -> Result<Arc<Self>, Error> {
+        type Stores = Vec<(String, String, Option<Vec<u8>>, Weak<RedisStore>)>;
         static STORES: Mutex<Stores> = Mutex::new(Vec::new());
         let mut stores = STORES.lock().unwrap_or_else(PoisonError::into_inner);
-        stores.retain(|(_, _, store)| store.strong_count() > 0);
+        stores.retain(|(.., store)| store.strong_count() > 0);
         let found = stores
             .iter()
-            .find(|(u, p, _)| u == url && p == prefix)
-            .and_then(|(_, _, store)| store.upgrade());
+            .find(|(u, p, c, _)| u == url && p == prefix && c.as_deref() == ca_pem)
+            .and_then(|(.., store)| store.upgrade());
         if let Some(store) = found {
             return Ok(store);
         }
-        let store = Arc::new(Self::new(url)?.with_prefix(prefix));
-        stores.push((url.to_owned(), prefix.to_owned(), Arc::downgrade(&store)));
+        let store = Arc::new(Self::open(url, ca_pem)?.with_prefix(prefix));
+        stores.push((
+            url.to_owned(),
+            prefix.to_owned(),
+            ca_pem.map(<[u8]>::to_vec),
+            Arc::downgrade(&store),
+        ));
         Ok(store)
     }
 

@@ -13,6 +13,10 @@ pub const STATE_URL_VAR: &str = "LLM_STATE_URL";
 /// `llm-cascade:state:v1:`), so that deployments can share one Redis without sharing state.
 pub const STATE_PREFIX_VAR: &str = "LLM_STATE_PREFIX";
 
+/// A PEM file with the CA certificate that signed the Redis server's (for `rediss://` with a private
+/// CA; by default the system's trusted CAs are used).
+pub const STATE_CA_FILE_VAR: &str = "LLM_STATE_CA_FILE";
+
 /// How a store with a backend is doing, for metrics (`/metrics`) and status pages. Counters only
 /// grow for the life of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,7 +72,18 @@ pub fn state_store_from_env(env: &dyn EnvSource) -> Result<Option<Arc<dyn StateS
 fn shared_store(env: &dyn EnvSource, url: &str) -> Result<Arc<dyn StateStore>, Error> {
     let prefix = env.non_empty(STATE_PREFIX_VAR)?;
     let prefix = prefix.as_deref().unwrap_or(super::redis::DEFAULT_PREFIX);
-    let store: Arc<dyn StateStore> = super::RedisStore::shared(url, prefix)?;
+    let ca = env
+        .non_empty(STATE_CA_FILE_VAR)?
+        .map(|path| {
+            std::fs::read(&path).map_err(|e| {
+                Error::config(format!(
+                    "{STATE_CA_FILE_VAR}: cannot read the CA certificate `{}`: {e}",
+                    llm_core::sanitize(&path)
+                ))
+            })
+        })
+        .transpose()?;
+    let store: Arc<dyn StateStore> = super::RedisStore::shared(url, prefix, ca.as_deref())?;
     Ok(store)
 }
 

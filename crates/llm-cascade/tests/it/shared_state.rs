@@ -41,6 +41,29 @@ fn redis_url() -> Option<String> {
     }
 }
 
+/// The TLS port of the test Redis (`LLM_TEST_REDIS_TLS_URL`, `rediss://`) and the CA certificate that
+/// signed its certificate (`LLM_TEST_REDIS_CA`, a PEM file), both made by `.ci/run`. As
+/// [`redis_url`]: unset is a failure in CI, elsewhere a notice and `None`.
+fn redis_tls() -> Option<(String, Vec<u8>)> {
+    let url = std::env::var("LLM_TEST_REDIS_TLS_URL").ok();
+    let ca = std::env::var("LLM_TEST_REDIS_CA").ok();
+    match (url, ca) {
+        (Some(url), Some(ca)) if !url.is_empty() && !ca.is_empty() => {
+            Some((url, std::fs::read(&ca).expect("the test CA certificate")))
+        }
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "LLM_TEST_REDIS_TLS_URL / LLM_TEST_REDIS_CA are not set: CI must start redis-server \
+             with TLS (see .ci/run)"
+        ),
+        _ => {
+            eprintln!(
+                "LLM_TEST_REDIS_TLS_URL is not set: skipping a test that needs Redis over TLS"
+            );
+            None
+        }
+    }
+}
+
 /// A key prefix of this test run alone.
 fn prefix(test: &str) -> String {
     format!("llm-cascade-test:{test}:{:016x}:", fastrand::u64(..))
@@ -283,11 +306,22 @@ async fn the_environment_chooses_redis_and_rejects_a_url_that_is_not_one() {
     let memory = Cascade::from_env_source(&MapEnv::new().with("GROQ_API_KEY", CANARY_KEY))
         .expect("valid configuration");
     assert_eq!(memory.state_health(), None);
-    let wrong = env.with("LLM_STATE_URL", "http://app:canary-pass-2222@cache:6379/");
+    let wrong = env
+        .clone()
+        .with("LLM_STATE_URL", "http://app:canary-pass-2222@cache:6379/");
     let error = Cascade::from_env_source(&wrong).expect_err("not a Redis URL");
     assert_eq!(error.kind(), ErrorKind::Config);
     assert!(error.message().starts_with("LLM_STATE_URL:"), "{error}");
     assert!(!error.to_string().contains("canary-pass-2222"), "{error}");
+    let no_ca = env.with("LLM_STATE_CA_FILE", "/nonexistent/ca.pem");
+    let error = Cascade::from_env_source(&no_ca).expect_err("an unreadable CA file");
+    assert_eq!(error.kind(), ErrorKind::Config);
+    assert!(
+        error
+            .message()
+            .starts_with("LLM_STATE_CA_FILE: cannot read the CA certificate `/nonexistent/ca.pem`"),
+        "{error}"
+    );
 }
 
 /// Captured log output.
@@ -654,4 +688,43 @@ async fn fifty_concurrent_deferred_changes_from_two_stores_are_all_counted_once_
         assert_eq!((health.flushes, health.fallbacks), (1, 0), "{health:?}");
     }
     assert_eq!(read(&url, &prefix, "counter/m").await.minute.tokens, 50);
+}
+
+#[tokio::test]
+async fn state_is_shared_over_tls_and_the_server_certificate_is_verified() {
+    let Some((url, ca)) = redis_tls() else {
+        return;
+    };
+    let prefix = prefix("tls");
+    let trusting = || {
+        RedisStore::with_ca_certificate(&url, &ca)
+            .expect("a rediss:// URL")
+            .with_prefix(&prefix)
+            .with_timeout(PATIENT)
+    };
+    let (a, b) = (trusting(), trusting());
+    a.modify("groq/m", &mut |state| state.failures = 2).await;
+    let mut seen = 0;
+    b.modify("groq/m", &mut |state| seen = state.failures).await;
+    assert_eq!(seen, 2, "one instance's change is the other's, over TLS");
+    let health = a.health().expect("health");
+    assert!(health.reachable && health.fallbacks == 0, "{health:?}");
+    // Trusting only the system's CAs, the test server's certificate is refused: no round trip, the
+    // change stays local.
+    let untrusting = RedisStore::new(&url)
+        .expect("a rediss:// URL")
+        .with_prefix(&prefix)
+        .with_timeout(PATIENT);
+    untrusting
+        .modify("groq/m", &mut |state| state.failures = 5)
+        .await;
+    let health = untrusting.health().expect("health");
+    assert_eq!(
+        (health.reachable, health.round_trips, health.fallbacks),
+        (false, 0, 1),
+        "{health:?}"
+    );
+    let mut seen = 0;
+    b.modify("groq/m", &mut |state| seen = state.failures).await;
+    assert_eq!(seen, 2, "the refused connection wrote nothing");
 }
