@@ -12,19 +12,10 @@ use crate::harness::{cascade, fast, locals_down, provider, serve};
 const OPENAI_ROUTE: &str = "/v1/chat/completions";
 const GROQ_ROUTE: &str = "/openai/v1/chat/completions";
 
-/// The real SmolLM2-135M-Instruct GGUF (`LLM_TEST_GGUF`, set by `.ci/run`); unset fails in CI and
-/// skips elsewhere.
+/// The real SmolLM2-135M-Instruct GGUF (`LLM_TEST_GGUF`, set by `.ci/run`); see
+/// [`llm_test_support::required_in_ci`].
 fn model_file() -> Option<PathBuf> {
-    match std::env::var_os("LLM_TEST_GGUF") {
-        Some(path) => Some(PathBuf::from(path)),
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("LLM_TEST_GGUF is not set: CI must provide the SmolLM2-135M GGUF (see .ci/run)")
-        }
-        None => {
-            eprintln!("LLM_TEST_GGUF is not set: skipping a test that needs the real model");
-            None
-        }
-    }
+    llm_test_support::required_in_ci("LLM_TEST_GGUF", "the SmolLM2-135M GGUF").map(PathBuf::from)
 }
 
 fn var(name: &str, value: impl Into<String>) -> (String, String) {

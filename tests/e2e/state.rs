@@ -55,19 +55,10 @@ async fn a_long_rate_limit_is_remembered_by_the_next_run_until_it_has_passed() {
     );
 }
 
-/// The test Redis (`LLM_TEST_REDIS_URL`, started by `.ci/run`). Unset: in CI (`CI=true`) a failure,
-/// elsewhere a notice and `None`.
+/// The test Redis (`LLM_TEST_REDIS_URL`, started by `.ci/run`); see
+/// [`llm_test_support::required_in_ci`].
 fn redis_url() -> Option<String> {
-    match std::env::var("LLM_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("LLM_TEST_REDIS_URL is not set: CI must start a redis-server (see .ci/run)")
-        }
-        _ => {
-            eprintln!("LLM_TEST_REDIS_URL is not set: skipping a test that needs Redis");
-            None
-        }
-    }
+    llm_test_support::required_in_ci("LLM_TEST_REDIS_URL", "a redis-server")
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 //!   `wiremock` cannot do (a slow first token, a stream that stalls, a connection that drops).
 //! - [`replay`]: replays a fixture against any provider and normalises the outcome for snapshots.
 //! - [`CANARY_KEY`]: a fake key that tests look for in every output.
+//! - [`required_in_ci`]: a real component a test needs (Redis, the test model): required in CI.
 
 mod fixture;
 mod manifest;
@@ -18,3 +19,22 @@ pub use scripted::{ConnectionEvent, ScriptedServer, Step};
 
 /// A fake API key. Tests configure providers with it and assert it never appears in any output.
 pub const CANARY_KEY: &str = "canary-key-0000-never-print-me";
+
+/// The value of `var`, naming a real component a test needs (a Redis, the test model) that `.ci/run`
+/// provides. Unset or empty: in CI (`CI=true`) a failure, elsewhere a notice that the test skips
+/// (`needs` says what for) and `None`.
+///
+/// # Panics
+/// In CI, when `var` is unset.
+pub fn required_in_ci(var: &str, needs: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{var} is not set: CI must provide {needs} (see .ci/run)")
+        }
+        _ => {
+            eprintln!("{var} is not set: skipping a test that needs {needs}");
+            None
+        }
+    }
+}

@@ -14,7 +14,7 @@ use llm_cascade::{
     Attempt, Cascade, CascadeBuilder, ChatRequest, Deferred, ErrorKind, MapEnv, Outcome,
     ProviderState, RedisStore, SkipReason, StateClock, StateStore,
 };
-use llm_test_support::{CANARY_KEY, Fixture};
+use llm_test_support::{CANARY_KEY, Fixture, required_in_ci};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use wiremock::MockServer;
@@ -26,42 +26,17 @@ const GROQ_ROUTE: &str = "/openai/v1/chat/completions";
 /// Long enough for any change on a loaded machine: these tests are about sharing, not timeouts.
 const PATIENT: Duration = Duration::from_secs(10);
 
-/// The test Redis (`LLM_TEST_REDIS_URL`). Unset: these tests cannot run; in CI (`CI=true`) that is a
-/// failure, elsewhere a notice and `None`.
+/// The test Redis (`LLM_TEST_REDIS_URL`); see [`required_in_ci`].
 fn redis_url() -> Option<String> {
-    match std::env::var("LLM_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("LLM_TEST_REDIS_URL is not set: CI must start a redis-server (see .ci/run)")
-        }
-        _ => {
-            eprintln!("LLM_TEST_REDIS_URL is not set: skipping a test that needs Redis");
-            None
-        }
-    }
+    required_in_ci("LLM_TEST_REDIS_URL", "a redis-server")
 }
 
 /// The TLS port of the test Redis (`LLM_TEST_REDIS_TLS_URL`, `rediss://`) and the CA certificate that
-/// signed its certificate (`LLM_TEST_REDIS_CA`, a PEM file), both made by `.ci/run`. As
-/// [`redis_url`]: unset is a failure in CI, elsewhere a notice and `None`.
+/// signed its certificate (`LLM_TEST_REDIS_CA`, a PEM file), both made by `.ci/run`.
 fn redis_tls() -> Option<(String, Vec<u8>)> {
-    let url = std::env::var("LLM_TEST_REDIS_TLS_URL").ok();
-    let ca = std::env::var("LLM_TEST_REDIS_CA").ok();
-    match (url, ca) {
-        (Some(url), Some(ca)) if !url.is_empty() && !ca.is_empty() => {
-            Some((url, std::fs::read(&ca).expect("the test CA certificate")))
-        }
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
-            "LLM_TEST_REDIS_TLS_URL / LLM_TEST_REDIS_CA are not set: CI must start redis-server \
-             with TLS (see .ci/run)"
-        ),
-        _ => {
-            eprintln!(
-                "LLM_TEST_REDIS_TLS_URL is not set: skipping a test that needs Redis over TLS"
-            );
-            None
-        }
-    }
+    let url = required_in_ci("LLM_TEST_REDIS_TLS_URL", "a redis-server with TLS")?;
+    let ca = required_in_ci("LLM_TEST_REDIS_CA", "the test CA of the TLS redis-server")?;
+    Some((url, std::fs::read(&ca).expect("the test CA certificate")))
 }
 
 /// A key prefix of this test run alone.
