@@ -107,16 +107,12 @@ async fn quota_exhausted_is_not_retried() {
 
 #[tokio::test]
 async fn a_local_server_that_is_not_running_is_skipped() {
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = llm_test_support::refused_port();
     let openai = serve("openai", "chat.success", OPENAI_ROUTE, 1).await;
     let mut env = fast();
     env.push((
         "LM_STUDIO_BASE_URL".to_owned(),
-        format!("http://127.0.0.1:{closed_port}/v1"),
+        format!("http://127.0.0.1:{port}/v1"),
     ));
     env.push(("LM_STUDIO_MODEL".to_owned(), "local-model".to_owned()));
     env.extend(provider("OPENAI", format!("{}/v1", openai.uri())));

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use llm_test_support::{CANARY_KEY, Fixture};
+use llm_test_support::{CANARY_KEY, Fixture, refused_port};
 use wiremock::MockServer;
 
 /// The `cascade` binary built by this workspace's test run.
@@ -153,25 +153,16 @@ pub fn fixture_content(provider: &str, scenario: &str) -> String {
         .to_owned()
 }
 
-/// A loopback port nothing listens on (bound, then released).
-pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// The settings that point both local providers at a refused port, so runs never reach a real server.
 pub fn locals_down() -> Vec<(String, String)> {
     vec![
         (
             "OLLAMA_BASE_URL".to_owned(),
-            format!("http://127.0.0.1:{}", closed_port()),
+            format!("http://127.0.0.1:{}", refused_port()),
         ),
         (
             "LM_STUDIO_BASE_URL".to_owned(),
-            format!("http://127.0.0.1:{}/v1", closed_port()),
+            format!("http://127.0.0.1:{}/v1", refused_port()),
         ),
     ]
 }

@@ -52,11 +52,7 @@ async fn a_failed_pull_exits_1_with_the_manual_command() {
 
 #[tokio::test]
 async fn pull_without_a_server_says_not_running() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = llm_test_support::refused_port();
     let run = cascade(
         &["pull", "--json"],
         &env(format!("http://127.0.0.1:{port}")),

@@ -7,7 +7,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use llm_test_support::Fixture;
 
-use crate::harness::{cascade, closed_port, fast, locals_down, provider, serve};
+use crate::harness::{cascade, fast, locals_down, provider, serve};
+use llm_test_support::refused_port;
 
 const OPENAI_ROUTE: &str = "/v1/chat/completions";
 const GROQ_ROUTE: &str = "/openai/v1/chat/completions";
@@ -47,7 +48,7 @@ fn env(openai: &MockServer, groq: &MockServer) -> Vec<(String, String)> {
     env.extend(provider("GROQ", format!("{}/openai/v1", groq.uri())));
     env.extend(provider(
         "MISTRAL",
-        format!("http://127.0.0.1:{}/v1", closed_port()),
+        format!("http://127.0.0.1:{}/v1", refused_port()),
     ));
     env
 }

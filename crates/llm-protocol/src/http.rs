@@ -409,12 +409,7 @@ mod tests {
 
     #[tokio::test]
     async fn refused_connection_of_a_local_provider_is_not_running() {
-        // Bind then drop a listener: the port is free, so connecting is refused at once.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port = llm_test_support::refused_port();
         let local = HttpClient::new("lmstudio", true, parse_as_rate_limit).expect("client");
         let err = local
             .send(local.get(&format!("http://127.0.0.1:{port}/v1/models")))

@@ -7,6 +7,7 @@
 //! - [`replay`]: replays a fixture against any provider and normalises the outcome for snapshots.
 //! - [`CANARY_KEY`]: a fake key that tests look for in every output.
 //! - [`required_in_ci`]: a real component a test needs (Redis, the test model): required in CI.
+//! - [`refused_port`]: a loopback port where every connection is refused.
 
 mod fixture;
 mod manifest;
@@ -16,6 +17,26 @@ mod scripted;
 pub use fixture::{Fixture, FixtureMeta, workspace_root};
 pub use manifest::cargo_features;
 pub use scripted::{ConnectionEvent, ScriptedServer, Step};
+
+/// A loopback port where every connection is refused, for as long as the test process runs.
+///
+/// The port stays bound to a socket that never listens. A port that is bound and then released
+/// (the usual trick) can be handed to the next server another test binds in the same process, which
+/// then answers in place of the "server that is not running".
+///
+/// # Panics
+/// When the loopback interface cannot bind a socket.
+pub fn refused_port() -> u16 {
+    static REFUSING: std::sync::OnceLock<tokio::net::TcpSocket> = std::sync::OnceLock::new();
+    let socket = REFUSING.get_or_init(|| {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind loopback");
+        socket
+    });
+    socket.local_addr().expect("local addr").port()
+}
 
 /// A fake API key. Tests configure providers with it and assert it never appears in any output.
 pub const CANARY_KEY: &str = "canary-key-0000-never-print-me";

@@ -57,11 +57,7 @@ async fn the_proxy_relays_and_records_exact_bytes() {
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_a_reported_failure_not_an_exchange() {
-    // Bind and drop a port so that nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = llm_test_support::refused_port();
     let proxy = RecordingProxy::start(&format!("http://127.0.0.1:{port}/v1"))
         .await
         .expect("proxy");

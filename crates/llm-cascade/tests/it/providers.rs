@@ -452,11 +452,7 @@ mod ollama {
 
     #[tokio::test]
     async fn not_running_is_skipped_and_the_next_provider_answers() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port = llm_test_support::refused_port();
         let claude = serve("anthropic", "chat.success", "POST", ANTHROPIC_ROUTE, 1).await;
         let env = anthropic(MapEnv::new(), &claude)
             .with("OLLAMA_BASE_URL", format!("http://127.0.0.1:{port}"))
@@ -484,11 +480,7 @@ mod ollama {
 
     #[tokio::test]
     async fn only_local_servers_all_down_suggests_setting_a_key() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port = llm_test_support::refused_port();
         let env = MapEnv::new()
             .with("OLLAMA_BASE_URL", format!("http://127.0.0.1:{port}"))
             .with("LM_STUDIO_BASE_URL", format!("http://127.0.0.1:{port}/v1"))

@@ -330,12 +330,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
     }
 }
 
-/// A loopback port nothing listens on.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 #[tokio::test]
 async fn an_unreachable_redis_serves_every_request_on_local_state_and_warns_once() {
     let logs = Logs::default();
@@ -348,8 +342,13 @@ async fn an_unreachable_redis_serves_every_request_on_local_state_and_warns_once
     // Another test (the reconnect one) may have been registering the warning's callsite while this
     // subscriber was being set: without this, that callsite can keep a stale "nobody listens".
     tracing::callsite::rebuild_interest_cache();
-    let store =
-        Arc::new(RedisStore::new(&format!("redis://127.0.0.1:{}/", closed_port())).expect("url"));
+    let store = Arc::new(
+        RedisStore::new(&format!(
+            "redis://127.0.0.1:{}/",
+            llm_test_support::refused_port()
+        ))
+        .expect("url"),
+    );
     let groq = Arc::new(Fake::new(
         "groq",
         vec![Step::Fail(

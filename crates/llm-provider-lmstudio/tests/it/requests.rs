@@ -70,11 +70,7 @@ async fn no_model_to_discover_is_model_not_found_with_advice() {
 
 #[tokio::test]
 async fn a_refused_connection_is_not_running_at_once() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = llm_test_support::refused_port();
     let lmstudio = provider(&format!("http://127.0.0.1:{port}"));
     assert!(lmstudio.is_local());
     let started = Instant::now();

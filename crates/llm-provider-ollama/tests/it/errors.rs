@@ -3,7 +3,8 @@
 use llm_core::{ChatRequest, Error, ErrorKind, Provider};
 use wiremock::MockServer;
 
-use crate::support::{mount, provider, refused_port, summary};
+use crate::support::{mount, provider, summary};
+use llm_test_support::refused_port;
 
 #[tokio::test]
 async fn model_not_found_404_says_not_installed_and_can_be_pulled() {

@@ -69,12 +69,3 @@ pub async fn bodies_at(server: &MockServer, path: &str) -> Vec<Value> {
         .map(|r| serde_json::from_slice(&r.body).expect("JSON request body"))
         .collect()
 }
-
-/// A free loopback port with nothing listening on it.
-pub fn refused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
