@@ -128,6 +128,8 @@ pub(crate) struct Call {
     /// Providers (by place in the chain) whose first attempt ran as a hedge and failed: their turn
     /// goes on from that failure.
     hedged: Vec<(usize, Error)>,
+    /// Providers whose check in this call made them the half-open probe of their open breaker.
+    probing: Vec<String>,
 }
 
 impl Call {
@@ -140,6 +142,15 @@ impl Call {
             attempts,
             streaming: true,
             hedged: Vec::new(),
+            probing: Vec::new(),
+        }
+    }
+
+    /// Remembers that `provider` is its breaker's half-open probe when `verdict` says so: if the
+    /// attempt is cancelled, the probe is handed back (see [`Report::ProbeCancelled`]).
+    fn note_probe(&mut self, provider: &str, verdict: &Verdict) {
+        if matches!(verdict, Verdict::Probe) {
+            self.probing.push(provider.to_owned());
         }
     }
 
@@ -452,6 +463,7 @@ impl Cascade {
             attempts: Vec::new(),
             streaming: false,
             hedged: Vec::new(),
+            probing: Vec::new(),
         }
     }
 
@@ -574,6 +586,7 @@ impl Cascade {
             }
         }
         let Verdict::Skip(skip) = verdict else {
+            call.note_probe(id, &verdict);
             return Ok(());
         };
         warn!(provider = id, "skipping {id}: {skip}");
@@ -864,9 +877,15 @@ impl Cascade {
 
     /// Records an attempt that lost a hedge race to `winner`: cancelled (its future was dropped, so
     /// its connection is closed), neither a success nor a failure of its provider.
-    fn record_lost(&self, call: &mut Call, running: Running, winner: &str) {
+    async fn record_lost(&self, call: &mut Call, running: Running, winner: &str) {
         let id = running.provider.id();
         info!(provider = id, "{id} lost the hedge to {winner}: cancelled");
+        if call.probing.iter().any(|p| p == id) {
+            let model = running.provider.model();
+            self.states
+                .report(id, model, &[Report::ProbeCancelled])
+                .await;
+        }
         let mut record = Attempt::cancelled(id, running.attempt, running.started.elapsed());
         record.message = Some(format!("hedged: lost to {winner}"));
         call.attempts.push(record.clone());
@@ -942,7 +961,7 @@ impl Cascade {
             result = &mut first => match result {
                 Ok(value) => {
                     drop(second);
-                    self.record_lost(call, hedge, id.id());
+                    self.record_lost(call, hedge, id.id()).await;
                     Raced::from(self.finish_attempt(call, running, Ok(value)).await)
                 }
                 Err(error) => {
@@ -960,7 +979,7 @@ impl Cascade {
             result = &mut second => match result {
                 Ok(value) => {
                     drop(first);
-                    self.record_lost(call, running, hedge_id.id());
+                    self.record_lost(call, running, hedge_id.id()).await;
                     let value = self.finish_attempt(call, hedge, Ok(value)).await;
                     value.map_or_else(Raced::Failed, |value| Raced::HedgeWon(at, value))
                 }
@@ -978,7 +997,7 @@ impl Cascade {
     /// The provider to hedge the attempt at `index` with: the next one in the chain not yet tried in
     /// this call that its state admits (taking its request slot), when the retry budget can pay for
     /// a hedge (a second request in flight is extra load, like a retry).
-    async fn hedge_partner(&self, call: &Call, index: usize) -> Option<usize> {
+    async fn hedge_partner(&self, call: &mut Call, index: usize) -> Option<usize> {
         if !self.policy.budget().can_withdraw() || Instant::now() >= call.deadline {
             return None;
         }
@@ -987,10 +1006,12 @@ impl Cascade {
             if call.attempts.iter().any(|a| a.provider == id) {
                 continue;
             }
-            if let Verdict::Skip(skip) = self.states.check(id, model, false).await {
+            let verdict = self.states.check(id, model, false).await;
+            if let Verdict::Skip(skip) = verdict {
                 info!(provider = id, "not hedging with {id}: {skip}");
                 continue;
             }
+            call.note_probe(id, &verdict);
             return self.policy.budget().withdraw().then_some(at);
         }
         None

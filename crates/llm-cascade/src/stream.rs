@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt, stream};
 use llm_core::{
-    ChatRequest, ChatStream, Error, ErrorKind, Provider, ResumeMode, StreamEvent, Usage,
+    ChatRequest, ChatStream, Error, ErrorKind, Provider, ResumeMode, StreamEvent, StreamRedactor,
+    Usage,
 };
 use tokio::time::Instant;
 use tracing::{Instrument, Span, info, info_span, warn};
@@ -612,7 +613,53 @@ impl Cascade {
             provider: provider.id().to_owned(),
             model,
             attempts,
-            inner: Box::pin(inner),
+            inner: Box::pin(redacted_deltas(inner)),
         })
     }
+}
+
+/// `events` with every registered secret scrubbed from the answer's text, also one that a provider
+/// echoes piece by piece across deltas (each piece in its own event, so the wire's byte-level
+/// redaction never sees it whole). A delta's tail that could be the start of a secret is held back
+/// until the next delta shows it is not, and goes out before any other event; on an error it is
+/// dropped (it may be the start of a key, and the answer is cut anyway).
+fn redacted_deltas<S>(events: S) -> impl Stream<Item = Result<StreamEvent, Error>> + Send + 'static
+where
+    S: Stream<Item = Result<StreamEvent, Error>> + Send + 'static,
+{
+    let delta = |bytes: Vec<u8>| StreamEvent::Delta {
+        text: String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    };
+    let state = (Box::pin(events.fuse()), StreamRedactor::new(), None);
+    stream::unfold(
+        state,
+        move |(mut events, mut redactor, queued)| async move {
+            if let Some(event) = queued {
+                return Some((event, (events, redactor, None)));
+            }
+            loop {
+                let (now, later) = match events.next().await {
+                    Some(Ok(StreamEvent::Delta { text })) => match redactor.push(text.as_bytes()) {
+                        None => (Ok(StreamEvent::Delta { text }), None),
+                        Some(clean) if clean.is_empty() => continue,
+                        Some(clean) => (Ok(delta(clean)), None),
+                    },
+                    Some(Err(error)) => {
+                        redactor = StreamRedactor::new();
+                        (Err(error), None)
+                    }
+                    Some(Ok(event)) => match redactor.finish() {
+                        held if held.is_empty() => (Ok(event), None),
+                        held => (Ok(delta(held)), Some(Ok(event))),
+                    },
+                    None => match redactor.finish() {
+                        held if held.is_empty() => return None,
+                        held => (Ok(delta(held)), None),
+                    },
+                };
+                return Some((now, (events, redactor, later)));
+            }
+        },
+    )
 }

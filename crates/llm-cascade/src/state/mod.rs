@@ -14,7 +14,6 @@ mod shared;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -374,6 +373,10 @@ pub enum Report<'a> {
     /// A successful answer whose headers said a rate limit is used up until this long from now
     /// (`x-ratelimit-remaining-*: 0`): cooling until then, before the next call is wasted.
     Spent(Duration),
+    /// It was the half-open probe and was cancelled before it ended (it lost a hedge race): the
+    /// probe is over without a verdict on the provider, so the next call probes again rather than
+    /// wait out the probe's hold.
+    ProbeCancelled,
 }
 
 /// What an attempt did, owned, so that a store may apply it later (and again, on a conflict).
@@ -386,6 +389,7 @@ enum Fact {
     },
     Tokens(u64),
     Spent(Duration),
+    ProbeCancelled,
 }
 
 impl From<Report<'_>> for Fact {
@@ -398,6 +402,7 @@ impl From<Report<'_>> for Fact {
             },
             Report::Tokens(tokens) => Self::Tokens(tokens),
             Report::Spent(wait) => Self::Spent(wait),
+            Report::ProbeCancelled => Self::ProbeCancelled,
         }
     }
 }
@@ -538,6 +543,7 @@ impl ProviderState {
                 self.record_failure(kind, retry_after, now_ms, key, settings);
             }
             Fact::Spent(wait) => self.cool(now_ms + ms(wait), "x-ratelimit-remaining"),
+            Fact::ProbeCancelled => self.probe_until_ms = None,
         }
     }
 
@@ -858,11 +864,17 @@ pub(crate) fn tokens_used(usage: Option<Usage>, request: &ChatRequest, answer_by
 }
 
 /// A fingerprint of a key (a hash: the key itself is never stored). 0 for no key.
+///
+/// The first 8 bytes of the key's SHA-256: the same in every build, so processes built with
+/// different toolchains (a fleet mid-upgrade) agree on which key failed (std's `DefaultHasher` may
+/// change between releases).
 pub fn fingerprint(key: Option<&str>) -> u64 {
+    use sha2::Digest as _;
     let Some(key) = key else { return 0 };
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut hasher);
-    hasher.finish()
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut first = [0; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }
 
 fn number(env: &dyn EnvSource, name: &str) -> Result<Option<u64>, Error> {

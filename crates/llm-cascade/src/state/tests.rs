@@ -105,6 +105,13 @@ fn an_auth_failure_disables_the_key_until_it_changes() {
 }
 
 #[test]
+fn a_key_fingerprint_is_the_start_of_its_sha256_in_every_build() {
+    // SHA-256("abc") = ba7816bf 8f01cfea 414140de … (FIPS 180-2, appendix B.1).
+    assert_eq!(fingerprint(Some("abc")), 0xba78_16bf_8f01_cfea);
+    assert_eq!(fingerprint(None), 0);
+}
+
+#[test]
 fn budgets_count_requests_and_tokens_per_window() {
     let budget = Budget {
         prefix: "GROQ".to_owned(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use llm_cascade::{
-    CascadeConfig, ChatRequest, Decision, ErrorKind, MoveReason, Outcome, StreamEvent,
+    CascadeConfig, ChatRequest, Decision, ErrorKind, MemoryStore, MoveReason, Outcome, StreamEvent,
 };
 use tokio::time::Instant;
 
@@ -244,4 +244,64 @@ async fn a_spent_retry_budget_starts_no_hedge() {
             record("other", 1, Outcome::Ok)
         ]
     );
+}
+
+/// Opens `groq`'s breaker in `store` (its first four steps must fail) and lets its cooldown pass: the
+/// next check of `groq` makes that call the half-open probe. (Cascades made before this see the time
+/// pass; their state clocks start at the wall clock of their making.)
+async fn open_then_half_open(groq: &Arc<Fake>, store: &Arc<MemoryStore>) {
+    let backup = Arc::new(Fake::new(
+        "backup",
+        vec![Step::Reply("1"), Step::Reply("2")],
+    ));
+    let opener = cascade(vec![groq.clone(), backup], fast_config()).with_state_store(store.clone());
+    // Two attempts per call: the third consecutive failure opens the breaker.
+    opener.chat(hi()).await.expect("the backup answers");
+    opener.chat(hi()).await.expect("the backup answers");
+    tokio::time::advance(Duration::from_secs(31)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_half_open_probe_that_loses_the_race_hands_the_probe_back() {
+    let groq = Arc::new(Fake::new(
+        "groq",
+        [
+            vec![server_error(); 4],
+            vec![Step::Hang, Step::Reply("probe ok")],
+        ]
+        .concat(),
+    ));
+    let quick = Arc::new(Fake::new("quick", vec![Step::Reply("quick")]));
+    let store = Arc::new(MemoryStore::default());
+    let cascade = cascade(vec![groq.clone(), quick], hedged()).with_state_store(store.clone());
+    open_then_half_open(&groq, &store).await;
+    let raced = cascade.chat(hi()).await.expect("the hedge answers");
+    assert_eq!(
+        outcomes(&raced.attempts)[0],
+        record("groq", 1, Outcome::Cancelled)
+    );
+    // Without the probe handed back, groq would be skipped as "circuit open" for the probe's hold.
+    let probe = cascade.chat(hi()).await.expect("the next call probes");
+    assert_eq!(probe.text(), "probe ok");
+    assert_eq!(groq.calls(), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_that_was_the_probe_and_loses_hands_the_probe_back() {
+    let groq = Arc::new(Fake::new(
+        "groq",
+        [vec![server_error(); 4], vec![Step::Hang]].concat(),
+    ));
+    let first = Arc::new(Fake::new("first", vec![later(2, Step::Reply("first"))]));
+    let store = Arc::new(MemoryStore::default());
+    let cascade = cascade(vec![first, groq.clone()], hedged()).with_state_store(store.clone());
+    open_then_half_open(&groq, &store).await;
+    let answer = cascade.chat(hi()).await.expect("the first answers");
+    assert_eq!(
+        outcomes(&answer.attempts)[0],
+        record("groq", 1, Outcome::Cancelled)
+    );
+    let state = cascade.provider_state(groq.as_ref()).await;
+    assert_eq!(state.probe_until_ms, None, "the probe is free again");
+    assert!(state.open_until_ms.is_some(), "and the breaker still open");
 }

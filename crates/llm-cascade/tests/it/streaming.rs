@@ -287,3 +287,39 @@ async fn a_provider_stream_that_just_stops_is_truncated_not_complete() {
         )
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_key_echoed_piece_by_piece_across_deltas_is_redacted() {
+    // A secret of this test's own (the registry is global to the test process), starting with a
+    // character no other test's delta ends with, so that their deltas are never held back.
+    llm_core::register_secret("~echoed-key-4f2a9c7e");
+    let echo = Arc::new(Fake::new(
+        "groq",
+        vec![Step::Stream(vec![
+            Item::Text("your key is ~echo"),
+            Item::Text("ed-key-4f"),
+            Item::Text("2a9c7e, and ~"),
+            Item::Finish,
+        ])],
+    ));
+    let cascade = CascadeBuilder::new()
+        .config(fast_config())
+        .provider_arc(echo)
+        .build();
+    let items: Vec<_> = cascade
+        .chat_stream(ChatRequest::from_prompt("hi"))
+        .await
+        .expect("stream")
+        .collect()
+        .await;
+    let texts: Vec<&str> = items
+        .iter()
+        .filter_map(|i| match i {
+            Ok(StreamEvent::Delta { text }) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["your key is ", "[REDACTED], and ", "~"]);
+    // The last held byte (it could have begun the key) goes out before the end, not lost.
+    assert!(matches!(items.last(), Some(Ok(StreamEvent::Finish { .. }))));
+}
