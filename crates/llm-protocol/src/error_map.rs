@@ -279,9 +279,10 @@ pub fn one_line(text: &str, max: usize) -> String {
     }
 }
 
-/// Whether a 400's message says the model cannot do what the request asked (structured output or
+/// Whether an error's message says the model cannot do what the request asked (structured output or
 /// tools): DeepSeek's "This response_format type is unavailable now", Ollama's "… does not support
-/// tools", "json_schema is not supported". Another provider may serve the request:
+/// tools", "json_schema is not supported", OpenRouter's 404 "No endpoints found that support tool
+/// use". Another provider may serve the request:
 /// [`ErrorKind::Unsupported`].
 pub fn capability_mismatch(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
@@ -295,9 +296,15 @@ pub fn capability_mismatch(message: &str) -> bool {
     ]
     .iter()
     .any(|f| message.contains(f));
-    let refusal = ["unavailable", "not support", "unsupported", "not available"]
-        .iter()
-        .any(|r| message.contains(r));
+    let refusal = [
+        "unavailable",
+        "not support",
+        "unsupported",
+        "not available",
+        "no endpoints found that support",
+    ]
+    .iter()
+    .any(|r| message.contains(r));
     feature && refusal
 }
 

@@ -142,7 +142,7 @@ fn classify(facts: &ErrorFacts) -> ErrorKind {
         ErrorKind::Overloaded
     } else if says(&["unexpected endpoint"]) {
         ErrorKind::Config
-    } else if facts.status == 400 && capability_mismatch(&facts.message) {
+    } else if matches!(facts.status, 400 | 404) && capability_mismatch(&facts.message) {
         ErrorKind::Unsupported
     } else if says(&["model not found", "no endpoints found"])
         || (says(&["does not exist"]) && says(&["model"]))
@@ -391,6 +391,13 @@ mod tests {
         assert_eq!(kind(400, deepseek), ErrorKind::Unsupported);
         let other = r#"{"error":{"message":"'messages' must contain the word 'json'","type":"invalid_request_error"}}"#;
         assert_eq!(kind(400, other), ErrorKind::InvalidRequest);
+        // OpenRouter: no endpoint serves the request's tools (a capability), or the model has none
+        // at all (the model is wrong; that message as the wire sample's notes in SOURCES.md give it).
+        let no_tools =
+            r#"{"error":{"message":"No endpoints found that support tool use.","code":404}}"#;
+        assert_eq!(kind(404, no_tools), ErrorKind::Unsupported);
+        let no_model = r#"{"error":{"message":"No endpoints found for acme/none.","code":404}}"#;
+        assert_eq!(kind(404, no_model), ErrorKind::ModelNotFound);
     }
 
     #[test]

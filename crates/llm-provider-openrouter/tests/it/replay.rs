@@ -17,6 +17,9 @@ const CASES: &[Case] = &[
     Case::chat("error.429.provider_returned_error", Some("rate_limit")),
     Case::chat("error.402.insufficient_credits", Some("quota_exhausted")),
     Case::chat("error.401.auth", Some("auth")),
+    // Tools asked of a model that none of OpenRouter's endpoints serves with tools: another
+    // provider may; the model itself exists.
+    Case::chat("error.404.no_endpoints", Some("unsupported")),
     Case::chat("error.400.context_length", Some("context_length")),
     Case::chat("error.502.server", Some("server_error")),
     Case::chat("error.502.html", Some("server_error")),
