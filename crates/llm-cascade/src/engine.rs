@@ -379,7 +379,8 @@ impl Cascade {
             })
             .instrument(span)
             .await?;
-        let (provider, response) = response;
+        let (provider, mut response) = response;
+        crate::structured::first_call_only(&request, &mut response);
         self.answered(&call, provider.as_ref(), &request, &response)
             .await;
         info!(

@@ -585,6 +585,7 @@ impl Cascade {
             .unwrap_or(0);
         let attempt = call.attempts.last().map_or(1, |a| a.attempt);
         let attempts = Arc::new(Mutex::new(std::mem::take(&mut call.attempts)));
+        let one_call_at_a_time = request.parallel_tool_calls == Some(false);
         let guarded = Guarded {
             cascade: self.clone(),
             request,
@@ -609,6 +610,11 @@ impl Cascade {
         let inner = stream::unfold(guarded, |mut state| async move {
             state.next().await.map(|item| (item, state))
         });
+        let inner = crate::structured::first_streamed_call_only(
+            one_call_at_a_time,
+            provider.id().to_owned(),
+            inner,
+        );
         Ok(CascadeStream {
             provider: provider.id().to_owned(),
             model,

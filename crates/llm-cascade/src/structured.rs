@@ -12,6 +12,8 @@
 //!   conversation, then the next provider.
 //! - Tool-call arguments are validated against the tool's parameter schema the same way, in every
 //!   call ([`check_tool_calls`]), streamed or not.
+//! - A request with `parallel_tool_calls: false` gets one call per answer: providers that have the
+//!   setting are sent it; from one that sends several anyway, the first is kept ([`first_call_only`]).
 //! - An answer to a request with a JSON [`ResponseFormat`] is validated the same way
 //!   ([`check_format`]): a whole answer before it is returned; a stream when it finishes, since nothing
 //!   can be checked before its first token, so an invalid one ends with a `malformed_answer` error
@@ -104,6 +106,46 @@ pub fn check_tool_calls(request: &ChatRequest, response: &ChatResponse) -> Resul
         })?;
     }
     Ok(())
+}
+
+/// When `request` asks for one tool call at a time (`parallel_tool_calls: false`), `response` keeps
+/// only its first call: the provider had no such setting (or ignored it) and sent several. The client
+/// asked for calls one by one, so it answers the first and the model asks for the next again.
+pub(crate) fn first_call_only(request: &ChatRequest, response: &mut ChatResponse) {
+    if request.parallel_tool_calls == Some(false) && response.tool_calls.len() > 1 {
+        log_dropped_calls(&response.provider, response.tool_calls.len() - 1);
+        response.tool_calls.truncate(1);
+    }
+}
+
+/// `events` of `provider`'s stream without the tool calls after the first when the request asked
+/// for one at a time (`one_at_a_time`, see [`first_call_only`]).
+pub(crate) fn first_streamed_call_only<S>(
+    one_at_a_time: bool,
+    provider: String,
+    events: S,
+) -> impl futures_util::Stream<Item = Result<StreamEvent, Error>> + Send + 'static
+where
+    S: futures_util::Stream<Item = Result<StreamEvent, Error>> + Send + 'static,
+{
+    use futures_util::StreamExt as _;
+    let mut calls = 0_usize;
+    events.filter(move |item| {
+        let is_call = matches!(item, Ok(StreamEvent::ToolCall { .. }));
+        calls += usize::from(one_at_a_time && is_call);
+        let keep = !(one_at_a_time && is_call && calls > 1);
+        if !keep {
+            log_dropped_calls(&provider, 1);
+        }
+        std::future::ready(keep)
+    })
+}
+
+fn log_dropped_calls(provider: &str, dropped: usize) {
+    info!(
+        provider,
+        dropped, "one tool call at a time was asked for: {provider}'s other calls are dropped"
+    );
 }
 
 fn tool_error(call: &ToolCall, details: &str) -> Error {

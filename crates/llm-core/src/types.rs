@@ -114,6 +114,11 @@ pub struct ChatRequest {
     /// Whether and which tool the model must call (the provider's default, `auto`, when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
+    /// `Some(false)`: at most one tool call per answer (several when unset or `true`, where the model
+    /// can). Sent to providers that have the setting; from the others the cascade keeps an answer's
+    /// first call only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
 }
 
 impl ChatRequest {

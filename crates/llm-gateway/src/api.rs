@@ -127,7 +127,7 @@ pub fn parse(body: &[u8]) -> Result<CompletionRequest, ApiError> {
     chat.response_format = tools::response_format(&object)?;
     chat.tools = tools::tools(&object)?;
     chat.tool_choice = tools::tool_choice(&object, &chat.tools)?;
-    tools::parallel_tool_calls(&object)?;
+    chat.parallel_tool_calls = tools::parallel_tool_calls(&object)?;
     tools::check_results(&chat.messages)?;
     Ok(CompletionRequest {
         chat,

@@ -255,16 +255,12 @@ fn named_choice(choice: &Map<String, Value>, expected: &str) -> Result<ToolChoic
     }
 }
 
-/// `parallel_tool_calls`: `true` is what every provider does by default; `false` cannot be passed on
-/// yet (the engine's request has no such setting), so it is refused rather than ignored.
-pub(crate) fn parallel_tool_calls(object: &Map<String, Value>) -> Result<(), ApiError> {
+/// `parallel_tool_calls`: `false` asks for one call per answer (see
+/// [`llm_cascade::ChatRequest::parallel_tool_calls`]).
+pub(crate) fn parallel_tool_calls(object: &Map<String, Value>) -> Result<Option<bool>, ApiError> {
     match non_null(object, "parallel_tool_calls") {
-        None | Some(Value::Bool(true)) => Ok(()),
-        Some(Value::Bool(false)) => Err(ApiError::invalid(
-            "unsupported field: parallel_tool_calls: false (the cascade cannot ask providers for one \
-             call at a time yet)",
-            "Remove `parallel_tool_calls` (calls may come in parallel) and use the first call only.",
-        )),
+        None => Ok(None),
+        Some(Value::Bool(parallel)) => Ok(Some(parallel)),
         Some(_) => Err(wrong("parallel_tool_calls", "a boolean")),
     }
 }
@@ -543,10 +539,11 @@ mod tests {
                 "description": "A result.", "schema": {"type": "object"}}},
             "tools": [add(), {"type": "function", "function": {"name": "noop"}}],
             "tool_choice": {"type": "function", "function": {"name": "add_numbers"}},
-            "parallel_tool_calls": true,
+            "parallel_tool_calls": false,
         })))
         .expect("parsed");
         let chat = request.chat;
+        assert_eq!(chat.parallel_tool_calls, Some(false));
         assert_eq!(
             chat.response_format,
             Some(ResponseFormat::JsonSchema {
@@ -668,10 +665,6 @@ mod tests {
             ),
             (json!({"tool_choice": "required"}), "no `tools`"),
             (json!({"parallel_tool_calls": "yes"}), "parallel_tool_calls"),
-            (
-                json!({"parallel_tool_calls": false}),
-                "parallel_tool_calls: false",
-            ),
         ];
         for (extra, needle) in cases {
             let message = refused(&with(&extra));

@@ -127,13 +127,9 @@ pub(crate) struct Structured {
 
 /// Encodes the tools, the tool choice and the response format of `request` for `model`.
 /// `parallel_tool_calls: Some(false)` sends `disable_parallel_tool_use`.
-pub(crate) fn encode(
-    request: &ChatRequest,
-    model: &str,
-    parallel_tool_calls: Option<bool>,
-) -> Structured {
+pub(crate) fn encode(request: &ChatRequest, model: &str) -> Structured {
     let native = has_structured_outputs(model);
-    let single = parallel_tool_calls == Some(false);
+    let single = request.parallel_tool_calls == Some(false);
     let mut out = Structured {
         tools: request.tools.iter().map(|t| wire_tool(t, native)).collect(),
         tool_choice: wire_choice(request.tool_choice.as_ref(), single),
@@ -288,7 +284,7 @@ mod tests {
     #[test]
     fn schema_goes_to_output_config_on_new_models_and_to_a_forced_tool_on_old_ones() {
         let request = with_format(ResponseFormat::json_schema("answer", schema()));
-        let native = encode(&request, "claude-sonnet-4-5", None);
+        let native = encode(&request, "claude-sonnet-4-5");
         assert_eq!(
             native.output_config,
             Some(json!({"format": {"type": "json_schema", "schema": schema()}}))
@@ -297,7 +293,7 @@ mod tests {
         assert_eq!(native.plan.answer_tool, None);
         assert!(native.plan.wants_json);
 
-        let forced = encode(&request, "claude-3-5-haiku-20241022", None);
+        let forced = encode(&request, "claude-3-5-haiku-20241022");
         assert_eq!(forced.output_config, None);
         assert_eq!(
             serde_json::to_value(&forced.tools).expect("json"),
@@ -318,7 +314,6 @@ mod tests {
         let forced = encode(
             &with_format(ResponseFormat::JsonObject),
             "claude-sonnet-4-5",
-            None,
         );
         assert_eq!(forced.output_config, None);
         assert_eq!(
@@ -333,7 +328,7 @@ mod tests {
         let list = json!({"type": "array", "items": {"$ref": "#/$defs/item"},
                           "$defs": {"item": {"type": "string"}}});
         let request = with_format(ResponseFormat::json_schema("list", list));
-        let forced = encode(&request, "claude-3-haiku-20240307", None);
+        let forced = encode(&request, "claude-3-haiku-20240307");
         assert_eq!(
             serde_json::to_value(&forced.tools).expect("json")[0]["input_schema"],
             json!({"type": "object", "$defs": {"item": {"type": "string"}},
@@ -353,7 +348,7 @@ mod tests {
             tools: vec![Tool::new("structured_output", "clash", schema())],
             ..with_format(ResponseFormat::JsonObject)
         };
-        let out = encode(&request, "claude-sonnet-4-5", None);
+        let out = encode(&request, "claude-sonnet-4-5");
         assert_eq!(out.tools.len(), 2);
         assert_eq!(out.tool_choice, None);
         assert_eq!(
@@ -367,14 +362,15 @@ mod tests {
     fn tool_choices_strictness_and_parallel_calls() {
         let mut tool = Tool::new("f", "does f", schema());
         tool.strict = true;
-        let request = |choice| ChatRequest {
+        let request = |choice, parallel_tool_calls| ChatRequest {
             tools: vec![tool.clone()],
             tool_choice: choice,
+            parallel_tool_calls,
             ..ChatRequest::from_prompt("Hi")
         };
         let choice = |choice, parallel| {
             serde_json::to_value(
-                encode(&request(choice), "claude-sonnet-4-6", parallel).tool_choice,
+                encode(&request(choice, parallel), "claude-sonnet-4-6").tool_choice,
             )
             .expect("json")
         };
@@ -405,8 +401,7 @@ mod tests {
         );
 
         let strict = |model| {
-            serde_json::to_value(encode(&request(None), model, None).tools).expect("json")[0]
-                ["strict"]
+            serde_json::to_value(encode(&request(None, None), model).tools).expect("json")[0]["strict"]
                 .clone()
         };
         assert_eq!(strict("claude-sonnet-4-6"), json!(true));

@@ -62,8 +62,7 @@ pub(crate) fn encode_request<'a>(
     stream: bool,
 ) -> Result<MessagesRequest<'a>, Error> {
     let encoded = content::encode_messages(&request.messages)?;
-    // `ChatRequest` has no switch for parallel calls yet: the API's default (on) applies.
-    let structured = structured::encode(request, model, None);
+    let structured = structured::encode(request, model);
     Ok(MessagesRequest {
         model,
         max_tokens: request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),

@@ -19,6 +19,9 @@ const SETTINGS: SettingsSpec = SettingsSpec {
     aliases: &[],
 };
 
-const SPEC: CompatSpec = CompatSpec::new(SETTINGS);
+const SPEC: CompatSpec = CompatSpec {
+    parallel_tool_calls: true,
+    ..CompatSpec::new(SETTINGS)
+};
 
 llm_protocol::compat_provider!(GroqSpec, Groq, GroqConfig, "Groq", SPEC);

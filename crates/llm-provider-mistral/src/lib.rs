@@ -27,6 +27,7 @@ const SPEC: CompatSpec = CompatSpec {
     prefix_prefill: true,
     // "Tool call id was … but must be a-z, A-Z, 0-9, with a length of 9": foreign ids are mapped.
     tool_call_ids: ToolCallIds::Alphanumeric9,
+    parallel_tool_calls: true,
     ..CompatSpec::new(SETTINGS)
 };
 

@@ -21,6 +21,7 @@ const SETTINGS: SettingsSpec = SettingsSpec {
 
 const SPEC: CompatSpec = CompatSpec {
     model_capabilities,
+    parallel_tool_calls: true,
     ..CompatSpec::new(SETTINGS)
 };
 

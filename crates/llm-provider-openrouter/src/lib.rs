@@ -34,6 +34,7 @@ const SPEC: CompatSpec = CompatSpec {
     ],
     // Mistral's models keep Mistral's rule behind OpenRouter: nine letters and digits per id.
     tool_call_ids: ToolCallIds::Alphanumeric9For("mistralai/"),
+    parallel_tool_calls: true,
     ..CompatSpec::new(SETTINGS)
 };
 

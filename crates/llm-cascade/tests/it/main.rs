@@ -5,6 +5,12 @@ mod chain;
 mod complete;
 mod fake;
 mod hedge;
+#[cfg(all(
+    feature = "provider-gemini",
+    feature = "provider-openai",
+    feature = "provider-deepseek"
+))]
+mod one_call;
 mod probe;
 // Needs the provider crates it drives compiled in.
 #[cfg(all(

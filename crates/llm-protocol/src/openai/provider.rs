@@ -71,6 +71,10 @@ pub struct CompatSpec {
     /// The tool-call ids the provider accepts: foreign ones are mapped to them
     /// ([`super::with_tool_call_ids`]).
     pub tool_call_ids: ToolCallIds,
+    /// Whether the provider documents `parallel_tool_calls` (OpenAI, Groq, Mistral, OpenRouter): a
+    /// request's setting is sent only then (elsewhere an unknown field may be refused, and the
+    /// cascade keeps one call of an answer when the request asked for one at a time).
+    pub parallel_tool_calls: bool,
 }
 
 /// The provider's capabilities, whatever the model: [`CompatSpec::model_capabilities`]' default.
@@ -96,6 +100,7 @@ impl CompatSpec {
             capabilities: Capabilities::ALL,
             model_capabilities: same_for_every_model,
             tool_call_ids: ToolCallIds::AsIs,
+            parallel_tool_calls: false,
         }
     }
 }
@@ -324,7 +329,10 @@ impl<P: CompatProvider> OpenAiCompatible<P> {
         stream: bool,
     ) -> Result<reqwest::Response, Error> {
         let model = self.model_for(request).await?;
-        let request = with_tool_call_ids(request, P::SPEC.tool_call_ids, &model);
+        let mut request = with_tool_call_ids(request, P::SPEC.tool_call_ids, &model);
+        if !P::SPEC.parallel_tool_calls && request.parallel_tool_calls.is_some() {
+            request.to_mut().parallel_tool_calls = None;
+        }
         let body = encode_request_bytes(
             &request,
             &model,

@@ -30,6 +30,8 @@ struct WireRequest<'a> {
     tools: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
 }
 
 /// One message on the wire: an assistant's tool calls go in `tool_calls` (its `content` is `null`
@@ -199,6 +201,10 @@ fn wire_request<'a>(
             .and_then(wire_response_format),
         tools: request.tools.iter().map(wire_tool).collect(),
         tool_choice: request.tool_choice.as_ref().map(wire_tool_choice),
+        // Only with tools: OpenAI refuses the setting in a request without any.
+        parallel_tool_calls: request
+            .parallel_tool_calls
+            .filter(|_| !request.tools.is_empty()),
     }
 }
 
@@ -500,6 +506,27 @@ mod tests {
         );
         let stream = encode_request(&ChatRequest::from_prompt("hi"), "m1", true, false);
         assert!(stream.get("stream_options").is_none());
+    }
+
+    #[test]
+    fn one_call_at_a_time_is_sent_only_with_tools() {
+        let no_tools = ChatRequest {
+            parallel_tool_calls: Some(false),
+            ..ChatRequest::from_prompt("hi")
+        };
+        // OpenAI refuses the setting in a request without tools.
+        let body = encode_request(&no_tools, "m1", false, true);
+        assert!(body.get("parallel_tool_calls").is_none());
+        let tools = ChatRequest {
+            tools: vec![llm_core::Tool::new(
+                "f",
+                "does f",
+                serde_json::json!({"type": "object"}),
+            )],
+            ..no_tools
+        };
+        let body = encode_request(&tools, "m1", false, true);
+        assert_eq!(body["parallel_tool_calls"], false);
     }
 
     #[test]
