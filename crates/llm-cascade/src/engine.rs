@@ -306,6 +306,16 @@ impl Cascade {
         self.states.status(provider.id(), provider.model()).await
     }
 
+    /// What is remembered about each of `providers` now, in their order: one read of the state
+    /// store (with Redis, one round trip for them all), for a status page or metrics.
+    pub async fn provider_statuses(
+        &self,
+        providers: &[Arc<dyn Provider>],
+    ) -> Vec<crate::state::ProviderStatus> {
+        let id_models: Vec<(&str, &str)> = providers.iter().map(|p| (p.id(), p.model())).collect();
+        self.states.statuses(&id_models).await
+    }
+
     /// The budget configured for `provider` (`<ID>_RPM`, …), when the chain came from an environment.
     pub fn provider_budget(&self, provider: &str) -> Option<&crate::state::Budget> {
         self.states.budget(provider)

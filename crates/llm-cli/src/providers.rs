@@ -118,8 +118,18 @@ pub async fn rows(env: &dyn EnvSource) -> Result<Vec<Row>, llm_cascade::Error> {
     let private = llm_cascade::private_mode(env)?;
     let mut rows: Vec<Row> = registry.iter().map(|r| row(r, env, &chain)).collect();
     let setup = crate::usage::StateSetup::from_env(env)?;
+    // Only a configured provider that builds has a state to show; all are read at once.
+    let keys: Vec<String> = rows
+        .iter()
+        .filter(|row| has_state(row))
+        .map(|row| format!("{}/{}", row.id, row.model))
+        .collect();
+    let mut states = setup.read_all(&keys).await.into_iter();
     for (row, registration) in rows.iter_mut().zip(registry.iter()) {
-        add_state(row, registration, env, &setup).await?;
+        if has_state(row) {
+            let state = states.next().unwrap_or_default();
+            add_state(row, registration, env, &setup, &state)?;
+        }
         if private && !registration.local {
             row.excluded = Some(PRIVATE.to_owned());
         }
@@ -151,25 +161,26 @@ fn model_file(_id: &str, _env: &dyn EnvSource) -> Option<ModelFile> {
     None
 }
 
-/// Fills in the remembered state and the remaining budget of a configured provider.
-async fn add_state(
+/// Whether `row`'s provider has a remembered state to show: it is configured and builds.
+fn has_state(row: &Row) -> bool {
+    row.configured && row.error.is_none()
+}
+
+/// Fills in the remembered `state` and the remaining budget of a configured provider.
+fn add_state(
     row: &mut Row,
     registration: &ProviderRegistration,
     env: &dyn EnvSource,
     setup: &crate::usage::StateSetup,
+    state: &llm_cascade::ProviderState,
 ) -> Result<(), llm_cascade::Error> {
-    if !row.configured || row.error.is_some() {
-        return Ok(());
-    }
     let now = setup.clock.now_ms();
-    let state = setup.read(&format!("{}/{}", row.id, row.model)).await;
     let key = env.first_of(registration.key_env).ok().flatten();
     let fingerprint = llm_cascade::fingerprint(key.as_ref().map(|(_, value)| value.as_str()));
     if setup.store.is_some() {
         row.state = Some(state.describe(now, fingerprint));
     }
-    row.budget =
-        llm_cascade::Budget::from_env(env, registration.env_prefix)?.remaining(&state, now);
+    row.budget = llm_cascade::Budget::from_env(env, registration.env_prefix)?.remaining(state, now);
     Ok(())
 }
 

@@ -1072,13 +1072,13 @@ impl StateSetup {
         }
     }
 
-    /// The remembered state of `key` (`provider/model`); the default when nothing is remembered.
-    pub async fn read(&self, key: &str) -> ProviderState {
-        let mut copy = ProviderState::default();
-        if let Some(store) = &self.store {
-            store.modify(key, &mut |state| copy = state.clone()).await;
+    /// The remembered states of `keys` (`provider/model`), in one read of the store; the default
+    /// for a key with nothing remembered (and for every key when state is off).
+    pub async fn read_all(&self, keys: &[String]) -> Vec<ProviderState> {
+        match &self.store {
+            Some(store) => store.read(keys).await,
+            None => vec![ProviderState::default(); keys.len()],
         }
-        copy
     }
 }
 

@@ -302,8 +302,8 @@ async fn models(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn providers(State(shared): State<Arc<Shared>>) -> Response {
     let mut data: Vec<Value> = Vec::new();
-    for (i, p) in shared.chain().iter().enumerate() {
-        let status = shared.cascade.provider_status(p.as_ref()).await;
+    let statuses = shared.cascade.provider_statuses(shared.chain()).await;
+    for (i, (p, status)) in shared.chain().iter().zip(statuses).enumerate() {
         data.push(json!({
             "position": i + 1,
             "id": p.id(),
@@ -318,9 +318,9 @@ async fn providers(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    for p in shared.chain() {
-        let status = shared.cascade.provider_status(p.as_ref()).await;
-        shared.monitor.metrics.provider_status(p.id(), &status);
+    let statuses = shared.cascade.provider_statuses(shared.chain()).await;
+    for (p, status) in shared.chain().iter().zip(&statuses) {
+        shared.monitor.metrics.provider_status(p.id(), status);
     }
     if let Some(observer) = &shared.request_observer {
         shared.monitor.metrics.usage_dropped(observer.dropped());
@@ -339,16 +339,19 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn status_page(State(shared): State<Arc<Shared>>) -> Response {
-    let mut rows: Vec<page::Row> = Vec::new();
-    for p in shared.chain() {
-        rows.push(page::Row {
+    let statuses = shared.cascade.provider_statuses(shared.chain()).await;
+    let rows: Vec<page::Row> = shared
+        .chain()
+        .iter()
+        .zip(statuses)
+        .map(|(p, state)| page::Row {
             id: p.id().to_owned(),
             model: clean(p.model()),
             local: p.is_local(),
-            state: shared.cascade.provider_status(p.as_ref()).await,
+            state,
             board: shared.monitor.board.provider(p.id()),
-        });
-    }
+        })
+        .collect();
     Html(page::render(
         &rows,
         &shared.monitor.board.recent(),

@@ -54,6 +54,19 @@ pub trait StateStore: Send + Sync {
     /// The default has nothing to write.
     async fn flush(&self) {}
 
+    /// What is stored under each of `keys` now, for display (a status page, metrics): nothing is
+    /// changed, and a shared store reads them all at once. The default reads each through
+    /// [`StateStore::modify`].
+    async fn read(&self, keys: &[String]) -> Vec<ProviderState> {
+        let mut states = Vec::with_capacity(keys.len());
+        for key in keys {
+            let mut copy = ProviderState::default();
+            self.modify(key, &mut |state| copy = state.clone()).await;
+            states.push(copy);
+        }
+        states
+    }
+
     /// How the store's backend is doing, for metrics; `None` for a store without one (memory).
     fn health(&self) -> Option<StoreHealth> {
         None
@@ -825,19 +838,31 @@ impl States {
     /// What is remembered about `provider`/`model` now, for display.
     pub(crate) async fn status(&self, provider: &str, model: &str) -> ProviderStatus {
         let state = self.get(provider, model).await;
+        self.status_of(provider, &state)
+    }
+
+    /// What is remembered about each `(provider, model)` now, for display: one read of the store.
+    pub(crate) async fn statuses(&self, providers: &[(&str, &str)]) -> Vec<ProviderStatus> {
+        let keys: Vec<String> = providers
+            .iter()
+            .map(|(provider, model)| state_key(provider, model))
+            .collect();
+        let mut states = self.store.read(&keys).await.into_iter();
+        providers
+            .iter()
+            .map(|(provider, _)| self.status_of(provider, &states.next().unwrap_or_default()))
+            .collect()
+    }
+
+    fn status_of(&self, provider: &str, state: &ProviderState) -> ProviderStatus {
         let now = self.clock.now_ms();
-        ProviderStatus::of(&state, now, self.key(provider), self.budget(provider))
+        ProviderStatus::of(state, now, self.key(provider), self.budget(provider))
     }
 
     /// A copy of the state of `provider`/`model`.
     pub(crate) async fn get(&self, provider: &str, model: &str) -> ProviderState {
-        let mut copy = ProviderState::default();
-        self.store
-            .modify(&state_key(provider, model), &mut |state| {
-                copy = state.clone();
-            })
-            .await;
-        copy
+        let key = [state_key(provider, model)];
+        self.store.read(&key).await.pop().unwrap_or_default()
     }
 
     /// The budget of `provider`, when one is set.

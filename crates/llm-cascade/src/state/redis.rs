@@ -333,6 +333,43 @@ impl RedisStore {
         copies.entry(key.to_owned()).or_default().clone()
     }
 
+    /// This process's copy of `key`, if it has one (a read makes none).
+    fn existing_copy(&self, key: &str) -> Option<Arc<AsyncMutex<Held>>> {
+        let copies = self.copies.lock().unwrap_or_else(PoisonError::into_inner);
+        copies.get(key).cloned()
+    }
+
+    /// The stored values of `keys` (`None` for a key with none), in one `MGET`.
+    async fn get_all(&self, keys: &[String]) -> Result<Vec<Option<String>>, Failure> {
+        let mut connection = self.link.connection().await?;
+        let names: Vec<String> = keys.iter().map(|k| format!("{}{k}", self.prefix)).collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&names)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| Failure(e.to_string()))?;
+        self.link.round_trips.fetch_add(1, Ordering::Relaxed);
+        Ok(values)
+    }
+
+    /// The stored values of `keys`, or `None` when Redis is down or fails now (then it is taken as
+    /// down, as after a failed change).
+    async fn stored(&self, keys: &[String]) -> Option<Vec<Option<String>>> {
+        if self.link.down.load(Ordering::Acquire) {
+            return None;
+        }
+        let why = match tokio::time::timeout(self.timing.timeout, self.get_all(keys)).await {
+            Ok(Ok(values)) if values.len() == keys.len() => return Some(values),
+            Ok(Ok(_)) => "MGET answered a different number of values".to_owned(),
+            Ok(Err(Failure(why))) => why,
+            Err(_) => format!("no answer within {} ms", self.timing.timeout.as_millis()),
+        };
+        self.link.fail(&why);
+        self.link.fallbacks.fetch_add(1, Ordering::Relaxed);
+        probe_later(&self.link, self.timing);
+        None
+    }
+
     /// The writer of `key`.
     fn writer(&self, key: &str) -> Writer {
         Writer {
@@ -465,6 +502,22 @@ impl Writer {
     }
 }
 
+/// The state to show for a key stored as `value` (`""`: nothing stored; `None`: Redis unread) of
+/// which this process holds `copy`: the stored one with the copy's pending changes; the copy itself when
+/// Redis was not read or the copy holds what an outage kept from it.
+fn shown(value: Option<&str>, copy: &Held) -> ProviderState {
+    match value {
+        Some(value) if !copy.dirty => {
+            let mut fresh = Held::parse(value);
+            for change in &copy.pending {
+                change(&mut fresh.state);
+            }
+            fresh.state
+        }
+        _ => copy.state.clone(),
+    }
+}
+
 /// The TTL of a key holding `state`: `floor`, or an hour past its latest time when later.
 fn ttl_ms(floor: Duration, state: &ProviderState) -> u64 {
     let floor = millis(floor);
@@ -593,6 +646,25 @@ impl StateStore for RedisStore {
         held.state = next;
         held.pending.push(change);
         self.flush_later(key, &copy, &mut held);
+    }
+
+    /// One `MGET` for every key (Redis down: this process's copies), with this process's pending
+    /// changes applied, as the next write would carry them. Makes no copies and writes nothing.
+    async fn read(&self, keys: &[String]) -> Vec<ProviderState> {
+        let stored = self.stored(keys).await;
+        let mut states = Vec::with_capacity(keys.len());
+        for (at, key) in keys.iter().enumerate() {
+            // `Some("")`: read, nothing stored; `None`: Redis unread.
+            let value = stored
+                .as_ref()
+                .map(|values| values[at].as_deref().unwrap_or_default());
+            let state = match self.existing_copy(key) {
+                Some(copy) => shown(value, &*copy.lock().await),
+                None => Held::parse(value.unwrap_or_default()).state,
+            };
+            states.push(state);
+        }
+        states
     }
 
     async fn flush(&self) {

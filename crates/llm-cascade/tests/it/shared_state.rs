@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use llm_cascade::{
-    Attempt, Cascade, CascadeBuilder, ChatRequest, Deferred, ErrorKind, MapEnv, Outcome,
+    Attempt, Cascade, CascadeBuilder, ChatRequest, Condition, Deferred, ErrorKind, MapEnv, Outcome,
     ProviderState, RedisStore, SkipReason, StateClock, StateStore,
 };
 use llm_test_support::{CANARY_KEY, Fixture, required_in_ci};
@@ -372,6 +372,13 @@ async fn an_unreachable_redis_serves_every_request_on_local_state_and_warns_once
     }
     // The cooling learned by the first request lives on locally: groq was not asked again.
     assert_eq!(groq.calls(), 1);
+    // And a status read shows it from the same local state.
+    let statuses = cascade.provider_statuses(cascade.providers()).await;
+    assert!(
+        matches!(statuses[0].condition, Condition::Cooling { .. }),
+        "{:?}",
+        statuses[0]
+    );
     let health = store.health().expect("health");
     assert!(!health.reachable);
     assert_eq!((health.outages, health.round_trips), (1, 0), "{health:?}");
@@ -554,12 +561,41 @@ async fn healthy_calls_cost_one_round_trip_each() {
     assert!(shared.minute.tokens >= calls, "{shared:?}");
     assert_eq!(shared.minute.tokens, mine.minute.tokens);
     let health = cascade.state_health().expect("a Redis store");
-    // `provider_state` read the key (a round trip that carried the pending tokens): nothing was
-    // left for the flush.
+    // `provider_state` read the key (one round trip that writes nothing, showing the pending tokens
+    // as they will be); the flush then wrote them.
     assert_eq!(
         (health.round_trips, health.flushes),
-        (calls + 1, 0),
+        (calls + 2, 1),
         "{health:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_chains_status_is_one_read_that_shows_what_another_instance_learned() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("statuses");
+    let groq = serve("groq", "chat.success", GROQ_ROUTE, 2).await;
+    // "Please try again in 26.604s": longer than LLM_MAX_RETRY_WAIT, so OpenAI cools.
+    let openai = serve("openai", "error.429.rate_limit", OPENAI_ROUTE, 1).await;
+    let env = env(&openai, &groq, "openai,groq");
+    let one = instance(&env, &url, &prefix);
+    let two = instance(&env, &url, &prefix);
+    one.chat(hi()).await.expect("groq answers");
+
+    let statuses = two.provider_statuses(two.providers()).await;
+    assert_eq!(round_trips(&two), 1, "one read for the whole chain");
+    assert!(
+        matches!(&statuses[0].condition, Condition::Cooling { source, .. } if source == "Retry-After"),
+        "{:?}",
+        statuses[0]
+    );
+    assert_eq!(statuses[1].condition, Condition::Ready);
+    assert_eq!(statuses[1].failures, 0);
+    // A read changes nothing: the next instance still finds OpenAI cooling, and only Groq is called.
+    let answer = two.chat(hi()).await.expect("groq answers");
+    assert_eq!(
+        outcomes(&answer.attempts),
+        [("openai", Outcome::Skipped), ("groq", Outcome::Ok)]
     );
 }
 
