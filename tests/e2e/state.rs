@@ -125,3 +125,54 @@ async fn with_llm_state_url_runs_on_two_machines_share_a_rate_limit_through_redi
         "{groq_row}"
     );
 }
+
+#[tokio::test]
+async fn a_breaker_opens_across_runs_lets_one_probe_through_after_its_cooldown_and_closes() {
+    use wiremock::matchers::{method, path};
+    // Groq fails three times (once per run), then answers: the probe and the run after it.
+    let groq = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path(GROQ_ROUTE))
+        .respond_with(
+            llm_test_support::Fixture::load("groq", "error.500.server").response_template(),
+        )
+        .up_to_n_times(3)
+        .with_priority(1)
+        .mount(&groq)
+        .await;
+    llm_test_support::Fixture::load("groq", "chat.success")
+        .mount(&groq, "POST", GROQ_ROUTE, 2)
+        .await;
+    let openai = serve("openai", "chat.success", OPENAI_ROUTE, 4).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut env = fast();
+    env.extend(provider("GROQ", format!("{}/openai/v1", groq.uri())));
+    env.extend(provider("OPENAI", format!("{}/v1", openai.uri())));
+    env.push(order("groq,openai"));
+    env.push(("LLM_MAX_ATTEMPTS".to_owned(), "1".to_owned()));
+    let run = |env: Vec<(String, String)>| {
+        let dir = dir.path().to_owned();
+        async move {
+            let run = cascade_in(&dir, &["ask", "--json", "hi"], &env, None).await;
+            assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+            run.json()["attempts"][0].clone()
+        }
+    };
+    let groq_calls = || async { groq.received_requests().await.expect("recording").len() };
+
+    // Three consecutive server errors, one per run: the third opens the breaker (the default 3).
+    for _ in 0..3 {
+        assert_eq!(run(env.clone()).await["outcome"], "server_error");
+    }
+    let skipped = run(env.clone()).await;
+    assert_eq!(skipped["outcome"], "skipped");
+    assert_eq!(skipped["skip"]["reason"], "circuit_open");
+    assert_eq!(groq_calls().await, 3, "an open breaker costs no call");
+
+    // After the cooldown (30 s by default; the test-only clock offset): one probe, which answers and
+    // closes the breaker; the next run calls groq as usual.
+    env.push(("LLM_STATE_CLOCK_OFFSET_SECS".to_owned(), "31".to_owned()));
+    assert_eq!(run(env.clone()).await["outcome"], "ok");
+    assert_eq!(run(env.clone()).await["outcome"], "ok");
+    assert_eq!(groq_calls().await, 5);
+}
