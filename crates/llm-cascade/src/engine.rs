@@ -379,7 +379,9 @@ impl Cascade {
                     crate::spans::record_request(&span, &request);
                     // Tools are never dropped: a provider without them is skipped (Unsupported).
                     let adapted = crate::structured::adapt(provider.as_ref(), &request)?;
-                    let response = provider.chat(&adapted).await.and_then(non_empty)?;
+                    let mut response = provider.chat(&adapted).await.and_then(non_empty)?;
+                    // Calls that are dropped anyway are not checked (nor retried for).
+                    crate::structured::first_call_only(&request, &mut response);
                     crate::structured::check_tool_calls(&request, &response)?;
                     // A structured answer that does not validate is retried, then falls over.
                     crate::structured::check_response_format(&request, &response)?;
@@ -389,8 +391,7 @@ impl Cascade {
             })
             .instrument(span)
             .await?;
-        let (provider, mut response) = response;
-        crate::structured::first_call_only(&request, &mut response);
+        let (provider, response) = response;
         self.answered(&call, provider.as_ref(), &request, &response)
             .await;
         info!(

@@ -197,6 +197,8 @@ struct Guarded {
     done: bool,
     /// A continuation is being opened: the last attempt in `attempts` is the cut one, already reported.
     resuming: bool,
+    /// Tool calls read so far (a continuation's repeat of one included).
+    tool_calls: usize,
 }
 
 /// One item read from the provider, before it is passed on.
@@ -205,6 +207,8 @@ enum Read {
     Item(Result<StreamEvent, Error>),
     /// Text the caller already has: nothing to pass on.
     Repeated,
+    /// A tool call past the first when the request asked for one at a time: not passed on.
+    Dropped,
     /// An error that ends the answer whatever the settings (our own bound, a diverged restart).
     Final(Error),
 }
@@ -216,7 +220,7 @@ impl Guarded {
                 return None;
             }
             let item = match self.read().await {
-                Read::Repeated => continue,
+                Read::Repeated | Read::Dropped => continue,
                 Read::Final(error) => Err(error),
                 Read::Item(Err(error)) if self.may_continue() => match self.resume(error).await {
                     Ok(()) => continue,
@@ -266,6 +270,13 @@ impl Guarded {
         };
         if let Ok(StreamEvent::Delta { text }) = &item {
             self.received += text.len();
+        }
+        if let Ok(StreamEvent::ToolCall { .. }) = &item {
+            self.tool_calls += 1;
+            if self.request.parallel_tool_calls == Some(false) && self.tool_calls > 1 {
+                crate::structured::log_dropped_calls(&self.provider, 1);
+                return Read::Dropped;
+            }
         }
         match item {
             Ok(StreamEvent::Delta { text }) => match self.skip.take(text) {
@@ -585,7 +596,6 @@ impl Cascade {
             .unwrap_or(0);
         let attempt = call.attempts.last().map_or(1, |a| a.attempt);
         let attempts = Arc::new(Mutex::new(std::mem::take(&mut call.attempts)));
-        let one_call_at_a_time = request.parallel_tool_calls == Some(false);
         let guarded = Guarded {
             cascade: self.clone(),
             request,
@@ -606,15 +616,11 @@ impl Cascade {
             max_answer_bytes: self.config().max_answer_bytes,
             done: false,
             resuming: false,
+            tool_calls: 0,
         };
         let inner = stream::unfold(guarded, |mut state| async move {
             state.next().await.map(|item| (item, state))
         });
-        let inner = crate::structured::first_streamed_call_only(
-            one_call_at_a_time,
-            provider.id().to_owned(),
-            inner,
-        );
         Ok(CascadeStream {
             provider: provider.id().to_owned(),
             model,

@@ -13,7 +13,8 @@
 //! - Tool-call arguments are validated against the tool's parameter schema the same way, in every
 //!   call ([`check_tool_calls`]), streamed or not.
 //! - A request with `parallel_tool_calls: false` gets one call per answer: providers that have the
-//!   setting are sent it; from one that sends several anyway, the first is kept ([`first_call_only`]).
+//!   setting are sent it; from one that sends several anyway, the first is kept ([`first_call_only`];
+//!   a stream passes on its first `ToolCall` only), before the calls are checked.
 //! - An answer to a request with a JSON [`ResponseFormat`] is validated the same way
 //!   ([`check_format`]): a whole answer before it is returned; a stream when it finishes, since nothing
 //!   can be checked before its first token, so an invalid one ends with a `malformed_answer` error
@@ -118,30 +119,8 @@ pub(crate) fn first_call_only(request: &ChatRequest, response: &mut ChatResponse
     }
 }
 
-/// `events` of `provider`'s stream without the tool calls after the first when the request asked
-/// for one at a time (`one_at_a_time`, see [`first_call_only`]).
-pub(crate) fn first_streamed_call_only<S>(
-    one_at_a_time: bool,
-    provider: String,
-    events: S,
-) -> impl futures_util::Stream<Item = Result<StreamEvent, Error>> + Send + 'static
-where
-    S: futures_util::Stream<Item = Result<StreamEvent, Error>> + Send + 'static,
-{
-    use futures_util::StreamExt as _;
-    let mut calls = 0_usize;
-    events.filter(move |item| {
-        let is_call = matches!(item, Ok(StreamEvent::ToolCall { .. }));
-        calls += usize::from(one_at_a_time && is_call);
-        let keep = !(one_at_a_time && is_call && calls > 1);
-        if !keep {
-            log_dropped_calls(&provider, 1);
-        }
-        std::future::ready(keep)
-    })
-}
-
-fn log_dropped_calls(provider: &str, dropped: usize) {
+/// Logs that `dropped` tool calls of `provider`'s answer were not passed on (see [`first_call_only`]).
+pub(crate) fn log_dropped_calls(provider: &str, dropped: usize) {
     info!(
         provider,
         dropped, "one tool call at a time was asked for: {provider}'s other calls are dropped"

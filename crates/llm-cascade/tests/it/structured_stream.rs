@@ -228,3 +228,44 @@ async fn an_invalid_tool_call_after_text_ends_the_stream_with_an_error() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_one_call_at_a_time_a_second_call_is_dropped_before_it_is_checked() {
+    // A second call naming a tool the request does not offer: it would end the stream as
+    // malformed, but one call at a time was asked for, so it is dropped unchecked.
+    let script = || {
+        Step::Stream(vec![
+            Item::Call("get_weather", r#"{"city":"Paris"}"#),
+            Item::Call("get_time", "{}"),
+            Item::FinishWith(FinishReason::ToolCalls),
+        ])
+    };
+    let tools =
+        Arc::new(Fake::new("tools", vec![script(), script()]).with_capabilities(Capabilities::ALL));
+    let chain = cascade(vec![tools], fast_config());
+    let one_at_a_time = ChatRequest {
+        parallel_tool_calls: Some(false),
+        ..weather_request()
+    };
+    let (got, _, attempts) = drain(chain.chat_stream(one_at_a_time).await.expect("starts")).await;
+    let names: Vec<&str> = got
+        .iter()
+        .filter_map(|item| match item {
+            Ok(StreamEvent::ToolCall { call }) => Some(call.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["get_weather"]);
+    assert!(
+        matches!(got.last(), Some(Ok(StreamEvent::Finish { .. }))),
+        "{got:?}"
+    );
+    assert_eq!(outcomes(&attempts), vec![("tools".into(), 1, Outcome::Ok)]);
+
+    // Parallel calls allowed: the second call is checked, and the stream ends with the error.
+    let parallel = chain.chat_stream(weather_request()).await.expect("starts");
+    assert_eq!(
+        items(parallel).await.last(),
+        Some(&Err(ErrorKind::MalformedAnswer))
+    );
+}
