@@ -54,6 +54,14 @@ pub trait StateStore: Send + Sync {
     /// The default has nothing to write.
     async fn flush(&self) {}
 
+    /// This process's copy of the state under `key`, when the store keeps one beside a shared backend
+    /// (what it last read or wrote there, with its pending changes); `None` when it keeps none (the
+    /// default: a store whose [`StateStore::modify`] costs no round trip). A check uses it to skip a
+    /// provider this process already knows to be off, without a round trip ([`ProviderState::lasting_skip`]).
+    async fn local_copy(&self, _key: &str) -> Option<ProviderState> {
+        None
+    }
+
     /// What is stored under each of `keys` now, for display (a status page, metrics): nothing is
     /// changed, and a shared store reads them all at once. The default reads each through
     /// [`StateStore::modify`].
@@ -176,6 +184,15 @@ pub struct ProviderState {
     pub minute: Window,
     /// Today's (UTC) requests and tokens.
     pub day: Window,
+    /// When the latest success happened (ms). A change applied in another order than it happened
+    /// (a shared store re-applies this process's pending changes on top of another instance's
+    /// newer write) cannot count an older failure after it.
+    #[serde(default)]
+    pub last_success_ms: Option<u64>,
+    /// When the latest provider-health failure happened (ms): an older success applied after it
+    /// closes nothing.
+    #[serde(default)]
+    pub last_failure_ms: Option<u64>,
 }
 
 /// Per-provider budgets (`<ID>_RPM`, `<ID>_RPD`, `<ID>_TPM`, `<ID>_TPD`).
@@ -449,6 +466,24 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl ProviderState {
+    /// The skip at `now_ms` that holds until its time whatever other instances do, for a provider
+    /// whose key has fingerprint `key`: its key disabled, cooling, its breaker open before its time,
+    /// a spent budget. Others can only lengthen these (a later cooling, more requests counted), so this
+    /// process may skip on its own copy without asking a shared store. Not a probe in flight elsewhere:
+    /// that one may end early.
+    pub fn lasting_skip(&self, now_ms: u64, key: u64, budget: &Budget) -> Option<Skip> {
+        // `check` on a copy: a skip changes nothing but the copy's windows.
+        let verdict = self
+            .clone()
+            .check(now_ms, key, budget, &StateSettings::default(), false);
+        let Verdict::Skip(skip) = verdict else {
+            return None;
+        };
+        let probe_elsewhere = skip.reason == SkipReason::CircuitOpen
+            && self.open_until_ms.is_some_and(|until| until <= now_ms);
+        (!probe_elsewhere).then_some(skip)
+    }
+
     /// The verdict at `now_ms` for a provider whose key has fingerprint `key`. `force` lets an open
     /// breaker through (the one probe of a fully open chain). Takes a request slot on `Go`/`Probe`.
     pub fn check(
@@ -543,6 +578,12 @@ impl ProviderState {
     fn take_in(&mut self, fact: Fact, now_ms: u64, key: u64, settings: &StateSettings) {
         match fact {
             Fact::Success => {
+                // Older than the latest failure (another instance's, written first): it says
+                // nothing about the provider now.
+                if self.last_failure_ms.is_some_and(|at| at > now_ms) {
+                    return;
+                }
+                self.last_success_ms = self.last_success_ms.max(Some(now_ms));
                 self.failures = 0;
                 self.opened = 0;
                 self.open_until_ms = None;
@@ -582,7 +623,10 @@ impl ProviderState {
         key: u64,
         settings: &StateSettings,
     ) {
-        let probing = self.probe_until_ms.take().is_some();
+        // Older than the latest success (written late): the provider has answered since, so it
+        // counts against nothing and ends no probe. Its wait hint still holds.
+        let stale = self.last_success_ms.is_some_and(|at| at > now_ms);
+        let probing = !stale && self.probe_until_ms.take().is_some();
         match (kind, retry_after) {
             (ErrorKind::RateLimit | ErrorKind::QuotaExhausted, Some(wait))
                 if wait > settings.max_retry_wait =>
@@ -595,9 +639,10 @@ impl ProviderState {
             (ErrorKind::Auth, _) => self.auth_failed_key = Some(key),
             _ => {}
         }
-        if !is_health_failure(kind) {
+        if !is_health_failure(kind) || stale {
             return;
         }
+        self.last_failure_ms = self.last_failure_ms.max(Some(now_ms));
         self.failures = self.failures.saturating_add(1);
         // An open breaker grows only when its probe fails, not with each late failure of calls that
         // were already in flight when it opened.
@@ -801,9 +846,16 @@ impl States {
         let empty = Budget::default();
         let budget = self.budgets.get(provider).unwrap_or(&empty);
         let settings = &self.settings;
+        let stored_as = state_key(provider, model);
+        if !force
+            && let Some(copy) = self.store.local_copy(&stored_as).await
+            && let Some(skip) = copy.lasting_skip(now, key, budget)
+        {
+            return Verdict::Skip(skip);
+        }
         let mut verdict = Verdict::Go;
         self.store
-            .modify(&state_key(provider, model), &mut |state| {
+            .modify(&stored_as, &mut |state| {
                 verdict = state.check(now, key, budget, settings, force);
             })
             .await;

@@ -648,6 +648,12 @@ impl StateStore for RedisStore {
         self.flush_later(key, &copy, &mut held);
     }
 
+    async fn local_copy(&self, key: &str) -> Option<ProviderState> {
+        let copy = self.existing_copy(key)?;
+        let held = copy.lock().await;
+        Some(held.state.clone())
+    }
+
     /// One `MGET` for every key (Redis down: this process's copies), with this process's pending
     /// changes applied, as the next write would carry them. Makes no copies and writes nothing.
     async fn read(&self, keys: &[String]) -> Vec<ProviderState> {

@@ -250,3 +250,92 @@ fn only_transitions_change_what_a_check_decides() {
     let spent = Report::Spent(Duration::from_secs(30));
     assert!(decides(&ProviderState::default(), spent, 1_000));
 }
+
+#[test]
+fn a_lasting_skip_is_one_no_other_instance_can_cut_short() {
+    let none = Budget::default();
+    let lasting =
+        |state: &ProviderState, now| state.lasting_skip(now, KEY, &none).map(|s| s.reason);
+    assert_eq!(lasting(&ProviderState::default(), 0), None);
+
+    let mut cooling = ProviderState::default();
+    let hint = Some(Duration::from_secs(600));
+    fail(
+        &mut cooling,
+        &Error::new(ErrorKind::RateLimit, "429").with_retry_after(hint),
+        0,
+    );
+    assert!(matches!(
+        lasting(&cooling, 1),
+        Some(SkipReason::Cooling { .. })
+    ));
+    assert_eq!(lasting(&cooling, 600_000), None, "its time has come");
+
+    let mut open = ProviderState::default();
+    for _ in 0..3 {
+        fail(&mut open, &Error::new(ErrorKind::ServerError, "500"), 0);
+    }
+    assert_eq!(lasting(&open, 1), Some(SkipReason::CircuitOpen));
+    // The open period over, this copy sees another instance's probe in flight: that probe may
+    // close the breaker early, so the store must be asked.
+    let mut probing = open.clone();
+    assert_eq!(check(&mut probing, 30_000), Verdict::Probe);
+    assert!(matches!(
+        check(&mut probing.clone(), 30_001),
+        Verdict::Skip(_)
+    ));
+    assert_eq!(lasting(&probing, 30_001), None);
+
+    let mut disabled = ProviderState::default();
+    fail(&mut disabled, &Error::new(ErrorKind::Auth, "401"), 0);
+    assert_eq!(lasting(&disabled, 1), Some(SkipReason::AuthFailed));
+    assert_eq!(disabled.lasting_skip(1, KEY + 1, &none), None, "a new key");
+
+    let budget = Budget {
+        prefix: "GROQ".to_owned(),
+        rpm: Some(1),
+        ..Budget::default()
+    };
+    let mut spent = ProviderState::default();
+    assert_eq!(
+        spent.check(0, KEY, &budget, &settings(), false),
+        Verdict::Go
+    );
+    assert!(matches!(
+        spent.lasting_skip(1, KEY, &budget).map(|s| s.reason),
+        Some(SkipReason::Budget { .. })
+    ));
+    assert_eq!(
+        spent.lasting_skip(60_000, KEY, &budget),
+        None,
+        "a new minute"
+    );
+}
+
+#[test]
+fn what_happened_earlier_but_arrives_later_does_not_undo_what_happened_since() {
+    // A shared store re-applies an instance's pending success on top of another instance's newer
+    // failures: the breaker those opened stays open.
+    let down = Error::new(ErrorKind::ServerError, "500");
+    let mut state = ProviderState::default();
+    for at in [10, 11, 12] {
+        fail(&mut state, &down, at);
+    }
+    assert!(state.open_until_ms.is_some());
+    state.record(Report::Success, 5, KEY, &settings());
+    assert!(
+        state.open_until_ms.is_some(),
+        "a success from before stays out"
+    );
+    assert_eq!(state.failures, 3);
+    // And a failure from before the latest success counts nothing.
+    let mut state = ProviderState::default();
+    state.record(Report::Success, 20, KEY, &settings());
+    fail(&mut state, &down, 15);
+    assert_eq!(state.failures, 0);
+    // In order, both count as before.
+    fail(&mut state, &down, 21);
+    assert_eq!(state.failures, 1);
+    state.record(Report::Success, 22, KEY, &settings());
+    assert_eq!(state.failures, 0);
+}

@@ -200,6 +200,33 @@ async fn a_breaker_opened_by_one_instance_is_seen_by_the_other() {
     assert_eq!(skip_reason(&second.attempts[0]), &SkipReason::CircuitOpen);
 }
 
+#[tokio::test]
+async fn a_copy_that_says_ready_still_asks_redis_and_sees_the_others_breaker() {
+    let Some(url) = redis_url() else { return };
+    let prefix = prefix("ready-copy");
+    let groq_up = serve("groq", "chat.success", GROQ_ROUTE, 1).await;
+    let groq_down = serve("groq", "error.500.server", GROQ_ROUTE, 1).await;
+    let openai = serve("openai", "chat.success", OPENAI_ROUTE, 2).await;
+    let breaker = |groq: &MockServer| {
+        env(&openai, groq, "groq,openai")
+            .with("LLM_BREAKER_FAILURES", "1")
+            .with("LLM_MAX_ATTEMPTS", "1")
+    };
+    let one = instance(&breaker(&groq_down), &url, &prefix);
+    let two = instance(&breaker(&groq_up), &url, &prefix);
+
+    // Two's copy of Groq says ready; then one's failure opens Groq's breaker in Redis.
+    let healthy = two.chat(hi()).await.expect("groq answers");
+    assert_eq!(outcomes(&healthy.attempts), [("groq", Outcome::Ok)]);
+    one.chat(hi()).await.expect("openai answers");
+    // A copy only ever skips on its own: one that says ready asks Redis, which says open.
+    let after = two.chat(hi()).await.expect("openai answers");
+    assert_eq!(
+        outcomes(&after.attempts),
+        [("groq", Outcome::Skipped), ("openai", Outcome::Ok)]
+    );
+}
+
 /// The state under `key`, as a fresh instance reads it.
 async fn read(url: &str, prefix: &str, key: &str) -> ProviderState {
     let mut seen = ProviderState::default();
@@ -524,7 +551,8 @@ async fn a_healthy_attempt_costs_one_round_trip_and_a_transition_one_more() {
         ]
     );
     assert_eq!(round_trips(&cascade), 3);
-    // Then OpenAI is skipped (its check) and Groq answers (its check carries the last tokens).
+    // Then OpenAI is skipped on this process's copy (its breaker is open until a time no other
+    // instance can bring forward: no round trip) and Groq answers (its check carries the last tokens).
     for _ in 1..calls {
         let before = round_trips(&cascade);
         let answer = cascade.chat(hi()).await.expect("groq answers");
@@ -532,7 +560,7 @@ async fn a_healthy_attempt_costs_one_round_trip_and_a_transition_one_more() {
             outcomes(&answer.attempts),
             [("openai", Outcome::Skipped), ("groq", Outcome::Ok)]
         );
-        assert_eq!(round_trips(&cascade) - before, 2);
+        assert_eq!(round_trips(&cascade) - before, 1);
     }
     let health = cascade.state_health().expect("a Redis store");
     assert_eq!((health.flushes, health.fallbacks), (0, 0), "{health:?}");
