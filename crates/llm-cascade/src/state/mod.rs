@@ -470,7 +470,8 @@ impl ProviderState {
     /// whose key has fingerprint `key`: its key disabled, cooling, its breaker open before its time,
     /// a spent budget. Others can only lengthen these (a later cooling, more requests counted), so this
     /// process may skip on its own copy without asking a shared store. Not a probe in flight elsewhere:
-    /// that one may end early.
+    /// that one may end early. (A breaker that another instance's forced probe closed early, when its
+    /// whole chain was skipped, is seen here when its open time runs out.)
     pub fn lasting_skip(&self, now_ms: u64, key: u64, budget: &Budget) -> Option<Skip> {
         // `check` on a copy: a skip changes nothing but the copy's windows.
         let verdict = self
