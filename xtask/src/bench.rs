@@ -56,12 +56,7 @@ pub async fn upstream(addr: &str) -> Result<(), String> {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("listening on http://{local}");
-    axum::serve(listener, app).await.map_err(|e| e.to_string())
+    serve_announced(addr, app).await
 }
 
 /// A bare pass-through proxy on `addr` to the chat endpoint at `upstream`: axum and reqwest, as the
@@ -112,6 +107,11 @@ pub async fn passthrough(addr: &str, upstream: &str) -> Result<(), String> {
             }
         }),
     );
+    serve_announced(addr, app).await
+}
+
+/// Serves `app` on `addr`, first printing `listening on <addr>` (the bench reads the address).
+async fn serve_announced(addr: &str, app: axum::Router) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| e.to_string())?;
